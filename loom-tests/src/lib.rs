@@ -1,0 +1,1 @@
+//! loom models live in `tests/`; build with `RUSTFLAGS="--cfg loom"`.

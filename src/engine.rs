@@ -1,0 +1,495 @@
+//! `Engine`: starts the workers, keeps the topic registry, shuts down.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::error::{ConfigError, TopicError};
+use crate::event::TopicName;
+use crate::fence;
+use crate::lane::lock;
+use crate::loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use crate::loom::sync::{Arc, Mutex};
+use crate::loom::thread::{self, JoinHandle};
+use crate::pinning::Pinning;
+use crate::topic::{Topic, TopicControl, TopicOptions, TopicShared};
+use crate::worker::{
+    self, IdleStrategy, IdleTuning, Runtime, StartGate, Totals, WorkerShared, DRAINING, EXITING,
+    RUNNING,
+};
+
+/// What [`Engine::shutdown`] found: every count covers the engine's whole
+/// life.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Events accepted by a publish call (each counted once, however many
+    /// subscriptions received it).
+    pub published: u64,
+    /// Handler calls that returned success.
+    pub handled: u64,
+    /// Handler calls that returned `Err` or panicked.
+    pub failed: u64,
+    /// Of `failed`, the panics.
+    pub panicked: u64,
+    /// Lane copies of events that no subscription took because it was
+    /// removed first (or, for a group, because its last member left).
+    pub discarded: u64,
+    /// Worker threads joined.
+    pub workers: usize,
+    /// Topics the engine had.
+    pub topics: usize,
+    /// Time from the start of shutdown until the workers were joined.
+    pub drain_time: Duration,
+    /// False only when `shutdown` was called from inside a handler: intake is
+    /// closed, but the drain completes on a later `shutdown` or on drop.
+    pub complete: bool,
+}
+
+/// Builds an [`Engine`]; every setting is validated in [`build`].
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), pinbus::ConfigError> {
+/// use pinbus::{Engine, IdleStrategy, Pinning};
+/// let engine = Engine::builder()
+///     .workers(2)
+///     .pinning(Pinning::None)
+///     .idle(IdleStrategy::Park)
+///     .lane_capacity(4096)
+///     .build()?;
+/// # drop(engine);
+/// # Ok(()) }
+/// ```
+///
+/// [`build`]: EngineBuilder::build
+#[derive(Clone, Debug, Default)]
+#[must_use = "an EngineBuilder does nothing until build() is called"]
+pub struct EngineBuilder {
+    config: Config,
+}
+
+impl EngineBuilder {
+    /// Number of worker threads (default 1).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.config.workers = workers;
+        self
+    }
+
+    /// Core placement of the workers (default [`Pinning::None`]).
+    pub fn pinning(mut self, pinning: Pinning) -> Self {
+        self.config.pinning = pinning;
+        self
+    }
+
+    /// What idle workers do (default [`IdleStrategy::Park`]).
+    pub fn idle(mut self, idle: IdleStrategy) -> Self {
+        self.config.idle = idle;
+        self
+    }
+
+    /// Parameters of the idle strategies.
+    pub fn idle_tuning(mut self, tuning: IdleTuning) -> Self {
+        self.config.idle_tuning = tuning;
+        self
+    }
+
+    /// Slots per lane ring, a power of two (default 8192).
+    pub fn lane_capacity(mut self, capacity: usize) -> Self {
+        self.config.lane_capacity = capacity;
+        self
+    }
+
+    /// Events a worker takes from one ring before moving on (default 256).
+    pub fn drain_batch(mut self, batch: usize) -> Self {
+        self.config.drain_batch = batch;
+        self
+    }
+
+    /// Producer threads per topic with a dedicated ring (default 16).
+    pub fn producer_slots(mut self, slots: usize) -> Self {
+        self.config.producer_slots = slots;
+        self
+    }
+
+    /// The configuration built so far.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Validates the settings and starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the setting to change, or
+    /// [`ConfigError::PinFailed`] / [`ConfigError::Spawn`] if the OS refused.
+    pub fn build(self) -> Result<Engine, ConfigError> {
+        Engine::from_config(self.config)
+    }
+}
+
+struct TopicEntry {
+    type_id: TypeId,
+    type_name: &'static str,
+    options: TopicOptions,
+    /// An `Arc<TopicShared<T>>`.
+    typed: Box<dyn Any + Send + Sync>,
+    control: Box<dyn TopicControl>,
+}
+
+struct Registry {
+    topics: HashMap<String, TopicEntry>,
+}
+
+/// The event engine: a set of worker threads and the topics they serve.
+///
+/// `Engine` is `Send + Sync`; share it by reference or in an `Arc`.
+///
+/// ## Shutdown
+///
+/// [`shutdown`](Engine::shutdown) (or dropping the engine) stops intake from
+/// outside the engine, lets every accepted event reach its handlers — handlers
+/// may keep publishing until everything is quiet — then stops and joins the
+/// workers, dropping each handler on its own worker. Nothing accepted is
+/// dropped silently: the report counts what was handled and what had no
+/// subscription left.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::Engine;
+/// let engine = Engine::builder().workers(1).build()?;
+/// let greetings = engine.topic::<String>("greetings")?;
+/// greetings.subscribe(|ev| println!("{}", **ev))?;
+/// greetings.publish("hello".to_owned())?;
+/// let report = engine.shutdown();
+/// assert_eq!((report.published, report.handled), (1, 1));
+/// # Ok(()) }
+/// ```
+pub struct Engine {
+    runtime: Arc<Runtime>,
+    registry: Mutex<Registry>,
+    joins: Mutex<Vec<JoinHandle<Totals>>>,
+    /// Serializes shutdowns and keeps the final report.
+    report: Mutex<Option<ShutdownReport>>,
+    next_home: AtomicUsize,
+}
+
+impl Engine {
+    /// A builder with default settings.
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    /// Validates `config` and starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// As [`EngineBuilder::build`].
+    pub fn from_config(config: Config) -> Result<Engine, ConfigError> {
+        let resolved = config.resolve()?;
+        let config = resolved.config;
+        fence::init();
+        let runtime = Arc::new(Runtime {
+            id: crate::loom::unique_id(),
+            workers: (0..config.workers)
+                .map(|i| Arc::new(WorkerShared::new(i)))
+                .collect(),
+            idle: config.idle,
+            tuning: config.idle_tuning,
+            lane_capacity: config.lane_capacity,
+            drain_batch: config.drain_batch,
+            producer_slots: config.producer_slots,
+            state: AtomicU8::new(RUNNING),
+        });
+        let gate = Arc::new(StartGate::new(config.workers));
+        let mut joins = Vec::with_capacity(config.workers);
+        for (i, core) in resolved.cores.iter().copied().enumerate() {
+            let (shared, rt, g) = (runtime.workers[i].clone(), runtime.clone(), gate.clone());
+            let spawned = thread::Builder::new()
+                .name(format!("pinbus-w{i}"))
+                .spawn(move || worker::worker_main(shared, rt, g, core));
+            match spawned {
+                Ok(handle) => joins.push(handle),
+                Err(source) => {
+                    let started = joins.len();
+                    let _ = gate.wait(started);
+                    stop_workers(&runtime, joins);
+                    return Err(ConfigError::Spawn { worker: i, source });
+                }
+            }
+        }
+        if let Err((worker, core)) = gate.wait(joins.len()) {
+            stop_workers(&runtime, joins);
+            return Err(ConfigError::PinFailed { worker, core });
+        }
+        Ok(Engine {
+            runtime,
+            registry: Mutex::new(Registry {
+                topics: HashMap::new(),
+            }),
+            joins: Mutex::new(joins),
+            report: Mutex::new(None),
+            next_home: AtomicUsize::new(0),
+        })
+    }
+
+    /// The number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.runtime.workers.len()
+    }
+
+    /// Opens the topic `name` for events of type `T`, creating it with
+    /// default options if it does not exist.
+    ///
+    /// Topic names are 1 to 255 bytes without whitespace, `*` or `>`, and
+    /// without empty dot-separated parts (so they map onto NATS subjects).
+    ///
+    /// # Errors
+    ///
+    /// [`TopicError::TypeMismatch`] if the name exists with another type,
+    /// [`TopicError::InvalidName`], or [`TopicError::Closed`] after shutdown.
+    pub fn topic<T: Clone + Send + 'static>(&self, name: &str) -> Result<Topic<T>, TopicError> {
+        self.open(name, None)
+    }
+
+    /// Opens or creates the topic `name` with `options`.
+    ///
+    /// # Errors
+    ///
+    /// As [`topic`](Engine::topic), plus [`TopicError::OptionsMismatch`] if the
+    /// topic exists with other options and [`TopicError::NoSuchWorker`] for
+    /// `TopicOptions::worker` beyond the worker count.
+    pub fn topic_with<T: Clone + Send + 'static>(
+        &self,
+        name: &str,
+        options: TopicOptions,
+    ) -> Result<Topic<T>, TopicError> {
+        self.open(name, Some(options))
+    }
+
+    fn open<T: Clone + Send + 'static>(
+        &self,
+        name: &str,
+        options: Option<TopicOptions>,
+    ) -> Result<Topic<T>, TopicError> {
+        if let Some(reason) = invalid_topic_name(name) {
+            return Err(TopicError::InvalidName {
+                name: name.to_owned(),
+                reason,
+            });
+        }
+        let workers = self.workers();
+        if let Some(w) = options
+            .as_ref()
+            .and_then(|o| o.worker)
+            .filter(|&w| w >= workers)
+        {
+            return Err(TopicError::NoSuchWorker { worker: w, workers });
+        }
+        let mut registry = lock(&self.registry);
+        if self.runtime.state() != RUNNING {
+            return Err(TopicError::Closed);
+        }
+        if let Some(entry) = registry.topics.get(name) {
+            if entry.type_id != TypeId::of::<T>() {
+                return Err(TopicError::TypeMismatch {
+                    name: name.to_owned(),
+                    existing: entry.type_name,
+                    requested: std::any::type_name::<T>(),
+                });
+            }
+            if options.as_ref().is_some_and(|o| *o != entry.options) {
+                return Err(TopicError::OptionsMismatch {
+                    name: name.to_owned(),
+                });
+            }
+            return match entry.typed.downcast_ref::<Arc<TopicShared<T>>>() {
+                Some(shared) => Ok(Topic::from_shared(shared.clone())),
+                // Same TypeId, so the downcast cannot fail.
+                None => Err(TopicError::TypeMismatch {
+                    name: name.to_owned(),
+                    existing: entry.type_name,
+                    requested: std::any::type_name::<T>(),
+                }),
+            };
+        }
+        let options = options.unwrap_or_default();
+        let home = options
+            .worker
+            .unwrap_or_else(|| self.next_home.fetch_add(1, Ordering::Relaxed) % workers);
+        let shared = Arc::new(TopicShared::<T>::new(
+            TopicName::intern(name),
+            options.clone(),
+            self.runtime.clone(),
+            home,
+        ));
+        registry.topics.insert(
+            name.to_owned(),
+            TopicEntry {
+                type_id: TypeId::of::<T>(),
+                type_name: std::any::type_name::<T>(),
+                options,
+                typed: Box::new(shared.clone()),
+                control: Box::new(shared.clone()),
+            },
+        );
+        Ok(Topic::from_shared(shared))
+    }
+
+    /// Stops intake, drains every lane through its handlers, and joins the
+    /// workers; see [Shutdown](#shutdown). Idempotent: later calls return the
+    /// same report.
+    ///
+    /// Called from inside a handler, it cannot wait for its own worker: it
+    /// closes intake and returns a report with `complete: false`; the drain
+    /// finishes on a later call or when the engine is dropped.
+    pub fn shutdown(&self) -> ShutdownReport {
+        if worker::on_worker_of(self.runtime.id) {
+            // Neither the report lock (an outer shutdown may hold it while it
+            // waits for this worker) nor the grace period (an external
+            // producer may be blocked on this worker's lane): only close
+            // intake.
+            self.close_intake();
+            return ShutdownReport {
+                published: self.sum(|c| c.published()),
+                workers: self.workers(),
+                topics: lock(&self.registry).topics.len(),
+                complete: false,
+                ..ShutdownReport::default()
+            };
+        }
+        let mut slot = lock(&self.report);
+        if let Some(report) = slot.as_ref() {
+            return report.clone();
+        }
+        let start = Instant::now();
+        self.close_intake();
+        // Grace period (`producer.rs`): every publish that has not marked its
+        // slot active yet will see the draining snapshot; wait for the rest.
+        fence::heavy();
+        for t in lock(&self.registry).topics.values() {
+            t.control.wait_external_idle();
+        }
+        for w in &self.runtime.workers {
+            w.unpark();
+        }
+        self.await_quiescence();
+        {
+            let registry = lock(&self.registry);
+            self.runtime.state.store(EXITING, Ordering::Release);
+            for t in registry.topics.values() {
+                t.control.set_state(EXITING);
+            }
+        }
+        let joins = std::mem::take(&mut *lock(&self.joins));
+        let totals = stop_workers(&self.runtime, joins);
+        let report = ShutdownReport {
+            published: self.sum(|c| c.published()),
+            handled: totals.handled,
+            failed: totals.failed,
+            panicked: totals.panicked,
+            discarded: totals.discarded + self.sum(|c| c.discarded()),
+            workers: self.workers(),
+            topics: lock(&self.registry).topics.len(),
+            drain_time: start.elapsed(),
+            complete: true,
+        };
+        *slot = Some(report.clone());
+        report
+    }
+
+    fn sum(&self, f: impl Fn(&dyn TopicControl) -> u64) -> u64 {
+        lock(&self.registry)
+            .topics
+            .values()
+            .map(|t| f(&*t.control))
+            .sum()
+    }
+
+    /// Closes external intake: publishes from outside the engine now fail.
+    fn close_intake(&self) {
+        let registry = lock(&self.registry);
+        if self.runtime.state() != RUNNING {
+            return;
+        }
+        self.runtime.state.store(DRAINING, Ordering::Release);
+        for t in registry.topics.values() {
+            t.control.set_state(DRAINING);
+        }
+    }
+
+    /// Waits until no worker is busy and no lane holds an event (`worker.rs`,
+    /// "Quiescence").
+    fn await_quiescence(&self) {
+        let epochs = |rt: &Runtime| -> Vec<u64> { rt.workers.iter().map(|w| w.epoch()).collect() };
+        let mut pause = Duration::from_micros(10);
+        loop {
+            let before = epochs(&self.runtime);
+            if before.iter().all(|e| e % 2 == 1) {
+                let drained = lock(&self.registry)
+                    .topics
+                    .values()
+                    .all(|t| t.control.is_drained());
+                if drained && epochs(&self.runtime) == before {
+                    return;
+                }
+            }
+            crate::loom::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Tells every worker to exit, wakes them, joins them, and adds up their
+/// totals.
+fn stop_workers(runtime: &Runtime, joins: Vec<JoinHandle<Totals>>) -> Totals {
+    runtime.state.store(EXITING, Ordering::Release);
+    for w in &runtime.workers {
+        w.unpark();
+    }
+    let mut totals = Totals::default();
+    for j in joins {
+        if let Ok(t) = j.join() {
+            totals += t;
+        }
+    }
+    totals
+}
+
+/// Why a topic name is refused, if it is.
+fn invalid_topic_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty; give the topic a name such as \"orders.created\"")
+    } else if name.len() > 255 {
+        Some("it is longer than 255 bytes")
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("it contains whitespace or control characters")
+    } else if name.contains(['*', '>']) {
+        Some("'*' and '>' are reserved for subscription wildcards")
+    } else if name.split('.').any(str::is_empty) {
+        Some("it has an empty dot-separated part (a leading, trailing or doubled '.')")
+    } else {
+        None
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("id", &self.runtime.id)
+            .field("workers", &self.workers())
+            .field("idle", &self.runtime.idle)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,263 @@
+//! Error types. Every message says what went wrong and what to change.
+
+use std::fmt;
+
+/// An engine configuration the builder (or `Engine::from_config`) refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `workers(0)`.
+    #[error("workers is 0: an engine needs at least one worker thread; use workers(1) or more")]
+    ZeroWorkers,
+    /// More workers than the engine supports.
+    #[error("workers is {workers}, above the limit of {max}; use at most {max} workers")]
+    TooManyWorkers {
+        /// The value given.
+        workers: usize,
+        /// The largest accepted value.
+        max: usize,
+    },
+    /// A lane capacity that is not a power of two.
+    #[error("lane_capacity {capacity} is not a power of two; try {suggestion}")]
+    CapacityNotPowerOfTwo {
+        /// The value given.
+        capacity: usize,
+        /// The nearest power of two at or above it (within range).
+        suggestion: usize,
+    },
+    /// A lane capacity outside the accepted range.
+    #[error("lane_capacity {capacity} is out of range; use a power of two from {min} to {max}")]
+    CapacityOutOfRange {
+        /// The value given.
+        capacity: usize,
+        /// Smallest accepted capacity.
+        min: usize,
+        /// Largest accepted capacity.
+        max: usize,
+    },
+    /// A core id this machine does not have (or this process may not use).
+    #[error(
+        "core {core} is not available to this process (available cores: {available:?}); \
+         pick cores from that list, or use Pinning::Auto"
+    )]
+    UnknownCore {
+        /// The core id given.
+        core: usize,
+        /// The cores this process may run on.
+        available: Vec<usize>,
+    },
+    /// The same core listed twice.
+    #[error("core {core} is listed more than once; give each worker its own core")]
+    DuplicateCore {
+        /// The repeated core id.
+        core: usize,
+    },
+    /// `Pinning::Cores` with a list whose length differs from the worker count.
+    #[error(
+        "Pinning::Cores lists {cores} cores for {workers} workers; \
+         list exactly one core per worker"
+    )]
+    CoreCountMismatch {
+        /// Number of cores listed.
+        cores: usize,
+        /// Number of workers configured.
+        workers: usize,
+    },
+    /// The operating system refused to pin a worker.
+    #[error(
+        "could not pin worker {worker} to core {core}: the OS refused \
+         (check the process CPU affinity or cgroup cpuset), or use Pinning::None"
+    )]
+    PinFailed {
+        /// The worker index.
+        worker: usize,
+        /// The core it was meant for.
+        core: usize,
+    },
+    /// A worker thread could not be started.
+    #[error("could not start worker thread {worker}: {source}")]
+    Spawn {
+        /// The worker index.
+        worker: usize,
+        /// The error from the OS.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `producer_slots` out of range.
+    #[error("producer_slots {slots} is out of range; use 1 to {max}")]
+    ProducerSlots {
+        /// The value given.
+        slots: usize,
+        /// Largest accepted value.
+        max: usize,
+    },
+    /// `drain_batch` out of range.
+    #[error("drain_batch {batch} is out of range; use 1 to {max}")]
+    DrainBatch {
+        /// The value given.
+        batch: usize,
+        /// Largest accepted value.
+        max: usize,
+    },
+}
+
+/// Why a topic could not be created or opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopicError {
+    /// The name exists with another event type.
+    #[error(
+        "topic '{name}' already exists with event type {existing}, not {requested}; \
+         open it with the same type or use another name"
+    )]
+    TypeMismatch {
+        /// The topic name.
+        name: String,
+        /// The type it was created with.
+        existing: &'static str,
+        /// The type asked for.
+        requested: &'static str,
+    },
+    /// The name is not a valid topic name.
+    #[error("topic name {name:?} is invalid: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `topic_with` on an existing topic with different options.
+    #[error(
+        "topic '{name}' already exists with different options; open it with topic() \
+         or pass the same TopicOptions"
+    )]
+    OptionsMismatch {
+        /// The topic name.
+        name: String,
+    },
+    /// `TopicOptions::worker(n)` beyond the worker count.
+    #[error(
+        "TopicOptions::worker({worker}) names a worker this engine does not have; \
+         it has {workers} workers, numbered 0 to {}", workers.saturating_sub(1)
+    )]
+    NoSuchWorker {
+        /// The worker index given.
+        worker: usize,
+        /// The engine's worker count.
+        workers: usize,
+    },
+    /// The engine is shutting down or shut down.
+    #[error("the engine is shut down: topics can no longer be created or opened")]
+    Closed,
+}
+
+/// Why a subscription could not be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// The engine is shutting down or shut down.
+    #[error("cannot subscribe to topic '{topic}': the engine is shut down")]
+    Closed {
+        /// The topic name.
+        topic: String,
+    },
+    /// `SubscribeOptions::worker(n)` beyond the worker count.
+    #[error(
+        "SubscribeOptions::worker({worker}) names a worker this engine does not have; \
+         it has {workers} workers, numbered 0 to {}", workers.saturating_sub(1)
+    )]
+    NoSuchWorker {
+        /// The worker index given.
+        worker: usize,
+        /// The engine's worker count.
+        workers: usize,
+    },
+    /// The group name is not valid.
+    #[error("group name {name:?} is invalid: {reason}")]
+    InvalidGroupName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+}
+
+/// A publish that did not happen. The event comes back in the error, so
+/// nothing is lost: [`PublishError::into_inner`] returns it.
+#[non_exhaustive]
+pub enum PublishError<T> {
+    /// A lane was full and the topic's backpressure is `Fail` (or the call was
+    /// `try_publish`).
+    Full(T),
+    /// The engine is shutting down or shut down.
+    Closed(T),
+    /// `publish_and_wait` was called from a handler running on this engine's
+    /// workers, where waiting could block the very thread that must handle
+    /// the event.
+    WouldDeadlock(T),
+}
+
+impl<T> PublishError<T> {
+    /// The event (or events) that were not published.
+    pub fn into_inner(self) -> T {
+        match self {
+            PublishError::Full(v) | PublishError::Closed(v) | PublishError::WouldDeadlock(v) => v,
+        }
+    }
+
+    /// Whether a lane was full.
+    pub fn is_full(&self) -> bool {
+        matches!(self, PublishError::Full(_))
+    }
+
+    /// Whether the engine is shut down.
+    pub fn is_closed(&self) -> bool {
+        matches!(self, PublishError::Closed(_))
+    }
+}
+
+impl<T> fmt::Debug for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::Full(_) => f.write_str("Full(..)"),
+            PublishError::Closed(_) => f.write_str("Closed(..)"),
+            PublishError::WouldDeadlock(_) => f.write_str("WouldDeadlock(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for PublishError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::Full(_) => f.write_str(
+                "a lane is full, so the event was not published (it is returned in the error); \
+                 retry later, use Backpressure::Block, or raise lane_capacity",
+            ),
+            PublishError::Closed(_) => f.write_str(
+                "the engine is shut down, so the event was not published \
+                 (it is returned in the error)",
+            ),
+            PublishError::WouldDeadlock(_) => f.write_str(
+                "publish_and_wait was called from a handler on this engine's worker, \
+                 which could wait forever for itself; use publish() or publish_tracked() \
+                 there and check the receipt later",
+            ),
+        }
+    }
+}
+
+impl<T> std::error::Error for PublishError<T> {}
+
+/// Why [`Receipt::wait`](crate::Receipt::wait) did not wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// Called from one of the engine's worker threads while the event was
+    /// still pending.
+    #[error(
+        "Receipt::wait was called from a handler on this engine's worker while the event \
+         was pending; the event may be queued behind this very handler, so waiting could \
+         never end. Use Receipt::is_complete() or wait_timeout() there"
+    )]
+    OnWorkerThread,
+}

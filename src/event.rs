@@ -1,0 +1,290 @@
+//! `Event<T>`: what a handler receives — the payload plus the metadata the
+//! engine attaches at publish time.
+//!
+//! The whole event lives in a lane slot and handlers get `&Event<T>` pointing
+//! into it: nothing is copied on dispatch. To keep the slot small, the topic
+//! name is a pointer to an interned, immortal string (one per distinct name in
+//! the process) and the publish time is a `u64` of nanoseconds since a
+//! process-wide epoch.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The process-wide reference point of every event timestamp.
+pub(crate) fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Nanoseconds since [`epoch`], never 0 (0 means "not stamped").
+#[inline]
+pub(crate) fn now_nanos() -> u64 {
+    let base = epoch();
+    (Instant::now().saturating_duration_since(base).as_nanos() as u64).max(1)
+}
+
+/// A topic name interned for the life of the process, so events can carry a
+/// thin `&'static` pointer to it instead of a reference-counted string.
+///
+/// Interning happens once per distinct name (at topic creation); the table
+/// only grows with the number of distinct names a process ever uses.
+#[derive(Debug)]
+pub(crate) struct TopicName(&'static str);
+
+impl TopicName {
+    pub(crate) fn intern(name: &str) -> &'static TopicName {
+        // Not part of any lock-free protocol: taken only when a topic is
+        // created, so a std mutex (also under loom) is fine.
+        static TABLE: OnceLock<Mutex<HashMap<&'static str, &'static TopicName>>> = OnceLock::new();
+        let mut table = TABLE
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(found) = table.get(name) {
+            return found;
+        }
+        let text: &'static str = Box::leak(name.into());
+        let leaked: &'static TopicName = Box::leak(Box::new(TopicName(text)));
+        table.insert(text, leaked);
+        leaked
+    }
+
+    pub(crate) fn as_str(&self) -> &'static str {
+        self.0
+    }
+}
+
+/// Metadata attached to every event at publish time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    /// Unique within the topic; see [`Event::seq`].
+    pub(crate) seq: u64,
+    /// Nanoseconds since [`epoch`]; 0 = not stamped yet.
+    pub(crate) published: u64,
+    /// Explicit trace id (high, low); `[0, 0]` = derive from the topic and seq.
+    pub(crate) trace: [u64; 2],
+    /// Span id of the event that caused this one; 0 = none (a root event).
+    pub(crate) parent_span: u64,
+    /// Delivery attempt, starting at 1.
+    pub(crate) attempt: u32,
+    /// Low 32 bits of the topic snapshot version the publisher used; compared
+    /// (wrapping) with a subscription's start version.
+    pub(crate) version: u32,
+}
+
+/// A W3C-compatible 128-bit trace id (never all zeros).
+///
+/// Displays as 32 lowercase hex digits, the `trace-id` field of a
+/// `traceparent` header.
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::TraceId;
+/// let id = TraceId::from_u128(0xabc);
+/// assert_eq!(id.to_string(), "00000000000000000000000000000abc");
+/// assert_eq!(id.as_u128(), 0xabc);
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TraceId(u128);
+
+impl TraceId {
+    /// Wraps a raw id. Zero is the W3C "invalid" id; see [`TraceId::is_valid`].
+    pub const fn from_u128(id: u128) -> Self {
+        TraceId(id)
+    }
+
+    /// The raw 128-bit value.
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// Whether the id is non-zero (W3C forbids the all-zero id).
+    pub const fn is_valid(self) -> bool {
+        self.0 != 0
+    }
+}
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({:032x})", self.0)
+    }
+}
+
+/// SplitMix64 finalizer: a bijective 64-bit mix.
+#[inline]
+pub(crate) fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// An event as handlers see it: the payload (`Deref<Target = T>`) plus its
+/// metadata.
+///
+/// Handlers receive `&Event<T>` pointing into the lane slot; the event is
+/// dropped after every subscription on that lane has seen it.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::Engine;
+/// let engine = Engine::builder().workers(1).build()?;
+/// let prices = engine.topic::<u64>("prices")?;
+/// prices.subscribe(|ev| {
+///     let price: u64 = **ev;                // the payload, through Deref
+///     assert_eq!(ev.topic(), "prices");
+///     assert_eq!(ev.attempt(), 1);
+///     assert!(ev.trace_id().is_valid());
+///     let _ = (price, ev.seq(), ev.published_at());
+/// })?;
+/// prices.publish(42)?;
+/// engine.shutdown();
+/// # Ok(()) }
+/// ```
+pub struct Event<T> {
+    pub(crate) meta: Meta,
+    pub(crate) topic: &'static TopicName,
+    pub(crate) value: T,
+}
+
+impl<T> Event<T> {
+    pub(crate) fn new(value: T, topic: &'static TopicName, meta: Meta) -> Self {
+        Event { meta, topic, value }
+    }
+
+    /// The payload (also reachable through `Deref`).
+    pub fn get(&self) -> &T {
+        &self.value
+    }
+
+    /// The event's sequence number: unique within its topic, and strictly
+    /// increasing for the events one thread publishes to the topic. A single
+    /// producer thread gets consecutive numbers from 0; several producer
+    /// threads draw blocks of numbers, so the topic-wide sequence has gaps and
+    /// is not a global order.
+    pub fn seq(&self) -> u64 {
+        self.meta.seq
+    }
+
+    /// The name of the topic the event was published to.
+    pub fn topic(&self) -> &str {
+        self.topic.as_str()
+    }
+
+    /// When the event was published (taken once per `publish` or per
+    /// `publish_batch`). For a topic created with
+    /// `TopicOptions::timestamps(false)` this is instead the time the worker
+    /// took the event's batch from the lane: an upper bound that costs the
+    /// publisher nothing.
+    pub fn published_at(&self) -> Instant {
+        epoch() + Duration::from_nanos(self.meta.published)
+    }
+
+    /// Which delivery attempt this is: 1 for the first.
+    pub fn attempt(&self) -> u32 {
+        self.meta.attempt
+    }
+
+    /// The trace this event belongs to. An event published outside any trace
+    /// gets an id derived from its topic and sequence number; the id is the
+    /// same for every subscription that receives the event.
+    pub fn trace_id(&self) -> TraceId {
+        let [hi, lo] = self.meta.trace;
+        if hi != 0 || lo != 0 {
+            return TraceId(((hi as u128) << 64) | lo as u128);
+        }
+        let name = self.topic as *const TopicName as usize as u64;
+        let hi = mix64(name ^ 0x7069_6e62_7573_0001);
+        let lo = mix64(self.meta.seq ^ hi);
+        // Never all-zero: the mix is a bijection, force a bit if both are 0.
+        TraceId((((hi as u128) << 64) | lo as u128).max(1))
+    }
+
+    /// The span id of the event whose handler published this one, if any.
+    pub fn parent_span_id(&self) -> Option<u64> {
+        (self.meta.parent_span != 0).then_some(self.meta.parent_span)
+    }
+}
+
+impl<T> std::ops::Deref for Event<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Event<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("topic", &self.topic())
+            .field("seq", &self.meta.seq)
+            .field("attempt", &self.meta.attempt)
+            .field("value", &self.value)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_interned_once() {
+        let a = TopicName::intern("orders.created");
+        let b = TopicName::intern("orders.created");
+        assert!(std::ptr::eq(a, b));
+        assert_eq!(a.as_str(), "orders.created");
+    }
+
+    #[test]
+    fn derived_trace_ids_are_stable_and_distinct() {
+        let name = TopicName::intern("t");
+        let meta = |seq| Meta {
+            seq,
+            attempt: 1,
+            ..Meta::default()
+        };
+        let a = Event::new(1u8, name, meta(1));
+        let b = Event::new(2u8, name, meta(1));
+        let c = Event::new(3u8, name, meta(2));
+        assert_eq!(a.trace_id(), b.trace_id());
+        assert_ne!(a.trace_id(), c.trace_id());
+        assert!(a.trace_id().is_valid());
+        let explicit = Event::new(
+            0u8,
+            name,
+            Meta {
+                trace: [1, 2],
+                ..meta(5)
+            },
+        );
+        assert_eq!(explicit.trace_id().as_u128(), (1u128 << 64) | 2);
+    }
+
+    #[test]
+    fn timestamps_round_trip_through_nanos() {
+        let before = Instant::now();
+        let n = now_nanos();
+        let ev = Event::new(
+            (),
+            TopicName::intern("t"),
+            Meta {
+                published: n,
+                ..Meta::default()
+            },
+        );
+        let at = ev.published_at();
+        assert!(at + Duration::from_micros(1) >= before);
+        assert!(at <= Instant::now());
+    }
+}

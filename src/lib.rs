@@ -1,0 +1,46 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+#![warn(
+    unreachable_pub,
+    clippy::undocumented_unsafe_blocks,
+    clippy::unnecessary_safety_comment
+)]
+
+mod config;
+mod dispatch;
+mod engine;
+mod error;
+mod event;
+mod fence;
+mod lane;
+mod loom;
+mod pinning;
+mod producer;
+mod receipt;
+mod ring;
+mod snapshot;
+mod subscription;
+mod topic;
+mod worker;
+
+pub use config::{
+    Config, MAX_DRAIN_BATCH, MAX_LANE_CAPACITY, MAX_PRODUCER_SLOTS, MAX_WORKERS, MIN_LANE_CAPACITY,
+};
+pub use engine::{Engine, EngineBuilder, ShutdownReport};
+pub use error::{ConfigError, PublishError, SubscribeError, TopicError, WaitError};
+pub use event::{Event, TraceId};
+pub use pinning::Pinning;
+pub use receipt::Receipt;
+pub use subscription::{HandlerOutcome, SubscribeOptions, Subscription, SubscriptionStats};
+pub use topic::{Backpressure, Group, Topic, TopicOptions};
+pub use worker::{IdleStrategy, IdleTuning};
+
+/// Internals exposed to the loom models in `loom-tests/` (only under
+/// `--cfg loom`; not part of the API).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::producer::{thread_token, ProducerSlots, SlotKind};
+    pub use crate::ring::{channel, Consumer, Probe, Producer};
+    pub use crate::snapshot::SnapshotCell;
+}

@@ -1,0 +1,76 @@
+//! The standard-library side of the shim. It copies loom's API where loom's
+//! differs from std (`UnsafeCell::with`/`with_mut`), never the reverse.
+
+pub(crate) mod sync {
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+
+    pub(crate) mod atomic {
+        pub(crate) use std::sync::atomic::{
+            compiler_fence, fence, AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize,
+            Ordering,
+        };
+    }
+}
+
+pub(crate) mod cell {
+    /// `std::cell::UnsafeCell` with loom's closure-based access API, so the
+    /// same code compiles against both.
+    #[derive(Debug, Default)]
+    #[repr(transparent)]
+    pub(crate) struct UnsafeCell<T>(std::cell::UnsafeCell<T>);
+
+    impl<T> UnsafeCell<T> {
+        #[inline(always)]
+        pub(crate) const fn new(value: T) -> Self {
+            Self(std::cell::UnsafeCell::new(value))
+        }
+
+        /// Runs `f` with a shared raw pointer to the contents.
+        #[inline(always)]
+        #[allow(dead_code)] // loom's API, kept whole
+        pub(crate) fn with<R>(&self, f: impl FnOnce(*const T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Runs `f` with an exclusive raw pointer to the contents.
+        #[inline(always)]
+        pub(crate) fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
+            f(self.0.get())
+        }
+
+        /// Consumes the cell and returns the contents.
+        #[inline(always)]
+        #[allow(dead_code)]
+        pub(crate) fn into_inner(self) -> T {
+            self.0.into_inner()
+        }
+    }
+}
+
+pub(crate) mod thread {
+    pub(crate) use std::thread::{current, park, yield_now, Builder, JoinHandle, Thread};
+}
+
+pub(crate) mod hint {
+    pub(crate) use std::hint::spin_loop;
+}
+
+pub(crate) use std::thread_local;
+
+/// The number of cores this process may run on (at least 1).
+pub(crate) fn core_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Process-unique, never-reused, non-zero ids (thread tokens, topic ids,
+/// engine ids). Not part of any synchronization protocol: only uniqueness is
+/// relied on, so a std atomic is used under loom as well.
+pub(crate) fn unique_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Sleeps for `d` (a `yield_now` under loom, which has no clock).
+pub(crate) fn sleep(d: std::time::Duration) {
+    std::thread::sleep(d);
+}

@@ -1,0 +1,136 @@
+//! Core placement: which core each worker is pinned to, through
+//! `core_affinity`.
+
+use crate::error::ConfigError;
+
+/// Where worker threads run.
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::Pinning;
+/// let none = Pinning::None;                 // the OS schedules workers freely
+/// let auto = Pinning::Auto;                 // the highest-numbered cores, one each
+/// let exact = Pinning::Cores(vec![2, 3]);   // worker 0 on core 2, worker 1 on core 3
+/// # let _ = (none, auto, exact);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum Pinning {
+    /// No pinning (the default).
+    #[default]
+    None,
+    /// Pin worker `i` to the `i`-th of the highest-numbered `workers` cores,
+    /// leaving the lowest cores to producer threads. With more workers than
+    /// cores, nothing is pinned.
+    Auto,
+    /// Pin worker `i` to core `cores[i]`: one distinct core per worker.
+    Cores(Vec<usize>),
+}
+
+/// The cores this machine has online (Linux: `/sys/devices/system/cpu/online`),
+/// falling back to the cores the calling thread may use.
+pub(crate) fn available_cores() -> Vec<usize> {
+    if cfg!(loom) {
+        return (0..crate::loom::core_count()).collect();
+    }
+    if let Ok(text) = std::fs::read_to_string("/sys/devices/system/cpu/online") {
+        if let Some(cores) = parse_cpu_list(text.trim()) {
+            if !cores.is_empty() {
+                return cores;
+            }
+        }
+    }
+    let mut ids: Vec<usize> = core_affinity::get_core_ids()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
+    if ids.is_empty() {
+        ids = (0..crate::loom::core_count()).collect();
+    }
+    ids.sort_unstable();
+    ids
+}
+
+/// Parses a kernel CPU list such as `0-3,8,10-11`.
+fn parse_cpu_list(text: &str) -> Option<Vec<usize>> {
+    let mut out = Vec::new();
+    for part in text.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse().ok()?, b.parse().ok()?);
+                if a > b {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+/// Resolves `pinning` for `workers` workers into one optional core per worker.
+pub(crate) fn resolve(
+    pinning: &Pinning,
+    workers: usize,
+) -> Result<Vec<Option<usize>>, ConfigError> {
+    let available = available_cores();
+    match pinning {
+        Pinning::None => Ok(vec![None; workers]),
+        Pinning::Auto if workers > available.len() => Ok(vec![None; workers]),
+        Pinning::Auto => Ok(available[available.len() - workers..]
+            .iter()
+            .map(|&c| Some(c))
+            .collect()),
+        Pinning::Cores(cores) => {
+            if cores.len() != workers {
+                return Err(ConfigError::CoreCountMismatch {
+                    cores: cores.len(),
+                    workers,
+                });
+            }
+            for (i, &core) in cores.iter().enumerate() {
+                if !available.contains(&core) {
+                    return Err(ConfigError::UnknownCore { core, available });
+                }
+                if cores[..i].contains(&core) {
+                    return Err(ConfigError::DuplicateCore { core });
+                }
+            }
+            Ok(cores.iter().map(|&c| Some(c)).collect())
+        }
+    }
+}
+
+/// Pins the calling thread to `core`; false if the OS refused.
+pub(crate) fn pin_current(core: usize) -> bool {
+    if cfg!(loom) {
+        return true;
+    }
+    core_affinity::set_for_current(core_affinity::CoreId { id: core })
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists_parse() {
+        assert_eq!(
+            parse_cpu_list("0-3,8,10-11"),
+            Some(vec![0, 1, 2, 3, 8, 10, 11])
+        );
+        assert_eq!(parse_cpu_list("0"), Some(vec![0]));
+        assert_eq!(parse_cpu_list("3-1"), None);
+        assert_eq!(parse_cpu_list("x"), None);
+    }
+
+    #[test]
+    fn auto_takes_the_highest_cores_or_none() {
+        let n = available_cores().len();
+        let one = resolve(&Pinning::Auto, 1).unwrap();
+        assert_eq!(one, vec![available_cores().last().copied()]);
+        assert_eq!(resolve(&Pinning::Auto, n + 1).unwrap(), vec![None; n + 1]);
+    }
+}

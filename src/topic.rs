@@ -1,0 +1,1220 @@
+//! Topics: typed, named streams, and the publish family.
+//!
+//! A publish takes the calling thread's producer slot (`producer.rs`), checks
+//! the topic's snapshot version against the slot's cached copy (the only load
+//! of shared state on the common path), then pushes the event once per lane
+//! of the cached snapshot: cloned into all lanes but the last, moved into the
+//! last.
+//!
+//! Subscribing or unsubscribing changes the snapshot under the topic's
+//! `control` mutex (copy-on-write, `snapshot.rs`); the worker learns about the
+//! handler through a command queued *before* the new version is published, so
+//! it has the handler before it can see an event stamped with that version.
+
+use std::fmt;
+
+use crossbeam_utils::CachePadded;
+
+use crate::dispatch::{GroupDrain, PlainDrain};
+use crate::error::{PublishError, SubscribeError};
+use crate::event::{now_nanos, Event, Meta, TopicName};
+use crate::lane::{lock, Envelope, Lane, LaneProducer};
+use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::loom::sync::{Arc, Mutex};
+use crate::producer::{ProducerSlots, SlotKind, SnapshotAccess};
+use crate::receipt::{self, Receipt};
+use crate::subscription::{
+    BoxedHandler, Detach, HandlerEntry, HandlerOutcome, SubShared, SubscribeOptions, Subscription,
+};
+use crate::worker::{self, Backlog, Runtime, Snooze, WorkerShared, DRAINING, RUNNING};
+
+/// Sequence numbers are handed to producer slots in blocks of this size, so
+/// the shared counter is touched once per this many events.
+const SEQ_BLOCK: u64 = 1024;
+
+/// What a publish does when a lane is full.
+///
+/// ## Backpressure
+///
+/// - `Block`: wait until the worker frees room. On a worker thread (a handler
+///   publishing) the event goes to that worker's backlog instead and is pushed
+///   as room appears, so a handler never waits for its own worker — or for
+///   another worker that waits for it.
+/// - `Fail`: return [`PublishError::Full`] with the event.
+///
+/// Either way nothing is lost: an event is in every lane it is meant for, or
+/// handed back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Backpressure {
+    /// Wait for room.
+    #[default]
+    Block,
+    /// Hand the event back.
+    Fail,
+}
+
+/// Options of a topic, fixed when it is created.
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::{Backpressure, TopicOptions};
+/// let opts = TopicOptions::default()
+///     .backpressure(Backpressure::Fail)
+///     .timestamps(false)
+///     .worker(0);
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicOptions {
+    pub(crate) backpressure: Backpressure,
+    pub(crate) timestamps: bool,
+    pub(crate) worker: Option<usize>,
+}
+
+impl Default for TopicOptions {
+    fn default() -> Self {
+        TopicOptions {
+            backpressure: Backpressure::Block,
+            timestamps: true,
+            worker: None,
+        }
+    }
+}
+
+impl TopicOptions {
+    /// What `publish` does when a lane is full (default `Block`).
+    pub fn backpressure(mut self, backpressure: Backpressure) -> Self {
+        self.backpressure = backpressure;
+        self
+    }
+
+    /// Whether each publish reads the clock for [`Event::published_at`]
+    /// (default `true`). A clock read costs about as much as the rest of a
+    /// publish; with `false` the worker stamps the time it took the batch
+    /// from the lane instead.
+    pub fn timestamps(mut self, on: bool) -> Self {
+        self.timestamps = on;
+        self
+    }
+
+    /// The worker that runs this topic's plain subscriptions (default: topics
+    /// are spread over the workers in creation order).
+    pub fn worker(mut self, worker: usize) -> Self {
+        self.worker = Some(worker);
+        self
+    }
+}
+
+/// One lane of a snapshot and the workers to wake after pushing to it.
+pub(crate) struct Target<T> {
+    lane: Arc<Lane<T>>,
+    wake: Vec<Arc<WorkerShared>>,
+}
+
+/// The immutable snapshot producers read: the lanes with live subscriptions.
+pub(crate) struct Targets<T> {
+    state: u8,
+    lanes: Vec<Target<T>>,
+}
+
+impl<T> Targets<T> {
+    /// Whether a slot of `kind` may publish: anyone while running; only
+    /// handlers (worker slots) while draining.
+    #[inline(always)]
+    fn accepts(&self, kind: SlotKind) -> bool {
+        self.state == RUNNING || (self.state == DRAINING && kind == SlotKind::Worker)
+    }
+}
+
+/// Per-slot sequence numbers, drawn from the topic in blocks.
+struct Seq {
+    next: u64,
+    end: u64,
+}
+
+impl Seq {
+    #[inline(always)]
+    fn next(&mut self, blocks: &AtomicU64) -> u64 {
+        if self.next == self.end {
+            // Relaxed: only uniqueness matters.
+            self.next = blocks.fetch_add(SEQ_BLOCK, Ordering::Relaxed);
+            self.end = self.next + SEQ_BLOCK;
+        }
+        let s = self.next;
+        self.next += 1;
+        s
+    }
+}
+
+/// A producer slot's view of the topic (owned by the slot holder).
+pub(crate) struct View<T> {
+    /// Version of `targets`; `u64::MAX` before the first load.
+    version: u64,
+    targets: Option<Arc<Targets<T>>>,
+    /// This slot's end of each lane it has pushed to, by lane id.
+    producers: Vec<Option<LaneProducer<T>>>,
+    seq: Seq,
+    /// Worker slots: a backlog is registered with the worker loop.
+    backlog_registered: bool,
+}
+
+/// This slot's producer for `lane`, created on first use.
+#[inline(always)]
+fn producer_for<'p, T>(
+    producers: &'p mut Vec<Option<LaneProducer<T>>>,
+    lane: &Arc<Lane<T>>,
+) -> &'p mut LaneProducer<T> {
+    let id = lane.id;
+    if producers.len() <= id {
+        producers.resize_with(id + 1, || None);
+    }
+    producers[id].get_or_insert_with(|| lane.new_producer())
+}
+
+/// Subscription bookkeeping, changed under `TopicShared::control`.
+struct Control<T> {
+    state: u8,
+    lanes: Vec<Arc<Lane<T>>>,
+    /// Lane id of each worker's lane, once created.
+    worker_lane: Vec<Option<usize>>,
+    /// Live plain subscriptions per worker.
+    worker_subs: Vec<usize>,
+    groups: Vec<GroupEntry>,
+}
+
+struct GroupEntry {
+    name: Arc<str>,
+    lane: usize,
+    /// Live members per worker.
+    members: Vec<usize>,
+    /// Members placed so far (round-robin cursor).
+    placed: usize,
+}
+
+impl<T> Control<T> {
+    fn worker_lane(&mut self, w: usize, capacity: usize) -> Arc<Lane<T>> {
+        if let Some(id) = self.worker_lane[w] {
+            return self.lanes[id].clone();
+        }
+        let lane = Arc::new(Lane::new(self.lanes.len(), false, capacity));
+        self.worker_lane[w] = Some(lane.id);
+        self.lanes.push(lane.clone());
+        lane
+    }
+
+    fn group(&mut self, name: &str, workers: usize, capacity: usize) -> usize {
+        if let Some(g) = self.groups.iter().position(|g| &*g.name == name) {
+            return g;
+        }
+        let name: Arc<str> = Arc::from(name);
+        let lane = Arc::new(Lane::new(self.lanes.len(), true, capacity));
+        self.groups.push(GroupEntry {
+            name,
+            lane: lane.id,
+            members: vec![0; workers],
+            placed: 0,
+        });
+        self.lanes.push(lane);
+        self.groups.len() - 1
+    }
+
+    /// The snapshot for the current bookkeeping.
+    fn targets(&self, runtime: &Runtime) -> Targets<T> {
+        let mut lanes = Vec::new();
+        for (w, id) in self.worker_lane.iter().enumerate() {
+            if let (Some(id), true) = (id, self.worker_subs[w] > 0) {
+                lanes.push(Target {
+                    lane: self.lanes[*id].clone(),
+                    wake: vec![runtime.workers[w].clone()],
+                });
+            }
+        }
+        for g in &self.groups {
+            let wake: Vec<_> = (g.members.iter().enumerate())
+                .filter(|(_, &m)| m > 0)
+                .map(|(w, _)| runtime.workers[w].clone())
+                .collect();
+            if !wake.is_empty() {
+                lanes.push(Target {
+                    lane: self.lanes[g.lane].clone(),
+                    wake,
+                });
+            }
+        }
+        Targets {
+            state: self.state,
+            lanes,
+        }
+    }
+}
+
+/// Everything a topic's handles share.
+pub(crate) struct TopicShared<T> {
+    pub(crate) name: &'static TopicName,
+    pub(crate) uid: u64,
+    pub(crate) options: TopicOptions,
+    home: usize,
+    pub(crate) runtime: Arc<Runtime>,
+    slots: ProducerSlots<View<T>, Targets<T>>,
+    seq_blocks: CachePadded<AtomicU64>,
+    /// Events accepted, per slot; single writer (the slot holder).
+    published: Box<[CachePadded<AtomicU64>]>,
+    /// Lane copies dropped outside a worker: a group lane lost its last
+    /// member while a producer waited on it, or held events at shutdown.
+    discarded: AtomicU64,
+    control: Mutex<Control<T>>,
+}
+
+impl<T: Clone + Send + 'static> TopicShared<T> {
+    pub(crate) fn new(
+        name: &'static TopicName,
+        options: TopicOptions,
+        runtime: Arc<Runtime>,
+        home: usize,
+    ) -> Self {
+        let workers = runtime.workers.len();
+        let slots = ProducerSlots::new(
+            runtime.producer_slots,
+            &runtime.worker_tokens(),
+            Targets {
+                state: RUNNING,
+                lanes: Vec::new(),
+            },
+            |_| View {
+                version: u64::MAX,
+                targets: None,
+                producers: Vec::new(),
+                seq: Seq { next: 0, end: 0 },
+                backlog_registered: false,
+            },
+        );
+        let published = (0..slots.len())
+            .map(|_| CachePadded::new(AtomicU64::new(0)))
+            .collect();
+        TopicShared {
+            name,
+            uid: crate::loom::unique_id(),
+            options,
+            home,
+            runtime,
+            slots,
+            seq_blocks: CachePadded::new(AtomicU64::new(0)),
+            published,
+            discarded: AtomicU64::new(0),
+            control: Mutex::new(Control {
+                state: RUNNING,
+                lanes: Vec::new(),
+                worker_lane: vec![None; workers],
+                worker_subs: vec![0; workers],
+                groups: Vec::new(),
+            }),
+        }
+    }
+
+    /// Adds `n` to slot `slot`'s published counter (single writer: the slot
+    /// holder; a plain load + store, not a read-modify-write).
+    #[inline(always)]
+    fn count_published(&self, slot: usize, n: u64) {
+        let c = &self.published[slot];
+        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
+    /// Loads the current snapshot into the view and makes sure the slot has a
+    /// ring in each of its lanes.
+    #[cold]
+    fn revalidate(view: &mut View<T>, access: &SnapshotAccess<'_, Targets<T>>) {
+        let (version, targets) = access.load();
+        for t in &targets.lanes {
+            producer_for(&mut view.producers, &t.lane);
+        }
+        view.version = version;
+        view.targets = Some(targets);
+    }
+
+    #[inline(always)]
+    fn wake(&self, target: &Target<T>) {
+        if self.runtime.wakes_on_publish() {
+            for w in &target.wake {
+                w.wake_if_sleeping();
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn envelope(&self, value: T, meta: Meta, receipt: Option<&Receipt>) -> Envelope<T> {
+        Envelope {
+            event: Event::new(value, self.name, meta),
+            tracker: receipt.map(Receipt::share),
+        }
+    }
+
+    /// The publish path for one event.
+    #[inline(always)]
+    fn send(
+        self: &Arc<Self>,
+        hint: &AtomicUsize,
+        value: T,
+        fail_if_full: bool,
+        track: bool,
+    ) -> Result<Option<Receipt>, PublishError<T>> {
+        let mut guard = self.slots.acquire(hint);
+        let slot = guard.index();
+        let kind = guard.kind();
+        guard.with_view(|view, access| {
+            if access.version() != view.version {
+                Self::revalidate(view, access);
+            }
+            let Some(targets) = view.targets.as_deref() else {
+                return Err(PublishError::Closed(value));
+            };
+            if !targets.accepts(kind) {
+                return Err(PublishError::Closed(value));
+            }
+            let lanes = &targets.lanes;
+            // All-or-nothing: under `Fail` check every lane before pushing to
+            // any. Room cannot shrink meanwhile: only this slot fills them.
+            if fail_if_full
+                && lanes.iter().any(|t| {
+                    let p = producer_for(&mut view.producers, &t.lane);
+                    !p.backlog.is_empty() || p.ring.free(1) == 0
+                })
+            {
+                return Err(PublishError::Full(value));
+            }
+            let receipt = track.then(|| receipt::tracked(self.runtime.id, lanes.len()));
+            let meta = Meta {
+                seq: view.seq.next(&self.seq_blocks),
+                published: if self.options.timestamps {
+                    now_nanos()
+                } else {
+                    0
+                },
+                trace: [0, 0],
+                parent_span: 0,
+                attempt: 1,
+                version: view.version as u32,
+            };
+            if let Some((last, rest)) = lanes.split_last() {
+                for t in rest {
+                    let env = self.envelope(value.clone(), meta, receipt.as_ref());
+                    self.push(
+                        t,
+                        &mut view.producers,
+                        env,
+                        kind,
+                        slot,
+                        &mut view.backlog_registered,
+                    );
+                }
+                let env = self.envelope(value, meta, receipt.as_ref());
+                self.push(
+                    last,
+                    &mut view.producers,
+                    env,
+                    kind,
+                    slot,
+                    &mut view.backlog_registered,
+                );
+            }
+            self.count_published(slot, 1);
+            Ok(receipt)
+        })
+    }
+
+    /// Pushes one envelope into one lane: the fast path.
+    #[inline(always)]
+    fn push(
+        self: &Arc<Self>,
+        target: &Target<T>,
+        producers: &mut Vec<Option<LaneProducer<T>>>,
+        env: Envelope<T>,
+        kind: SlotKind,
+        slot: usize,
+        registered: &mut bool,
+    ) {
+        let p = producer_for(producers, &target.lane);
+        let env = if p.backlog.is_empty() {
+            match p.ring.push(env) {
+                Ok(()) => {
+                    self.wake(target);
+                    return;
+                }
+                Err(env) => env,
+            }
+        } else {
+            env
+        };
+        self.push_slow(target, p, env, kind, slot, registered);
+    }
+
+    /// The lane is full (or this slot has a backlog for it).
+    #[cold]
+    fn push_slow(
+        self: &Arc<Self>,
+        target: &Target<T>,
+        p: &mut LaneProducer<T>,
+        mut env: Envelope<T>,
+        kind: SlotKind,
+        slot: usize,
+        registered: &mut bool,
+    ) {
+        if kind == SlotKind::Worker {
+            p.backlog.push_back(env);
+            if !*registered {
+                *registered = true;
+                worker::register_backlog(Box::new(TopicBacklog {
+                    topic: self.clone(),
+                    slot,
+                }));
+            }
+            return;
+        }
+        let mut snooze = Snooze::new();
+        loop {
+            if !target.lane.has_consumers() {
+                // The last group member left: nobody will ever drain this
+                // lane, and the event was meant for that group only.
+                self.discarded.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            match p.ring.push(env) {
+                Ok(()) => {
+                    self.wake(target);
+                    return;
+                }
+                Err(e) => env = e,
+            }
+            self.wake(target);
+            snooze.snooze();
+        }
+    }
+
+    /// The publish path for a batch: one ring claim per lane per chunk that
+    /// fits, one clock read for the whole batch.
+    fn send_batch(
+        self: &Arc<Self>,
+        hint: &AtomicUsize,
+        events: impl IntoIterator<Item = T>,
+    ) -> Result<(), PublishError<Vec<T>>> {
+        let mut iter = events.into_iter();
+        let fail = self.options.backpressure == crate::Backpressure::Fail;
+        let mut guard = self.slots.acquire(hint);
+        let slot = guard.index();
+        let kind = guard.kind();
+        let published = if self.options.timestamps {
+            now_nanos()
+        } else {
+            0
+        };
+        guard.with_view(|view, access| {
+            let mut count = 0u64;
+            let mut snooze = Snooze::new();
+            let result = loop {
+                if access.version() != view.version {
+                    Self::revalidate(view, access);
+                }
+                let Some(targets) = view.targets.as_deref() else {
+                    break Err(PublishError::Closed(iter.collect()));
+                };
+                if !targets.accepts(kind) {
+                    break Err(PublishError::Closed(iter.collect()));
+                }
+                let lanes = &targets.lanes;
+                let Some((last, rest)) = lanes.split_last() else {
+                    count += iter.count() as u64;
+                    break Ok(());
+                };
+                let want = iter.size_hint().0.max(1);
+                let room = lanes
+                    .iter()
+                    .map(|t| {
+                        let p = producer_for(&mut view.producers, &t.lane);
+                        if p.backlog.is_empty() {
+                            p.ring.free(want)
+                        } else {
+                            0
+                        }
+                    })
+                    .min()
+                    .unwrap_or(0);
+                if room == 0 {
+                    if fail {
+                        break Err(PublishError::Full(iter.collect()));
+                    }
+                    if kind == SlotKind::Worker {
+                        // A handler never waits: the rest goes to backlogs.
+                        for value in iter.by_ref() {
+                            let meta = self.batch_meta(&mut view.seq, published, view.version);
+                            for t in rest {
+                                let env = self.envelope(value.clone(), meta, None);
+                                self.push(
+                                    t,
+                                    &mut view.producers,
+                                    env,
+                                    kind,
+                                    slot,
+                                    &mut view.backlog_registered,
+                                );
+                            }
+                            let env = self.envelope(value, meta, None);
+                            self.push(
+                                last,
+                                &mut view.producers,
+                                env,
+                                kind,
+                                slot,
+                                &mut view.backlog_registered,
+                            );
+                            count += 1;
+                        }
+                        break Ok(());
+                    }
+                    for t in lanes {
+                        self.wake(t);
+                    }
+                    snooze.snooze();
+                    continue;
+                }
+                let mut pushed = 0;
+                while pushed < room {
+                    let Some(value) = iter.next() else {
+                        break;
+                    };
+                    let meta = self.batch_meta(&mut view.seq, published, view.version);
+                    for t in rest {
+                        let env = self.envelope(value.clone(), meta, None);
+                        self.write(
+                            t,
+                            &mut view.producers,
+                            env,
+                            kind,
+                            slot,
+                            &mut view.backlog_registered,
+                        );
+                    }
+                    let env = self.envelope(value, meta, None);
+                    self.write(
+                        last,
+                        &mut view.producers,
+                        env,
+                        kind,
+                        slot,
+                        &mut view.backlog_registered,
+                    );
+                    pushed += 1;
+                }
+                for t in lanes {
+                    producer_for(&mut view.producers, &t.lane).ring.commit();
+                    self.wake(t);
+                }
+                count += pushed as u64;
+                if pushed < room {
+                    break Ok(());
+                }
+                snooze = Snooze::new();
+            };
+            self.count_published(slot, count);
+            result
+        })
+    }
+
+    #[inline(always)]
+    fn batch_meta(&self, seq: &mut Seq, published: u64, version: u64) -> Meta {
+        Meta {
+            seq: seq.next(&self.seq_blocks),
+            published,
+            trace: [0, 0],
+            parent_span: 0,
+            attempt: 1,
+            version: version as u32,
+        }
+    }
+
+    /// Writes into a lane whose room the caller checked; commits later.
+    #[inline(always)]
+    fn write(
+        self: &Arc<Self>,
+        target: &Target<T>,
+        producers: &mut Vec<Option<LaneProducer<T>>>,
+        env: Envelope<T>,
+        kind: SlotKind,
+        slot: usize,
+        registered: &mut bool,
+    ) {
+        let p = producer_for(producers, &target.lane);
+        if let Err(env) = p.ring.write(env) {
+            // Not reached: the caller saw room for this write. Stay correct
+            // anyway: publish what was written, then take the slow path.
+            p.ring.commit();
+            self.push_slow(target, p, env, kind, slot, registered);
+        }
+    }
+
+    fn subscribe_plain(
+        self: &Arc<Self>,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        let workers = self.runtime.workers.len();
+        let w = options.worker.unwrap_or(self.home);
+        if w >= workers {
+            return Err(SubscribeError::NoSuchWorker { worker: w, workers });
+        }
+        let sub = Arc::new(SubShared::new(options.name, self.name.as_str()));
+        let mut control = lock(&self.control);
+        if control.state != RUNNING {
+            return Err(self.closed());
+        }
+        let lane = control.worker_lane(w, self.runtime.lane_capacity);
+        control.worker_subs[w] += 1;
+        let mut sent = false;
+        let (uid, stamp) = (self.uid, !self.options.timestamps);
+        self.slots.snapshot().update(|_, next| {
+            // Queued before `next` is published: the worker has the handler
+            // before it can see an event stamped `next` (`DrainCx`).
+            let entry = HandlerEntry::new(sub.clone(), next as u32, handler);
+            sent = self.runtime.send(
+                w,
+                Box::new(move |worker: &mut worker::Worker| {
+                    let key = (uid, lane.id);
+                    worker
+                        .drain_mut(key, || PlainDrain::new(lane.clone(), uid, stamp))
+                        .handlers
+                        .push(entry);
+                }),
+            );
+            if !sent {
+                control.worker_subs[w] -= 1;
+            }
+            control.targets(&self.runtime)
+        });
+        drop(control);
+        if !sent {
+            return Err(self.closed());
+        }
+        Ok(Subscription {
+            shared: sub,
+            runtime: self.runtime.clone(),
+            worker: w,
+            detach: Box::new(PlainDetach {
+                topic: self.clone(),
+                worker: w,
+            }),
+        })
+    }
+
+    fn subscribe_group(
+        self: &Arc<Self>,
+        group: &str,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        if let Some(reason) = invalid_group_name(group) {
+            return Err(SubscribeError::InvalidGroupName {
+                name: group.to_owned(),
+                reason,
+            });
+        }
+        let workers = self.runtime.workers.len();
+        if let Some(w) = options.worker.filter(|&w| w >= workers) {
+            return Err(SubscribeError::NoSuchWorker { worker: w, workers });
+        }
+        let sub = Arc::new(SubShared::new(options.name, self.name.as_str()));
+        let mut control = lock(&self.control);
+        if control.state != RUNNING {
+            return Err(self.closed());
+        }
+        let g = control.group(group, workers, self.runtime.lane_capacity);
+        let entry = &mut control.groups[g];
+        let w = options
+            .worker
+            .unwrap_or((self.home + entry.placed) % workers);
+        entry.placed += 1;
+        entry.members[w] += 1;
+        let lane_id = entry.lane;
+        let lane = control.lanes[lane_id].clone();
+        // Counted in before producers can see the lane (snapshot below).
+        lane.add_consumer(1);
+        let mut sent = false;
+        let (uid, stamp) = (self.uid, !self.options.timestamps);
+        self.slots.snapshot().update(|_, next| {
+            let entry = HandlerEntry::new(sub.clone(), next as u32, handler);
+            let worker_lane = lane.clone();
+            sent = self.runtime.send(
+                w,
+                Box::new(move |worker: &mut worker::Worker| {
+                    let key = (uid, worker_lane.id);
+                    worker
+                        .drain_mut(key, || GroupDrain::new(worker_lane.clone(), uid, stamp))
+                        .members
+                        .push(entry);
+                }),
+            );
+            if !sent {
+                control.groups[g].members[w] -= 1;
+                lane.add_consumer(-1);
+            }
+            control.targets(&self.runtime)
+        });
+        drop(control);
+        if !sent {
+            return Err(self.closed());
+        }
+        Ok(Subscription {
+            shared: sub,
+            runtime: self.runtime.clone(),
+            worker: w,
+            detach: Box::new(GroupDetach {
+                topic: self.clone(),
+                group: g,
+                worker: w,
+            }),
+        })
+    }
+
+    fn closed(&self) -> SubscribeError {
+        SubscribeError::Closed {
+            topic: self.name.as_str().to_owned(),
+        }
+    }
+
+    fn publish_snapshot(&self, control: &Control<T>) {
+        self.slots
+            .snapshot()
+            .update(|_, _| control.targets(&self.runtime));
+    }
+}
+
+/// Why a group name is refused, if it is.
+fn invalid_group_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty; give the group a name")
+    } else if name.len() > 255 {
+        Some("it is longer than 255 bytes")
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("it contains whitespace or control characters")
+    } else {
+        None
+    }
+}
+
+struct PlainDetach<T> {
+    topic: Arc<TopicShared<T>>,
+    worker: usize,
+}
+
+impl<T: Clone + Send + 'static> Detach for PlainDetach<T> {
+    fn detach(&self) {
+        let mut control = lock(&self.topic.control);
+        let subs = &mut control.worker_subs[self.worker];
+        *subs = subs.saturating_sub(1);
+        if *subs == 0 {
+            self.topic.publish_snapshot(&control);
+        }
+    }
+}
+
+struct GroupDetach<T> {
+    topic: Arc<TopicShared<T>>,
+    group: usize,
+    worker: usize,
+}
+
+impl<T: Clone + Send + 'static> Detach for GroupDetach<T> {
+    fn detach(&self) {
+        let mut control = lock(&self.topic.control);
+        let entry = &mut control.groups[self.group];
+        let members = &mut entry.members[self.worker];
+        *members = members.saturating_sub(1);
+        let lane = entry.lane;
+        control.lanes[lane].add_consumer(-1);
+        self.topic.publish_snapshot(&control);
+    }
+}
+
+/// A worker slot's backlog for this topic, flushed by the worker loop.
+struct TopicBacklog<T> {
+    topic: Arc<TopicShared<T>>,
+    slot: usize,
+}
+
+impl<T: Clone + Send + 'static> Backlog for TopicBacklog<T> {
+    fn flush(&mut self) -> bool {
+        let topic = &self.topic;
+        let empty = topic
+            .slots
+            .with_owned(self.slot, |view, _| {
+                let mut empty = true;
+                let mut dropped = 0;
+                for p in view.producers.iter_mut().flatten() {
+                    let (d, e) = p.flush_backlog();
+                    dropped += d;
+                    empty &= e;
+                }
+                if dropped > 0 {
+                    topic.discarded.fetch_add(dropped, Ordering::Relaxed);
+                }
+                if empty {
+                    view.backlog_registered = false;
+                }
+                empty
+            })
+            // Not this worker's slot: cannot happen (registered by its owner).
+            .unwrap_or(true);
+        if topic.runtime.wakes_on_publish() {
+            for w in &topic.runtime.workers {
+                w.wake_if_sleeping();
+            }
+        }
+        empty
+    }
+}
+
+/// What shutdown needs from a topic, without its event type.
+pub(crate) trait TopicControl: Send + Sync {
+    /// Publishes a snapshot in `state` (`DRAINING` or `EXITING`).
+    fn set_state(&self, state: u8);
+    /// Waits until no non-worker thread is inside a publish.
+    fn wait_external_idle(&self);
+    /// Whether every lane is empty; first discards what group lanes without
+    /// members hold (nobody can ever take it).
+    fn is_drained(&self) -> bool;
+    fn published(&self) -> u64;
+    fn discarded(&self) -> u64;
+}
+
+impl<C: TopicControl + ?Sized> TopicControl for Arc<C> {
+    fn set_state(&self, state: u8) {
+        (**self).set_state(state)
+    }
+    fn wait_external_idle(&self) {
+        (**self).wait_external_idle()
+    }
+    fn is_drained(&self) -> bool {
+        (**self).is_drained()
+    }
+    fn published(&self) -> u64 {
+        (**self).published()
+    }
+    fn discarded(&self) -> u64 {
+        (**self).discarded()
+    }
+}
+
+impl<T: Clone + Send + 'static> TopicControl for TopicShared<T> {
+    fn set_state(&self, state: u8) {
+        let mut control = lock(&self.control);
+        control.state = state;
+        self.publish_snapshot(&control);
+    }
+
+    fn wait_external_idle(&self) {
+        self.slots.wait_inactive(self.slots.external());
+    }
+
+    fn is_drained(&self) -> bool {
+        let control = lock(&self.control);
+        for lane in &control.lanes {
+            if let (Some(group), false) = (&lane.group, lane.has_consumers()) {
+                let mut orphans = Vec::new();
+                while group
+                    .claim(lane, usize::MAX, &mut orphans, || {})
+                    .unwrap_or(0)
+                    > 0
+                {
+                    self.discarded
+                        .fetch_add(orphans.len() as u64, Ordering::Relaxed);
+                    orphans.clear();
+                }
+            }
+        }
+        control.lanes.iter().all(|l| l.is_empty())
+    }
+
+    fn published(&self) -> u64 {
+        self.published
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    fn discarded(&self) -> u64 {
+        self.discarded.load(Ordering::Relaxed)
+    }
+}
+
+/// A handle to a typed topic. Cheap to clone; `Send + Sync`, so it can be
+/// shared between threads or cloned into each.
+///
+/// ## Ordering
+///
+/// Events one thread publishes to a topic reach every plain subscription in
+/// publish order. Consumer group members share a topic's events and give up
+/// order between members.
+///
+/// ## Backpressure
+///
+/// See [`Backpressure`]: `publish` waits (or hands the event back, per the
+/// topic's options); `try_publish` always hands it back.
+///
+/// ## Shutdown
+///
+/// After [`Engine::shutdown`](crate::Engine::shutdown) starts, publishes from
+/// outside the engine return [`PublishError::Closed`] with the event; events
+/// accepted before are all handled. Handlers may keep publishing while the
+/// engine drains.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::Engine;
+/// #[derive(Clone, Debug)]
+/// struct Order { id: u64 }
+///
+/// let engine = Engine::builder().workers(2).build()?;
+/// let orders = engine.topic::<Order>("orders.created")?;
+/// orders.subscribe(|ev| println!("order {}", ev.id))?;
+/// orders.group("billing").subscribe(|ev| println!("bill {}", ev.id))?;
+/// orders.publish(Order { id: 1 })?;
+/// orders.publish_batch(vec![Order { id: 2 }, Order { id: 3 }])?;
+/// orders.publish_and_wait(Order { id: 4 })?;
+/// let report = engine.shutdown();
+/// assert_eq!(report.published, 4);
+/// # Ok(()) }
+/// ```
+pub struct Topic<T> {
+    pub(crate) shared: Arc<TopicShared<T>>,
+    /// The producer slot last used through this handle (a cache; see
+    /// `ProducerSlots::acquire`).
+    hint: AtomicUsize,
+}
+
+impl<T> Topic<T> {
+    pub(crate) fn from_shared(shared: Arc<TopicShared<T>>) -> Self {
+        Topic {
+            shared,
+            hint: AtomicUsize::new(usize::MAX),
+        }
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        self.shared.name.as_str()
+    }
+}
+
+impl<T: Clone + Send + 'static> Topic<T> {
+    /// Publishes `event` to every subscription, waiting for room if a lane is
+    /// full and the topic's backpressure is `Block`.
+    ///
+    /// # Errors
+    ///
+    /// - [`PublishError::Full`] if a lane is full and the topic's backpressure
+    ///   is `Fail`.
+    /// - [`PublishError::Closed`] after shutdown started.
+    ///
+    /// The event comes back inside the error either way.
+    #[inline]
+    pub fn publish(&self, event: T) -> Result<(), PublishError<T>> {
+        let fail = self.shared.options.backpressure == Backpressure::Fail;
+        self.shared.send(&self.hint, event, fail, false).map(drop)
+    }
+
+    /// Publishes `event` if every lane has room now; never waits.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Full`] (some lane is full: the event is in no lane) or
+    /// [`PublishError::Closed`]; the event comes back inside the error.
+    #[inline]
+    pub fn try_publish(&self, event: T) -> Result<(), PublishError<T>> {
+        self.shared.send(&self.hint, event, true, false).map(drop)
+    }
+
+    /// Publishes many events with one ring claim per lane for each run that
+    /// fits, and one clock read for the whole batch. Events keep their order.
+    ///
+    /// # Errors
+    ///
+    /// Under `Backpressure::Fail`, [`PublishError::Full`] with the events that
+    /// did not fit (those before them were published);
+    /// [`PublishError::Closed`] with the events not published after shutdown
+    /// started.
+    pub fn publish_batch(
+        &self,
+        events: impl IntoIterator<Item = T>,
+    ) -> Result<(), PublishError<Vec<T>>> {
+        self.shared.send_batch(&self.hint, events)
+    }
+
+    /// Publishes `event` and returns a [`Receipt`] that completes when every
+    /// subscription live now has handled it. Allocates the receipt.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Topic::publish).
+    pub fn publish_tracked(&self, event: T) -> Result<Receipt, PublishError<T>> {
+        let fail = self.shared.options.backpressure == Backpressure::Fail;
+        match self.shared.send(&self.hint, event, fail, true)? {
+            Some(receipt) => Ok(receipt),
+            // `send` returns a receipt whenever asked to track.
+            None => Ok(receipt::tracked(self.shared.runtime.id, 0)),
+        }
+    }
+
+    /// Publishes `event` and returns once every subscription live now has
+    /// handled it. Handlers still run on their workers (thread affinity is
+    /// kept); only the caller waits.
+    ///
+    /// # Errors
+    ///
+    /// As [`publish`](Topic::publish), plus [`PublishError::WouldDeadlock`]
+    /// when called from a handler on this engine's workers (nothing is
+    /// published then).
+    pub fn publish_and_wait(&self, event: T) -> Result<(), PublishError<T>> {
+        if worker::on_worker_of(self.shared.runtime.id) {
+            return Err(PublishError::WouldDeadlock(event));
+        }
+        let receipt = self.publish_tracked(event)?;
+        // Not a worker thread of this engine (checked above): cannot fail.
+        let _ = receipt.wait();
+        Ok(())
+    }
+
+    /// Adds a subscription: `handler` runs on a worker for every event
+    /// published from now on, in per-producer order.
+    ///
+    /// The handler may return `()` or `Result<(), E>` with `E: Display`; an
+    /// `Err` or a panic counts as a failed delivery and never stops the worker.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::Closed`] after shutdown started.
+    pub fn subscribe<F, R>(&self, handler: F) -> Result<Subscription, SubscribeError>
+    where
+        F: FnMut(&Event<T>) -> R + Send + 'static,
+        R: HandlerOutcome,
+    {
+        self.subscribe_with(handler, SubscribeOptions::new())
+    }
+
+    /// [`subscribe`](Topic::subscribe) with options (name, worker).
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::Closed`] after shutdown started;
+    /// [`SubscribeError::NoSuchWorker`] for a worker index the engine lacks.
+    pub fn subscribe_with<F, R>(
+        &self,
+        mut handler: F,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError>
+    where
+        F: FnMut(&Event<T>) -> R + Send + 'static,
+        R: HandlerOutcome,
+    {
+        let boxed: BoxedHandler<T> = Box::new(move |ev| handler(ev).into_outcome());
+        self.shared.subscribe_plain(boxed, options)
+    }
+
+    /// A consumer group of this topic: each event goes to exactly one of the
+    /// group's members (subscriptions made through the returned handle).
+    pub fn group(&self, name: &str) -> Group<T> {
+        Group {
+            topic: self.shared.clone(),
+            name: name.to_owned(),
+        }
+    }
+}
+
+impl<T> Clone for Topic<T> {
+    fn clone(&self) -> Self {
+        Topic {
+            shared: self.shared.clone(),
+            hint: AtomicUsize::new(self.hint.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+impl<T> fmt::Debug for Topic<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topic")
+            .field("name", &self.name())
+            .field("type", &std::any::type_name::<T>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A consumer group: every event of the topic goes to exactly one member.
+/// Members are spread over the workers and run in parallel; order between
+/// members is not kept.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::Engine;
+/// let engine = Engine::builder().workers(2).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// let workers = jobs.group("workers");
+/// workers.subscribe(|job| println!("member A got {}", **job))?;
+/// workers.subscribe(|job| println!("member B got {}", **job))?;
+/// for j in 0..10 { jobs.publish(j)?; }
+/// engine.shutdown();
+/// # Ok(()) }
+/// ```
+pub struct Group<T> {
+    topic: Arc<TopicShared<T>>,
+    name: String,
+}
+
+impl<T: Clone + Send + 'static> Group<T> {
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds a member. Call it N times for N members.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::InvalidGroupName`] for an empty or malformed name;
+    /// [`SubscribeError::Closed`] after shutdown started.
+    pub fn subscribe<F, R>(&self, handler: F) -> Result<Subscription, SubscribeError>
+    where
+        F: FnMut(&Event<T>) -> R + Send + 'static,
+        R: HandlerOutcome,
+    {
+        self.subscribe_with(handler, SubscribeOptions::new())
+    }
+
+    /// [`subscribe`](Group::subscribe) with options (name, worker).
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Group::subscribe), plus
+    /// [`SubscribeError::NoSuchWorker`].
+    pub fn subscribe_with<F, R>(
+        &self,
+        mut handler: F,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError>
+    where
+        F: FnMut(&Event<T>) -> R + Send + 'static,
+        R: HandlerOutcome,
+    {
+        let boxed: BoxedHandler<T> = Box::new(move |ev| handler(ev).into_outcome());
+        self.topic.subscribe_group(&self.name, boxed, options)
+    }
+}
+
+impl<T> fmt::Debug for Group<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("topic", &self.topic.name.as_str())
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,692 @@
+//! Workers: one OS thread each, draining its lanes in batches, calling
+//! handlers, and idling by the configured [`IdleStrategy`] when every lane is
+//! empty.
+//!
+//! A worker owns its handlers outright (they are `FnMut`), so every change to
+//! them — a subscription added or removed — reaches it as a [`Command`]: a
+//! closure run on the worker thread between batches.
+//!
+//! # Parking (no lost wake-up)
+//!
+//! - worker: `sleeping.store(true)`, [`fence::heavy`], re-check every lane,
+//!   pending commands and the run state; park only if all are empty.
+//! - producer: commit the ring's tail, [`fence::light`], load `sleeping`;
+//!   unpark the worker if it is set.
+//!
+//! The fence pair forbids the outcome "the worker's re-check misses the new
+//! tail *and* the producer misses `sleeping`". Commands and state changes
+//! always `unpark` after publishing themselves; `unpark` leaves a token, so a
+//! park that starts later returns at once.
+//!
+//! # Quiescence (shutdown)
+//!
+//! `epoch` counts the worker's busy/idle transitions: even while busy, odd
+//! while idle. The worker makes it even (`Relaxed`) *before* it consumes any
+//! event — so before the `Release` head store that frees the slot — and odd
+//! (`Release`) after a pass that found no work and left no backlog. Shutdown
+//! reads every epoch (`Acquire`), checks every lane is empty, and reads the
+//! epochs again: if all were odd and none changed, no worker was busy in
+//! between and no event was queued, so nothing can produce another event.
+//! (External producers were stopped before, by the grace period in
+//! `producer.rs`.)
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use crate::fence;
+use crate::lane::lock;
+use crate::loom::hint::spin_loop;
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use crate::loom::sync::{Arc, Condvar, Mutex};
+use crate::loom::thread::{self, Thread};
+use crate::loom::thread_local;
+
+/// How a worker waits when all its lanes are empty, ranked from lowest
+/// latency / highest CPU cost to lowest CPU cost.
+///
+/// | strategy | wake-up latency | idle CPU | cost on the publish path |
+/// |---|---|---|---|
+/// | `BusySpin` | lowest (the next poll) | one core at 100% | none |
+/// | `Yield` | low (next time it is scheduled) | one core, shared | none |
+/// | `Backoff` | up to `IdleTuning::max_sleep` after long idle | low | none |
+/// | `Park` | an OS wake-up (µs) after idling | none | one flag load per lane |
+///
+/// Every strategy first spins `IdleTuning::spins` empty passes, so a busy
+/// stream never pays the slow part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum IdleStrategy {
+    /// Poll without pause.
+    BusySpin,
+    /// Poll, calling `std::thread::yield_now` between empty passes.
+    Yield,
+    /// Spin, then yield, then sleep with doubling pauses up to
+    /// `IdleTuning::max_sleep`.
+    Backoff,
+    /// Spin, then yield, then park the thread until a publish, a subscription
+    /// change or shutdown wakes it.
+    #[default]
+    Park,
+}
+
+/// Parameters of the idle strategies (see [`IdleStrategy`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IdleTuning {
+    /// Empty passes spent spinning before yielding (all strategies but
+    /// `BusySpin`).
+    pub spins: u32,
+    /// Empty passes spent yielding before sleeping or parking (`Backoff`,
+    /// `Park`).
+    pub yields: u32,
+    /// Longest single sleep of `Backoff`.
+    pub max_sleep: Duration,
+}
+
+impl Default for IdleTuning {
+    fn default() -> Self {
+        IdleTuning {
+            spins: 64,
+            yields: 8,
+            max_sleep: Duration::from_micros(500),
+        }
+    }
+}
+
+/// A closure run on the worker thread between batches.
+pub(crate) type Command = Box<dyn FnOnce(&mut Worker) + Send>;
+
+/// Engine run state.
+pub(crate) const RUNNING: u8 = 0;
+/// External intake closed; workers drain; handlers may still publish.
+pub(crate) const DRAINING: u8 = 1;
+/// Quiescent: workers exit.
+pub(crate) const EXITING: u8 = 2;
+
+/// What every part of an engine shares: its workers' control blocks and
+/// settings. Holds no topics (topics hold it), so there is no cycle.
+pub(crate) struct Runtime {
+    pub(crate) id: u64,
+    pub(crate) workers: Vec<Arc<WorkerShared>>,
+    pub(crate) idle: IdleStrategy,
+    pub(crate) tuning: IdleTuning,
+    pub(crate) lane_capacity: usize,
+    pub(crate) drain_batch: usize,
+    pub(crate) producer_slots: usize,
+    pub(crate) state: AtomicU8,
+}
+
+impl Runtime {
+    /// Whether producers must check `sleeping` after each push.
+    #[inline(always)]
+    pub(crate) fn wakes_on_publish(&self) -> bool {
+        self.idle == IdleStrategy::Park
+    }
+
+    pub(crate) fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Worker thread tokens, in worker order.
+    pub(crate) fn worker_tokens(&self) -> Vec<u64> {
+        self.workers
+            .iter()
+            .map(|w| w.token.load(Ordering::Acquire))
+            .collect()
+    }
+
+    /// Queues `command` on worker `w` and wakes it. Returns false (and drops
+    /// the command) if the worker has already exited.
+    pub(crate) fn send(&self, w: usize, command: Command) -> bool {
+        let worker = &self.workers[w];
+        {
+            let mut q = lock(&worker.commands);
+            if q.exited {
+                return false;
+            }
+            q.queue.push(command);
+        }
+        // Release: the command is in the queue (under the mutex) before the
+        // flag; pairs with the Acquire in `Worker::run_commands`.
+        worker.pending.store(true, Ordering::Release);
+        worker.unpark();
+        true
+    }
+
+    /// Removes subscription `id` from worker `w`; with `wait`, returns only
+    /// once the worker has dropped the handler (or has exited).
+    pub(crate) fn remove_subscription(&self, w: usize, id: u64, wait: bool) {
+        let done = Arc::new(Completion::default());
+        let signal = done.clone();
+        let sent = self.send(
+            w,
+            Box::new(move |worker: &mut Worker| {
+                worker.remove(id);
+                signal.complete();
+            }),
+        );
+        if sent && wait {
+            done.wait();
+        }
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("id", &self.id)
+            .field("workers", &self.workers.len())
+            .field("idle", &self.idle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A one-shot signal.
+#[derive(Default)]
+pub(crate) struct Completion {
+    done: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Completion {
+    pub(crate) fn complete(&self) {
+        *lock(&self.done) = true;
+        self.cv.notify_all();
+    }
+
+    pub(crate) fn wait(&self) {
+        let mut done = lock(&self.done);
+        while !*done {
+            done = self.cv.wait(done).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct CommandQueue {
+    queue: Vec<Command>,
+    /// Set by the worker as it exits; later commands are refused.
+    exited: bool,
+}
+
+/// A worker's control block, shared with producers and the control path.
+pub(crate) struct WorkerShared {
+    pub(crate) index: usize,
+    /// Set while the worker is (about to be) parked; see module docs.
+    sleeping: CachePadded<AtomicBool>,
+    /// The worker's thread, for `unpark`; set once at start.
+    thread: Mutex<Option<Thread>>,
+    /// The worker thread's producer token (`producer::thread_token`); set once
+    /// at start, before the engine is handed to the user.
+    pub(crate) token: AtomicU64,
+    commands: Mutex<CommandQueue>,
+    /// Commands are queued; see `Runtime::send`.
+    pending: AtomicBool,
+    /// Busy/idle transitions: even = busy, odd = idle (module docs).
+    epoch: AtomicU64,
+}
+
+impl WorkerShared {
+    pub(crate) fn new(index: usize) -> Self {
+        WorkerShared {
+            index,
+            sleeping: CachePadded::new(AtomicBool::new(false)),
+            thread: Mutex::new(None),
+            token: AtomicU64::new(0),
+            commands: Mutex::new(CommandQueue::default()),
+            pending: AtomicBool::new(false),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    /// The producer side of the parking protocol: call after committing a
+    /// push to one of this worker's lanes.
+    #[inline(always)]
+    pub(crate) fn wake_if_sleeping(&self) {
+        fence::light();
+        if self.sleeping.load(fence::AFTER_LIGHT) {
+            self.unpark();
+        }
+    }
+
+    pub(crate) fn unpark(&self) {
+        if let Some(t) = lock(&self.thread).as_ref() {
+            t.unpark();
+        }
+    }
+
+    /// The worker's busy/idle epoch (see module docs).
+    pub(crate) fn epoch(&self) -> u64 {
+        // Acquire: pairs with the Release store of an odd epoch.
+        self.epoch.load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for WorkerShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerShared")
+            .field("index", &self.index)
+            .finish_non_exhaustive()
+    }
+}
+
+thread_local! {
+    /// `(engine id, worker index)` on worker threads.
+    static CURRENT: Cell<Option<(u64, usize)>> = Cell::new(None);
+    /// Producer backlogs of this worker waiting for ring space.
+    static BACKLOGS: RefCell<Vec<Box<dyn Backlog>>> = RefCell::new(Vec::new());
+}
+
+/// Whether the calling thread is one of engine `engine`'s workers.
+pub(crate) fn on_worker_of(engine: u64) -> bool {
+    current_worker(engine).is_some()
+}
+
+/// The calling thread's worker index, if it is one of engine `engine`'s.
+pub(crate) fn current_worker(engine: u64) -> Option<usize> {
+    CURRENT
+        .try_with(|c| c.get())
+        .ok()
+        .flatten()
+        .and_then(|(e, w)| (e == engine).then_some(w))
+}
+
+/// A producer backlog held by a worker slot (`lane.rs`), flushed by the
+/// worker loop until empty.
+pub(crate) trait Backlog {
+    /// Moves what fits into the rings; returns true once nothing is left.
+    fn flush(&mut self) -> bool;
+}
+
+/// Hands a backlog to the calling worker's loop. Call once, when the backlog
+/// first becomes non-empty, from that worker's thread.
+pub(crate) fn register_backlog(backlog: Box<dyn Backlog>) {
+    // A worker thread being torn down has no loop left to flush; its events
+    // stay in the backlog and are counted as discarded when the topic drops.
+    let _ = BACKLOGS.try_with(|b| b.borrow_mut().push(backlog));
+}
+
+/// Result of one drain call.
+pub(crate) enum Drained {
+    /// Handled this many events.
+    Events(usize),
+    /// Events are ready but commands must run first (a subscription they are
+    /// meant for may be waiting in the queue).
+    NeedCommands(usize),
+}
+
+/// Per-pass context handed to drains.
+pub(crate) struct DrainCx<'a> {
+    shared: &'a WorkerShared,
+    idle: &'a mut bool,
+    epoch: &'a mut u64,
+    pub(crate) batch: usize,
+}
+
+impl DrainCx<'_> {
+    /// Whether commands are queued. Called after a lane's tail was loaded
+    /// with `Acquire`: the publish that stamped a new subscription's version
+    /// happened after that subscription's command was queued, so the flag is
+    /// visible here (`Relaxed` suffices given that happens-before chain).
+    #[inline(always)]
+    pub(crate) fn commands_pending(&self) -> bool {
+        self.shared.pending.load(Ordering::Relaxed)
+    }
+
+    /// Call before consuming events: makes the worker busy for quiescence
+    /// detection (module docs).
+    #[inline(always)]
+    pub(crate) fn consuming(&mut self) {
+        if *self.idle {
+            *self.idle = false;
+            *self.epoch += 1;
+            // Relaxed: ordered before the consumer's Release head store.
+            self.shared.epoch.store(*self.epoch, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Totals a worker reports when it exits.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Totals {
+    pub(crate) handled: u64,
+    pub(crate) failed: u64,
+    pub(crate) panicked: u64,
+    /// Lane copies of events that no live subscription took.
+    pub(crate) discarded: u64,
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, o: Totals) {
+        self.handled += o.handled;
+        self.failed += o.failed;
+        self.panicked += o.panicked;
+        self.discarded += o.discarded;
+    }
+}
+
+/// A lane's consumer on a worker: a topic's plain lane, or a group lane.
+pub(crate) trait Drain: Send {
+    /// `(topic uid, lane id)`.
+    fn key(&self) -> (u64, usize);
+    /// Handles up to `cx.batch` events per ring.
+    fn drain(&mut self, cx: &mut DrainCx<'_>) -> Drained;
+    /// Whether events are (or may be) waiting; used before parking.
+    fn has_work(&mut self) -> bool;
+    /// Removes subscription `id` if it is here (drops the handler).
+    fn remove(&mut self, id: u64) -> bool;
+    /// Publishes counters and drops every handler; adds this drain's totals.
+    fn finish(&mut self, totals: &mut Totals);
+    fn as_any(&mut self) -> &mut dyn Any;
+}
+
+/// The worker thread's state.
+pub(crate) struct Worker {
+    pub(crate) shared: Arc<WorkerShared>,
+    pub(crate) runtime: Arc<Runtime>,
+    drains: Vec<Box<dyn Drain>>,
+    idle: bool,
+    epoch: u64,
+    totals: Totals,
+}
+
+impl Worker {
+    pub(crate) fn new(shared: Arc<WorkerShared>, runtime: Arc<Runtime>) -> Self {
+        Worker {
+            shared,
+            runtime,
+            drains: Vec::new(),
+            idle: false,
+            epoch: 0,
+            totals: Totals::default(),
+        }
+    }
+
+    /// The drain for `key`, created by `make` if the worker has none yet.
+    pub(crate) fn drain_mut<D: Drain + 'static>(
+        &mut self,
+        key: (u64, usize),
+        make: impl FnOnce() -> D,
+    ) -> &mut D {
+        let pos = match self.drains.iter().position(|d| d.key() == key) {
+            Some(p) => p,
+            None => {
+                self.drains.push(Box::new(make()));
+                self.drains.len() - 1
+            }
+        };
+        match self.drains[pos].as_any().downcast_mut::<D>() {
+            Some(d) => d,
+            // Keys are (topic uid, lane id) and each lane has one drain type.
+            None => unreachable!("drain type mismatch for lane {key:?}"),
+        }
+    }
+
+    fn remove(&mut self, id: u64) {
+        for d in &mut self.drains {
+            if d.remove(id) {
+                return;
+            }
+        }
+    }
+
+    /// Registers the thread, then runs until the engine exits.
+    pub(crate) fn run(mut self) -> Totals {
+        let engine = self.runtime.id;
+        let index = self.shared.index;
+        let _ = CURRENT.try_with(|c| c.set(Some((engine, index))));
+        let mut idle = IdleState::default();
+        loop {
+            // Acquire: pairs with the Release in `Runtime::send`.
+            if self.shared.pending.load(Ordering::Acquire) {
+                self.run_commands();
+            }
+            let (work, need_commands) = self.pass();
+            if need_commands {
+                continue;
+            }
+            if work > 0 {
+                idle.reset();
+                continue;
+            }
+            if self.runtime.state() == EXITING {
+                break;
+            }
+            self.set_idle();
+            self.wait(&mut idle);
+        }
+        self.exit()
+    }
+
+    /// One pass over every drain and the backlogs; returns events handled and
+    /// whether commands must run first.
+    fn pass(&mut self) -> (usize, bool) {
+        let mut work = 0;
+        let mut cx = DrainCx {
+            shared: &self.shared,
+            idle: &mut self.idle,
+            epoch: &mut self.epoch,
+            batch: self.runtime.drain_batch,
+        };
+        for d in &mut self.drains {
+            match d.drain(&mut cx) {
+                Drained::Events(n) => work += n,
+                Drained::NeedCommands(n) => return (work + n, true),
+            }
+        }
+        // Backlogs: producer envelopes this worker's handlers could not push.
+        let pending_backlogs = BACKLOGS
+            .try_with(|b| {
+                let mut b = b.borrow_mut();
+                b.retain_mut(|backlog| !backlog.flush());
+                b.len()
+            })
+            .unwrap_or(0);
+        if pending_backlogs > 0 {
+            cx.consuming();
+            // Not idle while a backlog waits: count it as work so the worker
+            // keeps polling (the ring it waits for belongs to a busy worker).
+            work = work.max(1);
+        }
+        (work, false)
+    }
+
+    fn set_idle(&mut self) {
+        if !self.idle {
+            self.idle = true;
+            self.epoch += 1;
+            // Release: pairs with the Acquire in `WorkerShared::epoch`: the
+            // pushes made while busy are visible to the shutdown check.
+            self.shared.epoch.store(self.epoch, Ordering::Release);
+        }
+    }
+
+    fn run_commands(&mut self) {
+        // Clear first, then take: a command queued after the take sets the
+        // flag again.
+        self.shared.pending.store(false, Ordering::Relaxed);
+        let commands = std::mem::take(&mut lock(&self.shared.commands).queue);
+        for c in commands {
+            c(self);
+        }
+    }
+
+    /// Whether anything could be waiting: checked after announcing sleep.
+    fn has_work(&mut self) -> bool {
+        self.shared.pending.load(Ordering::Acquire)
+            || self.runtime.state() == EXITING
+            || self.drains.iter_mut().any(|d| d.has_work())
+            || BACKLOGS
+                .try_with(|b| !b.borrow().is_empty())
+                .unwrap_or(false)
+    }
+
+    fn wait(&mut self, idle: &mut IdleState) {
+        let tuning = self.runtime.tuning;
+        let strategy = self.runtime.idle;
+        let step = idle.step();
+        if strategy == IdleStrategy::BusySpin || step < tuning.spins {
+            spin_loop();
+            return;
+        }
+        if strategy == IdleStrategy::Yield || step < tuning.spins + tuning.yields {
+            thread::yield_now();
+            return;
+        }
+        match strategy {
+            IdleStrategy::Backoff => {
+                let exp = (step - tuning.spins - tuning.yields).min(20);
+                let pause = Duration::from_micros(1 << exp).min(tuning.max_sleep);
+                crate::loom::sleep(pause);
+            }
+            _ => self.park(),
+        }
+    }
+
+    /// Announce, re-check, park (module docs).
+    fn park(&mut self) {
+        self.shared.sleeping.store(true, Ordering::Relaxed);
+        fence::heavy();
+        if !self.has_work() {
+            thread::park();
+        }
+        self.shared.sleeping.store(false, Ordering::Relaxed);
+    }
+
+    fn exit(mut self) -> Totals {
+        // Refuse new commands, then run what was queued (removals waiting for
+        // an answer must get one).
+        let commands = {
+            let mut q = lock(&self.shared.commands);
+            q.exited = true;
+            std::mem::take(&mut q.queue)
+        };
+        for c in commands {
+            c(&mut self);
+        }
+        let mut totals = self.totals;
+        // Handlers are dropped here, on their worker.
+        for mut d in self.drains.drain(..) {
+            d.finish(&mut totals);
+        }
+        let _ = BACKLOGS.try_with(|b| b.borrow_mut().clear());
+        let _ = CURRENT.try_with(|c| c.set(None));
+        totals
+    }
+}
+
+/// Counts empty passes for the idle strategies.
+#[derive(Default)]
+struct IdleState {
+    empty: u32,
+}
+
+impl IdleState {
+    fn reset(&mut self) {
+        self.empty = 0;
+    }
+
+    fn step(&mut self) -> u32 {
+        let s = self.empty;
+        self.empty = self.empty.saturating_add(1);
+        s
+    }
+}
+
+/// Start-up handshake: each worker reports its token and pinning result.
+pub(crate) struct StartGate {
+    results: Mutex<Vec<Option<Result<(), usize>>>>,
+    cv: Condvar,
+}
+
+impl StartGate {
+    pub(crate) fn new(workers: usize) -> Self {
+        StartGate {
+            results: Mutex::new((0..workers).map(|_| None).collect()),
+            cv: Condvar::new(),
+        }
+    }
+
+    /// Called by worker `w`: `Err(core)` if pinning to `core` failed.
+    pub(crate) fn report(&self, w: usize, result: Result<(), usize>) {
+        lock(&self.results)[w] = Some(result);
+        self.cv.notify_all();
+    }
+
+    /// Waits for `started` workers; returns the first pinning failure.
+    pub(crate) fn wait(&self, started: usize) -> Result<(), (usize, usize)> {
+        let mut results = lock(&self.results);
+        while results.iter().take(started).any(Option::is_none) {
+            results = self.cv.wait(results).unwrap_or_else(|e| e.into_inner());
+        }
+        for (w, r) in results.iter().take(started).enumerate() {
+            if let Some(Err(core)) = r {
+                return Err((w, *core));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The body of a worker thread: register, pin, report, run.
+pub(crate) fn worker_main(
+    shared: Arc<WorkerShared>,
+    runtime: Arc<Runtime>,
+    gate: Arc<StartGate>,
+    core: Option<usize>,
+) -> Totals {
+    *lock(&shared.thread) = Some(thread::current());
+    shared
+        .token
+        .store(crate::producer::thread_token(), Ordering::Release);
+    let pinned = match core {
+        Some(c) if !crate::pinning::pin_current(c) => Err(c),
+        _ => Ok(()),
+    };
+    let failed = pinned.is_err();
+    gate.report(shared.index, pinned);
+    if failed {
+        // The builder stops the engine; wait for that instead of running
+        // unpinned.
+        while runtime.state() != EXITING {
+            thread::park();
+        }
+    }
+    Worker::new(shared, runtime).run()
+}
+
+/// Waiting for room in a full ring: spin, then yield, then sleep with
+/// doubling pauses up to 100 µs (crossbeam's `snooze` with a sleep stage).
+pub(crate) struct Snooze {
+    step: u32,
+}
+
+impl Snooze {
+    const SPIN: u32 = 32;
+    const YIELD: u32 = 48;
+    const MAX_SLEEP_EXP: u32 = 7;
+
+    pub(crate) fn new() -> Self {
+        Snooze { step: 0 }
+    }
+
+    pub(crate) fn snooze(&mut self) {
+        if cfg!(loom) {
+            // Under loom every wait is a yield to the other model threads.
+            thread::yield_now();
+            return;
+        }
+        if self.step < Self::SPIN {
+            for _ in 0..(1u32 << self.step.min(6)) {
+                spin_loop();
+            }
+        } else if self.step < Self::YIELD {
+            thread::yield_now();
+        } else {
+            let exp = (self.step - Self::YIELD).min(Self::MAX_SLEEP_EXP);
+            crate::loom::sleep(Duration::from_micros(1 << exp));
+        }
+        self.step = self.step.saturating_add(1);
+    }
+}
