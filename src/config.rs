@@ -41,6 +41,9 @@ pub struct Config {
     /// free) producer ring; further concurrent producer threads share one
     /// ring under a lock (default 16).
     pub producer_slots: usize,
+    /// Stack size of worker threads in bytes (default: the platform's
+    /// default for new threads). Raise it for handlers that recurse deeply.
+    pub worker_stack_size: Option<usize>,
 }
 
 impl Default for Config {
@@ -53,6 +56,7 @@ impl Default for Config {
             lane_capacity: 8192,
             drain_batch: 256,
             producer_slots: 16,
+            worker_stack_size: None,
         }
     }
 }

@@ -115,6 +115,12 @@ impl EngineBuilder {
         self
     }
 
+    /// Stack size of each worker thread, in bytes (default: the platform's).
+    pub fn worker_stack_size(mut self, bytes: usize) -> Self {
+        self.config.worker_stack_size = Some(bytes);
+        self
+    }
+
     /// The configuration built so far.
     pub fn config(&self) -> &Config {
         &self.config
@@ -210,9 +216,11 @@ impl Engine {
         let mut joins = Vec::with_capacity(config.workers);
         for (i, core) in resolved.cores.iter().copied().enumerate() {
             let (shared, rt, g) = (runtime.workers[i].clone(), runtime.clone(), gate.clone());
-            let spawned = thread::Builder::new()
-                .name(format!("pinbus-w{i}"))
-                .spawn(move || worker::worker_main(shared, rt, g, core));
+            let mut builder = thread::Builder::new().name(format!("pinbus-w{i}"));
+            if let Some(bytes) = config.worker_stack_size {
+                builder = builder.stack_size(bytes);
+            }
+            let spawned = builder.spawn(move || worker::worker_main(shared, rt, g, core));
             match spawned {
                 Ok(handle) => joins.push(handle),
                 Err(source) => {

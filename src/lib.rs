@@ -29,6 +29,9 @@ pub use config::{
 pub use engine::{Engine, EngineBuilder, ShutdownReport};
 pub use error::{ConfigError, PublishError, SubscribeError, TopicError, WaitError};
 pub use event::{Event, TraceId};
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub use pinning::fault;
 pub use pinning::Pinning;
 pub use receipt::Receipt;
 pub use subscription::{HandlerOutcome, SubscribeOptions, Subscription, SubscriptionStats};

@@ -108,7 +108,34 @@ pub(crate) fn pin_current(core: usize) -> bool {
     if cfg!(loom) {
         return true;
     }
+    #[cfg(feature = "fault-injection")]
+    if fault::refuses(core) {
+        return false;
+    }
     core_affinity::set_for_current(core_affinity::CoreId { id: core })
+}
+
+/// Test-only fault injection (feature `fault-injection`): makes the OS
+/// "refuse" to pin to a core, so the `ConfigError::PinFailed` path can be
+/// tested on machines where pinning always succeeds.
+#[cfg(feature = "fault-injection")]
+#[doc(hidden)]
+pub mod fault {
+    use std::sync::Mutex;
+
+    static REFUSED: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+    /// Pinning to `core` fails from now on.
+    pub fn refuse_pinning_to(core: usize) {
+        REFUSED.lock().unwrap_or_else(|e| e.into_inner()).push(core);
+    }
+
+    pub(crate) fn refuses(core: usize) -> bool {
+        REFUSED
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&core)
+    }
 }
 
 #[cfg(all(test, not(loom)))]

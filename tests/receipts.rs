@@ -1,0 +1,103 @@
+//! Receipts: `publish_tracked` completes when every subscription live at
+//! publish time has handled the event; `publish_and_wait` waits for that.
+#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use common::{engine, Log};
+use pinbus::SubscribeOptions;
+
+#[test]
+fn a_receipt_completes_after_every_lane_handled_the_event() {
+    let engine = engine(2, pinbus::IdleStrategy::Park, 16);
+    let topic = engine.topic::<u64>("tracked").unwrap();
+    let (tx, rx) = mpsc::channel::<()>();
+    let slow_done = Arc::new(AtomicU64::new(0));
+    let sd = slow_done.clone();
+    topic
+        .subscribe_with(
+            move |_| {
+                let _ = rx.recv();
+                sd.fetch_add(1, Ordering::SeqCst);
+            },
+            SubscribeOptions::new().worker(0),
+        )
+        .unwrap();
+    let fast = Log::new();
+    let f = fast.clone();
+    topic
+        .subscribe_with(move |ev| f.push(**ev), SubscribeOptions::new().worker(1))
+        .unwrap();
+    topic.group("g").subscribe(|_| {}).unwrap();
+
+    let receipt = topic.publish_tracked(42).unwrap();
+    assert!(
+        !receipt.wait_timeout(Duration::from_millis(50)),
+        "slow lane still busy"
+    );
+    assert!(!receipt.is_complete());
+    tx.send(()).unwrap();
+    assert!(receipt.wait_timeout(Duration::from_secs(30)));
+    assert!(receipt.is_complete());
+    receipt.wait().unwrap();
+    // Completion implies the handlers' effects are visible.
+    assert_eq!(slow_done.load(Ordering::SeqCst), 1);
+    assert_eq!(fast.snapshot(), vec![42]);
+    let clone = receipt.clone();
+    assert!(clone.is_complete());
+    drop(tx);
+    engine.shutdown();
+}
+
+#[test]
+fn without_subscribers_a_receipt_is_complete_at_once() {
+    let engine = engine(1, pinbus::IdleStrategy::Park, 16);
+    let topic = engine.topic::<u64>("nobody").unwrap();
+    let receipt = topic.publish_tracked(1).unwrap();
+    assert!(receipt.is_complete());
+    topic.publish_and_wait(2).unwrap();
+    engine.shutdown();
+}
+
+#[test]
+fn publish_and_wait_sees_the_handlers_effects() {
+    let engine = engine(2, pinbus::IdleStrategy::Park, 16);
+    let topic = engine.topic::<u64>("sync").unwrap();
+    let total = Arc::new(AtomicU64::new(0));
+    for w in 0..2 {
+        let t = total.clone();
+        topic
+            .subscribe_with(
+                move |ev| {
+                    t.fetch_add(**ev, Ordering::Relaxed);
+                },
+                SubscribeOptions::new().worker(w),
+            )
+            .unwrap();
+    }
+    for i in 1..=100u64 {
+        topic.publish_and_wait(i).unwrap();
+        assert_eq!(total.load(Ordering::Relaxed), i * (i + 1)); // 2 subscribers
+    }
+    engine.shutdown();
+}
+
+#[test]
+fn a_failing_handler_still_completes_the_receipt() {
+    std::panic::set_hook(Box::new(|_| {}));
+    let engine = engine(1, pinbus::IdleStrategy::Park, 16);
+    let topic = engine.topic::<u64>("fails").unwrap();
+    topic
+        .subscribe(|_| -> Result<(), &'static str> { Err("nope") })
+        .unwrap();
+    topic.subscribe(|_| -> () { panic!("boom") }).unwrap();
+    let r = topic.publish_tracked(1).unwrap();
+    assert!(r.wait_timeout(Duration::from_secs(30)));
+    let report = engine.shutdown();
+    let _ = std::panic::take_hook();
+    assert_eq!((report.failed, report.panicked), (2, 1));
+}
