@@ -247,9 +247,10 @@ impl<T: Send + 'static> Drain for GroupDrain<T> {
         let Some(group) = self.lane.group.as_ref() else {
             return Drained::Events(0);
         };
-        match group.claim(&self.lane, GROUP_BATCH, &mut self.buf, || cx.consuming()) {
-            None | Some(0) => Drained::Events(0),
-            Some(_) => {
+        let max = cx.batch.min(GROUP_BATCH);
+        match group.claim(&self.lane, max, &mut self.buf, || cx.consuming()) {
+            0 => Drained::Events(0),
+            _ => {
                 let n = self.dispatch_buffered();
                 for m in &self.members {
                     m.publish_counts();

@@ -1,7 +1,7 @@
 //! `Engine`: starts the workers, keeps the topic registry, shuts down.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -147,7 +147,9 @@ struct TopicEntry {
 }
 
 struct Registry {
-    topics: HashMap<String, TopicEntry>,
+    /// Ordered, so shutdown visits topics in the same order every time (loom
+    /// requires a deterministic model).
+    topics: BTreeMap<String, TopicEntry>,
 }
 
 /// The event engine: a set of worker threads and the topics they serve.
@@ -211,6 +213,8 @@ impl Engine {
             drain_batch: config.drain_batch,
             producer_slots: config.producer_slots,
             state: AtomicU8::new(RUNNING),
+            quiet: Mutex::new(0),
+            quiet_cv: crate::loom::sync::Condvar::new(),
         });
         let gate = Arc::new(StartGate::new(config.workers));
         let mut joins = Vec::with_capacity(config.workers);
@@ -238,7 +242,7 @@ impl Engine {
         Ok(Engine {
             runtime,
             registry: Mutex::new(Registry {
-                topics: HashMap::new(),
+                topics: BTreeMap::new(),
             }),
             joins: Mutex::new(joins),
             report: Mutex::new(None),
@@ -432,11 +436,15 @@ impl Engine {
     }
 
     /// Waits until no worker is busy and no lane holds an event (`worker.rs`,
-    /// "Quiescence").
+    /// "Quiescence"). Workers bump an event count whenever they turn idle while
+    /// the engine drains; between checks this waits for that count to change
+    /// rather than polling.
     fn await_quiescence(&self) {
         let epochs = |rt: &Runtime| -> Vec<u64> { rt.workers.iter().map(|w| w.epoch()).collect() };
-        let mut pause = Duration::from_micros(10);
         loop {
+            // Read the count before checking: an idle transition after this
+            // read makes the wait below return at once.
+            let seen = self.runtime.quiet_generation();
             let before = epochs(&self.runtime);
             if before.iter().all(|e| e % 2 == 1) {
                 let drained = lock(&self.registry)
@@ -447,8 +455,10 @@ impl Engine {
                     return;
                 }
             }
-            crate::loom::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(1));
+            // Not quiet: a busy worker will turn idle (bumping the count), an
+            // idle one with queued events will be woken by their producer and
+            // turn busy, then idle.
+            self.runtime.wait_quiet_change(seen);
         }
     }
 }

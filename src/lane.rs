@@ -66,14 +66,14 @@ impl<T> Lane<T> {
 
     /// Creates a ring for a new producer slot, hands its consumer end to the
     /// lane, and returns the producer end. Allocates (once per slot and lane).
-    pub(crate) fn new_producer(self: &Arc<Self>) -> LaneProducer<T> {
-        let (producer, consumer) = ring::channel(self.capacity);
-        lock(&self.probes).push(producer.probe());
-        lock(&self.fresh).push(consumer);
+    pub(crate) fn new_producer(this: &Arc<Self>) -> LaneProducer<T> {
+        let (producer, consumer) = ring::channel(this.capacity);
+        lock(&this.probes).push(producer.probe());
+        lock(&this.fresh).push(consumer);
         // Release: see module docs.
-        self.has_fresh.store(true, Ordering::Release);
+        this.has_fresh.store(true, Ordering::Release);
         LaneProducer {
-            lane: self.clone(),
+            lane: this.clone(),
             ring: producer,
             backlog: VecDeque::new(),
         }
@@ -202,20 +202,19 @@ impl<T> GroupSide<T> {
     }
 
     /// Takes up to `max` envelopes into `out`, calling `on_take` once before
-    /// the first is taken. Returns `None` if another member holds the claim
-    /// lock right now (it is taking work; try later).
+    /// the first is taken; returns how many were taken.
+    ///
+    /// Blocks while another member holds the claim lock: the critical section
+    /// only moves envelopes (no user code runs under it), so the wait is short,
+    /// and a waiting member never spins.
     pub(crate) fn claim(
         &self,
         lane: &Lane<T>,
         max: usize,
         out: &mut Vec<Envelope<T>>,
         mut on_take: impl FnMut(),
-    ) -> Option<usize> {
-        let mut claim = match self.claim.try_lock() {
-            Ok(c) => c,
-            Err(crate::loom::sync::TryLockError::WouldBlock) => return None,
-            Err(crate::loom::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-        };
+    ) -> usize {
+        let mut claim = lock(&self.claim);
         let mut taken = 0;
         let mut marked = false;
         if self.has_returned.load(Ordering::Acquire) {
@@ -255,7 +254,7 @@ impl<T> GroupSide<T> {
         if n > 0 {
             claim.cursor = (start + 1) % n;
         }
-        Some(taken)
+        taken
     }
 
     /// Whether any ring of the group holds events (racy hint).

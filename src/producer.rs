@@ -467,7 +467,6 @@ impl<V, S> ProducerSlots<V, S> {
 }
 
 #[cfg(all(test, not(loom)))]
-#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use crate::loom::sync::atomic::AtomicUsize;

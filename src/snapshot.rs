@@ -15,20 +15,23 @@
 //!
 //! # Orderings
 //!
-//! - `update`: `current.swap(SeqCst)`, then `version.store(Release)`. A reader
+//! - `update`: `current.swap(AcqRel)`, then `version.store(Release)`. A reader
 //!   that loads the new version with `Acquire` therefore sees the new pointer
 //!   (or a newer one): `load` returns a snapshot at least as new as the version
-//!   it reports.
-//! - Hazard protocol (Michael's hazard pointers): the reader stores its hazard
-//!   (`SeqCst`) and re-loads `current` (`SeqCst`); the writer swaps `current`
-//!   (`SeqCst`) and then loads every hazard (`SeqCst`). In the single total
-//!   order of these operations, either the reader's re-load sees the new
-//!   pointer (it retries and never touches the old one) or the writer's hazard
-//!   load sees the reader's hazard and waits.
+//!   it reports. The swap's `Release` also publishes the new snapshot's
+//!   contents to the reader's `Acquire` load of `current`.
+//! - Hazard protocol (Michael's hazard pointers, fence form): the reader
+//!   stores its hazard, runs `fence(SeqCst)`, and re-loads `current`; the
+//!   writer swaps `current`, runs `fence(SeqCst)`, and loads every hazard. The
+//!   two fences are ordered one way or the other: if the reader's comes first,
+//!   the writer's hazard loads see the reader's hazard and the writer waits; if
+//!   the writer's comes first, the reader's re-load sees the new pointer and
+//!   the reader retries without touching the old one. (Fences rather than
+//!   `SeqCst` accesses: that is the form the C++ model and loom both specify.)
 //! - The reader clears its hazard with `Release` after incrementing the
-//!   reference count; the writer's `SeqCst` load of that cleared hazard
-//!   acquires it, so the increment happens-before the writer's decrement and
-//!   the count never reaches zero under a reader.
+//!   reference count; the writer's `Acquire` load of that cleared hazard
+//!   synchronizes with it, so the increment happens-before the writer's
+//!   decrement and the count never reaches zero under a reader.
 #![allow(unreachable_pub)] // `pub` for `internals` under cfg(loom); crate-private otherwise
 
 use std::ptr;
@@ -36,7 +39,7 @@ use std::ptr;
 use crossbeam_utils::CachePadded;
 
 use crate::loom::hint::spin_loop;
-use crate::loom::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use crate::loom::sync::atomic::{fence, AtomicPtr, AtomicU64, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 
 /// An atomically replaceable `Arc<S>` with a version number and a fixed set
@@ -103,9 +106,10 @@ impl<S> SnapshotCell<S> {
         let hazard = &self.hazards[reader];
         let mut ptr = self.current.load(Ordering::Acquire);
         loop {
-            // SeqCst store + SeqCst re-load: see "Hazard protocol" above.
-            hazard.store(ptr, Ordering::SeqCst);
-            let again = self.current.load(Ordering::SeqCst);
+            // Store, fence, re-load: see "Hazard protocol" above.
+            hazard.store(ptr, Ordering::Relaxed);
+            fence(Ordering::SeqCst);
+            let again = self.current.load(Ordering::Acquire);
             if again == ptr {
                 break;
             }
@@ -120,8 +124,8 @@ impl<S> SnapshotCell<S> {
             Arc::increment_strong_count(ptr.cast_const());
             Arc::from_raw(ptr.cast_const())
         };
-        // Release: pairs with the writer's SeqCst hazard load, so our increment
-        // happens-before its decrement.
+        // Release: pairs with the writer's Acquire hazard load, so our
+        // increment happens-before its decrement.
         hazard.store(ptr::null_mut(), Ordering::Release);
         (version, snapshot)
     }
@@ -142,14 +146,16 @@ impl<S> SnapshotCell<S> {
         // SAFETY: as in `read`: the writer lock keeps `old` alive.
         let new = Arc::new(f(unsafe { &*old }, next));
         let new = Arc::into_raw(new).cast_mut();
-        // SeqCst: hazard protocol (module docs).
-        let swapped = self.current.swap(new, Ordering::SeqCst);
+        // Release: publishes the new snapshot to readers' Acquire loads.
+        let swapped = self.current.swap(new, Ordering::AcqRel);
         debug_assert_eq!(swapped, old);
         // Release: pairs with the Acquire in `version`.
         self.version.store(next, Ordering::Release);
+        // Swap, fence, load hazards: see "Hazard protocol" above.
+        fence(Ordering::SeqCst);
         for hazard in self.hazards.iter() {
-            // SeqCst: hazard protocol (module docs).
-            while hazard.load(Ordering::SeqCst) == old {
+            // Acquire: pairs with the reader's Release clear (module docs).
+            while hazard.load(Ordering::Acquire) == old {
                 spin_loop();
             }
         }
@@ -181,7 +187,6 @@ impl<S> std::fmt::Debug for SnapshotCell<S> {
 }
 
 #[cfg(all(test, not(loom)))]
-#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize as StdAtomicUsize, Ordering as StdOrdering};

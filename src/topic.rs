@@ -169,7 +169,7 @@ fn producer_for<'p, T>(
     if producers.len() <= id {
         producers.resize_with(id + 1, || None);
     }
-    producers[id].get_or_insert_with(|| lane.new_producer())
+    producers[id].get_or_insert_with(|| Lane::new_producer(lane))
 }
 
 /// Subscription bookkeeping, changed under `TopicShared::control`.
@@ -184,7 +184,7 @@ struct Control<T> {
 }
 
 struct GroupEntry {
-    name: Arc<str>,
+    name: Box<str>,
     lane: usize,
     /// Live members per worker.
     members: Vec<usize>,
@@ -207,7 +207,7 @@ impl<T> Control<T> {
         if let Some(g) = self.groups.iter().position(|g| &*g.name == name) {
             return g;
         }
-        let name: Arc<str> = Arc::from(name);
+        let name: Box<str> = name.into();
         let lane = Arc::new(Lane::new(self.lanes.len(), true, capacity));
         self.groups.push(GroupEntry {
             name,
@@ -352,13 +352,13 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     /// The publish path for one event.
     #[inline(always)]
     fn send(
-        self: &Arc<Self>,
+        this: &Arc<Self>,
         hint: &AtomicUsize,
         value: T,
         fail_if_full: bool,
         track: bool,
     ) -> Result<Option<Receipt>, PublishError<T>> {
-        let mut guard = self.slots.acquire(hint);
+        let mut guard = this.slots.acquire(hint);
         let slot = guard.index();
         let kind = guard.kind();
         guard.with_view(|view, access| {
@@ -382,10 +382,10 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             {
                 return Err(PublishError::Full(value));
             }
-            let receipt = track.then(|| receipt::tracked(self.runtime.id, lanes.len()));
+            let receipt = track.then(|| receipt::tracked(this.runtime.id, lanes.len()));
             let meta = Meta {
-                seq: view.seq.next(&self.seq_blocks),
-                published: if self.options.timestamps {
+                seq: view.seq.next(&this.seq_blocks),
+                published: if this.options.timestamps {
                     now_nanos()
                 } else {
                     0
@@ -397,8 +397,9 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             };
             if let Some((last, rest)) = lanes.split_last() {
                 for t in rest {
-                    let env = self.envelope(value.clone(), meta, receipt.as_ref());
-                    self.push(
+                    let env = this.envelope(value.clone(), meta, receipt.as_ref());
+                    Self::push(
+                        this,
                         t,
                         &mut view.producers,
                         env,
@@ -407,8 +408,9 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                         &mut view.backlog_registered,
                     );
                 }
-                let env = self.envelope(value, meta, receipt.as_ref());
-                self.push(
+                let env = this.envelope(value, meta, receipt.as_ref());
+                Self::push(
+                    this,
                     last,
                     &mut view.producers,
                     env,
@@ -417,7 +419,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                     &mut view.backlog_registered,
                 );
             }
-            self.count_published(slot, 1);
+            this.count_published(slot, 1);
             Ok(receipt)
         })
     }
@@ -425,7 +427,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     /// Pushes one envelope into one lane: the fast path.
     #[inline(always)]
     fn push(
-        self: &Arc<Self>,
+        this: &Arc<Self>,
         target: &Target<T>,
         producers: &mut Vec<Option<LaneProducer<T>>>,
         env: Envelope<T>,
@@ -437,7 +439,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         let env = if p.backlog.is_empty() {
             match p.ring.push(env) {
                 Ok(()) => {
-                    self.wake(target);
+                    this.wake(target);
                     return;
                 }
                 Err(env) => env,
@@ -445,13 +447,13 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         } else {
             env
         };
-        self.push_slow(target, p, env, kind, slot, registered);
+        Self::push_slow(this, target, p, env, kind, slot, registered);
     }
 
     /// The lane is full (or this slot has a backlog for it).
     #[cold]
     fn push_slow(
-        self: &Arc<Self>,
+        this: &Arc<Self>,
         target: &Target<T>,
         p: &mut LaneProducer<T>,
         mut env: Envelope<T>,
@@ -464,7 +466,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             if !*registered {
                 *registered = true;
                 worker::register_backlog(Box::new(TopicBacklog {
-                    topic: self.clone(),
+                    topic: this.clone(),
                     slot,
                 }));
             }
@@ -475,17 +477,17 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             if !target.lane.has_consumers() {
                 // The last group member left: nobody will ever drain this
                 // lane, and the event was meant for that group only.
-                self.discarded.fetch_add(1, Ordering::Relaxed);
+                this.discarded.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             match p.ring.push(env) {
                 Ok(()) => {
-                    self.wake(target);
+                    this.wake(target);
                     return;
                 }
                 Err(e) => env = e,
             }
-            self.wake(target);
+            this.wake(target);
             snooze.snooze();
         }
     }
@@ -493,16 +495,16 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     /// The publish path for a batch: one ring claim per lane per chunk that
     /// fits, one clock read for the whole batch.
     fn send_batch(
-        self: &Arc<Self>,
+        this: &Arc<Self>,
         hint: &AtomicUsize,
         events: impl IntoIterator<Item = T>,
     ) -> Result<(), PublishError<Vec<T>>> {
         let mut iter = events.into_iter();
-        let fail = self.options.backpressure == crate::Backpressure::Fail;
-        let mut guard = self.slots.acquire(hint);
+        let fail = this.options.backpressure == crate::Backpressure::Fail;
+        let mut guard = this.slots.acquire(hint);
         let slot = guard.index();
         let kind = guard.kind();
-        let published = if self.options.timestamps {
+        let published = if this.options.timestamps {
             now_nanos()
         } else {
             0
@@ -545,10 +547,11 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                     if kind == SlotKind::Worker {
                         // A handler never waits: the rest goes to backlogs.
                         for value in iter.by_ref() {
-                            let meta = self.batch_meta(&mut view.seq, published, view.version);
+                            let meta = this.batch_meta(&mut view.seq, published, view.version);
                             for t in rest {
-                                let env = self.envelope(value.clone(), meta, None);
-                                self.push(
+                                let env = this.envelope(value.clone(), meta, None);
+                                Self::push(
+                                    this,
                                     t,
                                     &mut view.producers,
                                     env,
@@ -557,8 +560,9 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                                     &mut view.backlog_registered,
                                 );
                             }
-                            let env = self.envelope(value, meta, None);
-                            self.push(
+                            let env = this.envelope(value, meta, None);
+                            Self::push(
+                                this,
                                 last,
                                 &mut view.producers,
                                 env,
@@ -571,7 +575,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                         break Ok(());
                     }
                     for t in lanes {
-                        self.wake(t);
+                        this.wake(t);
                     }
                     snooze.snooze();
                     continue;
@@ -581,10 +585,11 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                     let Some(value) = iter.next() else {
                         break;
                     };
-                    let meta = self.batch_meta(&mut view.seq, published, view.version);
+                    let meta = this.batch_meta(&mut view.seq, published, view.version);
                     for t in rest {
-                        let env = self.envelope(value.clone(), meta, None);
-                        self.write(
+                        let env = this.envelope(value.clone(), meta, None);
+                        Self::write(
+                            this,
                             t,
                             &mut view.producers,
                             env,
@@ -593,8 +598,9 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                             &mut view.backlog_registered,
                         );
                     }
-                    let env = self.envelope(value, meta, None);
-                    self.write(
+                    let env = this.envelope(value, meta, None);
+                    Self::write(
+                        this,
                         last,
                         &mut view.producers,
                         env,
@@ -606,7 +612,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 }
                 for t in lanes {
                     producer_for(&mut view.producers, &t.lane).ring.commit();
-                    self.wake(t);
+                    this.wake(t);
                 }
                 count += pushed as u64;
                 if pushed < room {
@@ -614,7 +620,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 }
                 snooze = Snooze::new();
             };
-            self.count_published(slot, count);
+            this.count_published(slot, count);
             result
         })
     }
@@ -634,7 +640,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     /// Writes into a lane whose room the caller checked; commits later.
     #[inline(always)]
     fn write(
-        self: &Arc<Self>,
+        this: &Arc<Self>,
         target: &Target<T>,
         producers: &mut Vec<Option<LaneProducer<T>>>,
         env: Envelope<T>,
@@ -647,34 +653,34 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             // Not reached: the caller saw room for this write. Stay correct
             // anyway: publish what was written, then take the slow path.
             p.ring.commit();
-            self.push_slow(target, p, env, kind, slot, registered);
+            Self::push_slow(this, target, p, env, kind, slot, registered);
         }
     }
 
     fn subscribe_plain(
-        self: &Arc<Self>,
+        this: &Arc<Self>,
         handler: BoxedHandler<T>,
         options: SubscribeOptions,
     ) -> Result<Subscription, SubscribeError> {
-        let workers = self.runtime.workers.len();
-        let w = options.worker.unwrap_or(self.home);
+        let workers = this.runtime.workers.len();
+        let w = options.worker.unwrap_or(this.home);
         if w >= workers {
             return Err(SubscribeError::NoSuchWorker { worker: w, workers });
         }
-        let sub = Arc::new(SubShared::new(options.name, self.name.as_str()));
-        let mut control = lock(&self.control);
+        let sub = Arc::new(SubShared::new(options.name, this.name.as_str()));
+        let mut control = lock(&this.control);
         if control.state != RUNNING {
-            return Err(self.closed());
+            return Err(this.closed());
         }
-        let lane = control.worker_lane(w, self.runtime.lane_capacity);
+        let lane = control.worker_lane(w, this.runtime.lane_capacity);
         control.worker_subs[w] += 1;
         let mut sent = false;
-        let (uid, stamp) = (self.uid, !self.options.timestamps);
-        self.slots.snapshot().update(|_, next| {
+        let (uid, stamp) = (this.uid, !this.options.timestamps);
+        this.slots.snapshot().update(|_, next| {
             // Queued before `next` is published: the worker has the handler
             // before it can see an event stamped `next` (`DrainCx`).
             let entry = HandlerEntry::new(sub.clone(), next as u32, handler);
-            sent = self.runtime.send(
+            sent = this.runtime.send(
                 w,
                 Box::new(move |worker: &mut worker::Worker| {
                     let key = (uid, lane.id);
@@ -687,25 +693,25 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             if !sent {
                 control.worker_subs[w] -= 1;
             }
-            control.targets(&self.runtime)
+            control.targets(&this.runtime)
         });
         drop(control);
         if !sent {
-            return Err(self.closed());
+            return Err(this.closed());
         }
         Ok(Subscription {
             shared: sub,
-            runtime: self.runtime.clone(),
+            runtime: this.runtime.clone(),
             worker: w,
             detach: Box::new(PlainDetach {
-                topic: self.clone(),
+                topic: this.clone(),
                 worker: w,
             }),
         })
     }
 
     fn subscribe_group(
-        self: &Arc<Self>,
+        this: &Arc<Self>,
         group: &str,
         handler: BoxedHandler<T>,
         options: SubscribeOptions,
@@ -716,20 +722,20 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 reason,
             });
         }
-        let workers = self.runtime.workers.len();
+        let workers = this.runtime.workers.len();
         if let Some(w) = options.worker.filter(|&w| w >= workers) {
             return Err(SubscribeError::NoSuchWorker { worker: w, workers });
         }
-        let sub = Arc::new(SubShared::new(options.name, self.name.as_str()));
-        let mut control = lock(&self.control);
+        let sub = Arc::new(SubShared::new(options.name, this.name.as_str()));
+        let mut control = lock(&this.control);
         if control.state != RUNNING {
-            return Err(self.closed());
+            return Err(this.closed());
         }
-        let g = control.group(group, workers, self.runtime.lane_capacity);
+        let g = control.group(group, workers, this.runtime.lane_capacity);
         let entry = &mut control.groups[g];
         let w = options
             .worker
-            .unwrap_or((self.home + entry.placed) % workers);
+            .unwrap_or((this.home + entry.placed) % workers);
         entry.placed += 1;
         entry.members[w] += 1;
         let lane_id = entry.lane;
@@ -737,11 +743,11 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         // Counted in before producers can see the lane (snapshot below).
         lane.add_consumer(1);
         let mut sent = false;
-        let (uid, stamp) = (self.uid, !self.options.timestamps);
-        self.slots.snapshot().update(|_, next| {
+        let (uid, stamp) = (this.uid, !this.options.timestamps);
+        this.slots.snapshot().update(|_, next| {
             let entry = HandlerEntry::new(sub.clone(), next as u32, handler);
             let worker_lane = lane.clone();
-            sent = self.runtime.send(
+            sent = this.runtime.send(
                 w,
                 Box::new(move |worker: &mut worker::Worker| {
                     let key = (uid, worker_lane.id);
@@ -755,18 +761,18 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 control.groups[g].members[w] -= 1;
                 lane.add_consumer(-1);
             }
-            control.targets(&self.runtime)
+            control.targets(&this.runtime)
         });
         drop(control);
         if !sent {
-            return Err(self.closed());
+            return Err(this.closed());
         }
         Ok(Subscription {
             shared: sub,
-            runtime: self.runtime.clone(),
+            runtime: this.runtime.clone(),
             worker: w,
             detach: Box::new(GroupDetach {
-                topic: self.clone(),
+                topic: this.clone(),
                 group: g,
                 worker: w,
             }),
@@ -918,11 +924,7 @@ impl<T: Clone + Send + 'static> TopicControl for TopicShared<T> {
         for lane in &control.lanes {
             if let (Some(group), false) = (&lane.group, lane.has_consumers()) {
                 let mut orphans = Vec::new();
-                while group
-                    .claim(lane, usize::MAX, &mut orphans, || {})
-                    .unwrap_or(0)
-                    > 0
-                {
+                while group.claim(lane, usize::MAX, &mut orphans, || {}) > 0 {
                     self.discarded
                         .fetch_add(orphans.len() as u64, Ordering::Relaxed);
                     orphans.clear();
@@ -1019,7 +1021,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     #[inline]
     pub fn publish(&self, event: T) -> Result<(), PublishError<T>> {
         let fail = self.shared.options.backpressure == Backpressure::Fail;
-        self.shared.send(&self.hint, event, fail, false).map(drop)
+        TopicShared::send(&self.shared, &self.hint, event, fail, false).map(drop)
     }
 
     /// Publishes `event` if every lane has room now; never waits.
@@ -1030,7 +1032,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// [`PublishError::Closed`]; the event comes back inside the error.
     #[inline]
     pub fn try_publish(&self, event: T) -> Result<(), PublishError<T>> {
-        self.shared.send(&self.hint, event, true, false).map(drop)
+        TopicShared::send(&self.shared, &self.hint, event, true, false).map(drop)
     }
 
     /// Publishes many events with one ring claim per lane for each run that
@@ -1046,7 +1048,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
         &self,
         events: impl IntoIterator<Item = T>,
     ) -> Result<(), PublishError<Vec<T>>> {
-        self.shared.send_batch(&self.hint, events)
+        TopicShared::send_batch(&self.shared, &self.hint, events)
     }
 
     /// Publishes `event` and returns a [`Receipt`] that completes when every
@@ -1057,7 +1059,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// As [`publish`](Topic::publish).
     pub fn publish_tracked(&self, event: T) -> Result<Receipt, PublishError<T>> {
         let fail = self.shared.options.backpressure == Backpressure::Fail;
-        match self.shared.send(&self.hint, event, fail, true)? {
+        match TopicShared::send(&self.shared, &self.hint, event, fail, true)? {
             Some(receipt) => Ok(receipt),
             // `send` returns a receipt whenever asked to track.
             None => Ok(receipt::tracked(self.shared.runtime.id, 0)),
@@ -1116,7 +1118,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
         R: HandlerOutcome,
     {
         let boxed: BoxedHandler<T> = Box::new(move |ev| handler(ev).into_outcome());
-        self.shared.subscribe_plain(boxed, options)
+        TopicShared::subscribe_plain(&self.shared, boxed, options)
     }
 
     /// A consumer group of this topic: each event goes to exactly one of the
@@ -1206,7 +1208,7 @@ impl<T: Clone + Send + 'static> Group<T> {
         R: HandlerOutcome,
     {
         let boxed: BoxedHandler<T> = Box::new(move |ev| handler(ev).into_outcome());
-        self.topic.subscribe_group(&self.name, boxed, options)
+        TopicShared::subscribe_group(&self.topic, &self.name, boxed, options)
     }
 }
 

@@ -39,9 +39,9 @@ use crossbeam_utils::CachePadded;
 use crate::fence;
 use crate::lane::lock;
 use crate::loom::hint::spin_loop;
-use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Condvar, Mutex};
-use crate::loom::thread::{self, Thread};
+use crate::loom::thread;
 use crate::loom::thread_local;
 
 /// How a worker waits when all its lanes are empty, ranked from lowest
@@ -115,9 +115,31 @@ pub(crate) struct Runtime {
     pub(crate) drain_batch: usize,
     pub(crate) producer_slots: usize,
     pub(crate) state: AtomicU8,
+    /// Shutdown's event count: bumped by every worker that turns idle, so
+    /// shutdown waits for a change instead of polling.
+    pub(crate) quiet: Mutex<u64>,
+    pub(crate) quiet_cv: Condvar,
 }
 
 impl Runtime {
+    /// The current value of the quiescence event count.
+    pub(crate) fn quiet_generation(&self) -> u64 {
+        *lock(&self.quiet)
+    }
+
+    /// Blocks until the event count differs from `seen`.
+    pub(crate) fn wait_quiet_change(&self, seen: u64) {
+        let mut g = lock(&self.quiet);
+        while *g == seen {
+            g = self.quiet_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn bump_quiet(&self) {
+        *lock(&self.quiet) += 1;
+        self.quiet_cv.notify_all();
+    }
+
     /// Whether producers must check `sleeping` after each push.
     #[inline(always)]
     pub(crate) fn wakes_on_publish(&self) -> bool {
@@ -182,6 +204,84 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
+/// A worker's parking spot (tokio's `park` design): `unpark` leaves a token
+/// that makes the next `park` return at once; unparking a worker that is not
+/// parked costs one atomic swap and no syscall.
+///
+/// Workers use this rather than `thread::park` so that an `unpark` meant for
+/// the parked state never touches a thread blocked on something else (loom
+/// models `thread::unpark` as waking a thread from *any* block, which real
+/// threads do not do).
+///
+/// # Orderings
+///
+/// `unpark` swaps in `NOTIFIED` with `Release`; `park` consumes it with an
+/// `Acquire` compare-exchange, so what the unparker wrote before is visible
+/// after `park` returns. The `PARKED` → wake path goes through the mutex and
+/// condition variable, which carry their own happens-before.
+#[derive(Default)]
+pub(crate) struct Parker {
+    /// `EMPTY`, `PARKED` or `NOTIFIED`.
+    state: AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+}
+
+const EMPTY: usize = 0;
+const PARKED: usize = 1;
+const NOTIFIED: usize = 2;
+
+impl Parker {
+    /// Blocks until `unpark` (or returns at once if a token is waiting).
+    pub(crate) fn park(&self) {
+        // Fast path: consume a waiting token.
+        if self
+            .state
+            .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+        let mut guard = lock(&self.lock);
+        if self
+            .state
+            .compare_exchange(EMPTY, PARKED, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            // NOTIFIED arrived between the fast path and the lock. Consume it
+            // with a swap, not a store: another `unpark` may have swapped in a
+            // newer NOTIFIED meanwhile, and only a read-modify-write reads (and
+            // acquires) the latest one. A store would erase that wake-up
+            // without synchronizing with it (found by loom).
+            // Acquire: pairs with the Release swap in `unpark`.
+            self.state.swap(EMPTY, Ordering::Acquire);
+            return;
+        }
+        loop {
+            guard = self.cv.wait(guard).unwrap_or_else(|e| e.into_inner());
+            if self
+                .state
+                .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+            // Spurious wake-up: still PARKED.
+        }
+    }
+
+    /// Wakes the parked thread, or leaves a token for its next `park`.
+    pub(crate) fn unpark(&self) {
+        // Release: pairs with the Acquire in `park`.
+        if self.state.swap(NOTIFIED, Ordering::Release) == PARKED {
+            // Lock so the notification cannot slip in between the parker's
+            // state change and its wait.
+            drop(lock(&self.lock));
+            self.cv.notify_one();
+        }
+    }
+}
+
 /// A one-shot signal.
 #[derive(Default)]
 pub(crate) struct Completion {
@@ -215,8 +315,7 @@ pub(crate) struct WorkerShared {
     pub(crate) index: usize,
     /// Set while the worker is (about to be) parked; see module docs.
     sleeping: CachePadded<AtomicBool>,
-    /// The worker's thread, for `unpark`; set once at start.
-    thread: Mutex<Option<Thread>>,
+    parker: Parker,
     /// The worker thread's producer token (`producer::thread_token`); set once
     /// at start, before the engine is handed to the user.
     pub(crate) token: AtomicU64,
@@ -232,7 +331,7 @@ impl WorkerShared {
         WorkerShared {
             index,
             sleeping: CachePadded::new(AtomicBool::new(false)),
-            thread: Mutex::new(None),
+            parker: Parker::default(),
             token: AtomicU64::new(0),
             commands: Mutex::new(CommandQueue::default()),
             pending: AtomicBool::new(false),
@@ -251,9 +350,7 @@ impl WorkerShared {
     }
 
     pub(crate) fn unpark(&self) {
-        if let Some(t) = lock(&self.thread).as_ref() {
-            t.unpark();
-        }
+        self.parker.unpark();
     }
 
     /// The worker's busy/idle epoch (see module docs).
@@ -273,6 +370,8 @@ impl std::fmt::Debug for WorkerShared {
 
 thread_local! {
     /// `(engine id, worker index)` on worker threads.
+    // loom's `thread_local!` has no `const` form; the shim must accept both.
+    #[allow(clippy::missing_const_for_thread_local)]
     static CURRENT: Cell<Option<(u64, usize)>> = Cell::new(None);
     /// Producer backlogs of this worker waiting for ring space.
     static BACKLOGS: RefCell<Vec<Box<dyn Backlog>>> = RefCell::new(Vec::new());
@@ -499,6 +598,11 @@ impl Worker {
             // Release: pairs with the Acquire in `WorkerShared::epoch`: the
             // pushes made while busy are visible to the shutdown check.
             self.shared.epoch.store(self.epoch, Ordering::Release);
+            // For shutdown's wait (`Runtime::wait_quiet_change`). Always, not
+            // only once the state reads DRAINING: a stale read of the state
+            // could skip the one bump shutdown is waiting for. Once per idle
+            // transition (not per event): a lock and a notify with no waiter.
+            self.runtime.bump_quiet();
         }
     }
 
@@ -549,7 +653,7 @@ impl Worker {
         self.shared.sleeping.store(true, Ordering::Relaxed);
         fence::heavy();
         if !self.has_work() {
-            thread::park();
+            self.shared.parker.park();
         }
         self.shared.sleeping.store(false, Ordering::Relaxed);
     }
@@ -636,7 +740,6 @@ pub(crate) fn worker_main(
     gate: Arc<StartGate>,
     core: Option<usize>,
 ) -> Totals {
-    *lock(&shared.thread) = Some(thread::current());
     shared
         .token
         .store(crate::producer::thread_token(), Ordering::Release);
@@ -650,7 +753,7 @@ pub(crate) fn worker_main(
         // The builder stops the engine; wait for that instead of running
         // unpinned.
         while runtime.state() != EXITING {
-            thread::park();
+            shared.parker.park();
         }
     }
     Worker::new(shared, runtime).run()

@@ -1,6 +1,5 @@
 //! Guarantee 3: a full lane never loses data: `Block` waits, `Fail` hands the
 //! event back (all-or-nothing across lanes).
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod common;
 

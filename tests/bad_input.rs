@@ -1,7 +1,6 @@
 //! Guarantee 8: bad input gives a typed error whose message says what to
 //! change; no panics on the public API. Every error variant is produced here
 //! (except `ConfigError::PinFailed`: `tests/pin_failure.rs`).
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! Guarantee 2: events from one producer on one topic reach every (plain)
 //! subscriber in publish order.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod common;
 

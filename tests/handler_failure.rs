@@ -1,6 +1,5 @@
 //! Guarantee 6: a panicking or failing handler never kills its worker or
 //! stalls other subscriptions.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! Guarantee 9: no allocation on the publish or dispatch hot path after
 //! warm-up, counted with a counting global allocator (this test binary only).
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

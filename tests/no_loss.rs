@@ -1,7 +1,6 @@
 //! Guarantee 1: every accepted event is handled exactly once by each
 //! subscription live at publish time, and by exactly one member of each group;
 //! shutdown drains.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod common;
 

@@ -1,7 +1,6 @@
 //! Guarantee 7: a parked worker is always woken by a publish to one of its
 //! lanes (no lost wake-up). A lost wake-up shows as a hang, caught by a
 //! watchdog.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod common;
 

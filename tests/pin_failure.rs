@@ -2,7 +2,6 @@
 //! fails with a typed error and stops the workers it had started. The refusal
 //! is injected (feature `fault-injection`): on a healthy machine pinning to an
 //! online core always succeeds.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use pinbus::{ConfigError, Engine, Pinning};
 

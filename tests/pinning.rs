@@ -1,5 +1,4 @@
 //! Pinned workers run on the cores they were given.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use std::sync::{Arc, Mutex};
 

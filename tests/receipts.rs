@@ -1,6 +1,5 @@
 //! Receipts: `publish_tracked` completes when every subscription live at
 //! publish time has handled the event; `publish_and_wait` waits for that.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod common;
 

@@ -5,7 +5,6 @@
 //! handler's event that does not fit goes to its worker's backlog and is
 //! pushed as room appears, in order; under `Fail`, the handler gets
 //! `PublishError::Full` back.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod common;
 

@@ -1,7 +1,6 @@
 //! Shutdown: intake stops, every accepted event is handled, handlers may keep
 //! publishing while the engine drains, workers are joined and handlers dropped
 //! on them; repeated calls and `Drop` are safe.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod common;
 

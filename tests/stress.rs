@@ -7,7 +7,6 @@
 //!
 //! Size: `PINBUS_STRESS_EVENTS` events per producer (default 100 000);
 //! `cargo test --release --test stress -- --ignored` runs 1 000 000.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,6 +1,5 @@
 //! Guarantee 5: a subscriber added before `publish()` starts receives that
 //! event — and one added after a publish returned does not.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! Topics: the registry (same name + type = same topic) and the metadata
 //! every event carries.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! Guarantee 4: after `unsubscribe()` returns the handler is not running and is
 //! never called again; it is dropped on its worker.
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 mod common;
 

@@ -3,7 +3,6 @@
 
 pub(crate) mod sync {
     pub(crate) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
-    pub(crate) use std::sync::TryLockError;
 
     pub(crate) mod atomic {
         pub(crate) use loom::sync::atomic::{
@@ -24,7 +23,7 @@ pub(crate) mod cell {
 }
 
 pub(crate) mod thread {
-    pub(crate) use loom::thread::{current, park, yield_now, Builder, JoinHandle, Thread};
+    pub(crate) use loom::thread::{yield_now, Builder, JoinHandle};
 }
 
 pub(crate) mod hint {

@@ -6,7 +6,6 @@
 //! `std.rs` re-exports the standard library with loom's API shape
 //! (`UnsafeCell::with`/`with_mut`); `mocked.rs` re-exports loom plus fixed
 //! stubs for what loom lacks (core ids, pinning).
-#![allow(clippy::disallowed_types, clippy::disallowed_methods)]
 
 #[cfg(not(loom))]
 mod std;

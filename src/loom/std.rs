@@ -2,7 +2,7 @@
 //! differs from std (`UnsafeCell::with`/`with_mut`), never the reverse.
 
 pub(crate) mod sync {
-    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard, TryLockError};
+    pub(crate) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
     pub(crate) mod atomic {
         pub(crate) use std::sync::atomic::{
@@ -48,7 +48,7 @@ pub(crate) mod cell {
 }
 
 pub(crate) mod thread {
-    pub(crate) use std::thread::{current, park, yield_now, Builder, JoinHandle, Thread};
+    pub(crate) use std::thread::{yield_now, Builder, JoinHandle};
 }
 
 pub(crate) mod hint {

@@ -1,5 +1,5 @@
 //! Helpers shared by the behaviour tests.
-#![allow(dead_code, clippy::disallowed_types, clippy::disallowed_methods)]
+#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
