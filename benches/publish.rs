@@ -1,1 +1,284 @@
-fn main() {}
+//! Micro view of the hot path (criterion). Each bench measures publish →
+//! handler across threads with `iter_custom`: publish `iters` events, then
+//! wait until the handler has seen them all; throughput is events per second
+//! through the handler, not just into the ring.
+//!
+//! - `publish_1p1s/*`: one producer, one subscriber on one worker; the peer
+//!   in the same run is crossbeam-channel (bounded, same capacity), consumer
+//!   on the same core as pinbus's worker.
+//! - `fanout_1x4`: one producer, four subscribers on one worker (one push per
+//!   event serves all four).
+//! - `publish_batch/*`: `publish_batch` in batches of 64 and 1024.
+//! - `snapshot_churn/*`: 1P→1S while a background thread subscribes and
+//!   unsubscribes on the same topic (every change bumps the snapshot version,
+//!   so the publisher revalidates), against the same bench without churn.
+//! - `base`: the measurement loop alone (the wait on an atomic counter).
+//!
+//! Pinning: producer (the bench thread) on the first core, worker (or
+//! consumer) on the last, when the machine has two or more.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use pinbus::{Engine, IdleStrategy, Pinning, SubscribeOptions, Topic, TopicOptions};
+
+const CAPACITY: usize = 65_536;
+
+/// The first and last core this process may use, read once before anything
+/// is pinned: a thread inherits its creator's affinity, so asking again after
+/// the bench thread pinned itself would see only that one core.
+fn cores() -> (Option<usize>, Option<usize>) {
+    static CORES: std::sync::OnceLock<(Option<usize>, Option<usize>)> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| {
+        let mut ids: Vec<usize> = core_affinity::get_core_ids()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| c.id)
+            .collect();
+        ids.sort_unstable();
+        match ids.as_slice() {
+            [first, .., last] => (Some(*first), Some(*last)),
+            _ => (None, None),
+        }
+    })
+}
+
+fn pin_bench_thread() {
+    if let (Some(first), _) = cores() {
+        core_affinity::set_for_current(core_affinity::CoreId { id: first });
+    }
+}
+
+fn engine() -> Engine {
+    let (_, last) = cores();
+    let pinning = last.map_or(Pinning::None, |c| Pinning::Cores(vec![c]));
+    Engine::builder()
+        .workers(1)
+        .pinning(pinning)
+        .idle(IdleStrategy::BusySpin)
+        .lane_capacity(CAPACITY)
+        .build()
+        .expect("bench engine")
+}
+
+/// Waits (spinning) until `counter` reaches `target`.
+fn wait_for(counter: &AtomicU64, target: u64) {
+    while counter.load(Ordering::Acquire) < target {
+        std::hint::spin_loop();
+    }
+}
+
+/// A subscriber counting what it sees; returns the counter.
+fn counting_subscriber(topic: &Topic<u64>, subscribers: usize) -> Arc<AtomicU64> {
+    let seen = Arc::new(AtomicU64::new(0));
+    for _ in 0..subscribers {
+        let s = seen.clone();
+        topic
+            .subscribe(move |ev| {
+                // A store, not an RMW: every subscriber runs on the same
+                // worker thread, so the counter has a single writer.
+                let _ = std::hint::black_box(**ev);
+                s.store(s.load(Ordering::Relaxed) + 1, Ordering::Release);
+            })
+            .expect("subscribe");
+    }
+    seen
+}
+
+fn publish_1p1s(c: &mut Criterion) {
+    pin_bench_thread();
+    let mut group = c.benchmark_group("publish_1p1s");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(5));
+
+    for (name, timestamps) in [("pinbus", true), ("pinbus_no_timestamps", false)] {
+        let engine = engine();
+        let topic = engine
+            .topic_with::<u64>("bench", TopicOptions::default().timestamps(timestamps))
+            .unwrap();
+        let seen = counting_subscriber(&topic, 1);
+        let mut sent = 0u64;
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for i in 0..iters {
+                    topic.publish(i).unwrap();
+                }
+                sent += iters;
+                wait_for(&seen, sent);
+                start.elapsed()
+            })
+        });
+        engine.shutdown();
+    }
+
+    // Peer: crossbeam-channel bounded, consumer pinned like pinbus's worker.
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
+    let seen = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let consumer = {
+        let (seen, stop) = (seen.clone(), stop.clone());
+        std::thread::spawn(move || {
+            if let (_, Some(last)) = cores() {
+                core_affinity::set_for_current(core_affinity::CoreId { id: last });
+            }
+            while !stop.load(Ordering::Relaxed) {
+                while let Ok(v) = rx.try_recv() {
+                    let _ = std::hint::black_box(v);
+                    seen.store(seen.load(Ordering::Relaxed) + 1, Ordering::Release);
+                }
+                std::hint::spin_loop();
+            }
+        })
+    };
+    let mut sent = 0u64;
+    group.bench_function("crossbeam_channel", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                tx.send(i).unwrap();
+            }
+            sent += iters;
+            wait_for(&seen, sent);
+            start.elapsed()
+        })
+    });
+    stop.store(true, Ordering::Relaxed);
+    consumer.join().unwrap();
+    group.finish();
+}
+
+fn fanout_1x4(c: &mut Criterion) {
+    pin_bench_thread();
+    let mut group = c.benchmark_group("fanout_1x4");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(5));
+    let engine = engine();
+    let topic = engine
+        .topic_with::<u64>("fanout", TopicOptions::default().timestamps(false))
+        .unwrap();
+    let seen = counting_subscriber(&topic, 4);
+    let mut sent = 0u64;
+    group.bench_function("pinbus", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for i in 0..iters {
+                topic.publish(i).unwrap();
+            }
+            sent += iters * 4;
+            wait_for(&seen, sent);
+            start.elapsed()
+        })
+    });
+    engine.shutdown();
+    group.finish();
+}
+
+fn publish_batch(c: &mut Criterion) {
+    pin_bench_thread();
+    let mut group = c.benchmark_group("publish_batch");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(5));
+    let engine = engine();
+    let topic = engine
+        .topic_with::<u64>("batch", TopicOptions::default().timestamps(false))
+        .unwrap();
+    let seen = counting_subscriber(&topic, 1);
+    let mut sent = 0u64;
+    for batch in [64u64, 1024] {
+        group.bench_with_input(BenchmarkId::new("pinbus", batch), &batch, |b, &batch| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                let mut left = iters;
+                while left > 0 {
+                    let n = left.min(batch);
+                    topic.publish_batch(0..n).unwrap();
+                    left -= n;
+                }
+                sent += iters;
+                wait_for(&seen, sent);
+                start.elapsed()
+            })
+        });
+    }
+    engine.shutdown();
+    group.finish();
+}
+
+fn snapshot_churn(c: &mut Criterion) {
+    pin_bench_thread();
+    let mut group = c.benchmark_group("snapshot_churn");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(5));
+    for churn in [false, true] {
+        let engine = Arc::new(engine());
+        let topic = engine
+            .topic_with::<u64>("churn", TopicOptions::default().timestamps(false))
+            .unwrap();
+        let seen = counting_subscriber(&topic, 1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let changes = Arc::new(AtomicU64::new(0));
+        let churner = churn.then(|| {
+            let (topic, stop, changes) = (topic.clone(), stop.clone(), changes.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let sub = topic
+                        .subscribe_with(|_| {}, SubscribeOptions::new())
+                        .expect("subscribe");
+                    sub.unsubscribe();
+                    changes.fetch_add(2, Ordering::Relaxed);
+                    std::thread::sleep(Duration::from_micros(500));
+                }
+            })
+        });
+        let mut sent = 0u64;
+        let name = if churn { "with_churn" } else { "without_churn" };
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for i in 0..iters {
+                    topic.publish(i).unwrap();
+                }
+                sent += iters;
+                wait_for(&seen, sent);
+                start.elapsed()
+            })
+        });
+        stop.store(true, Ordering::Relaxed);
+        if let Some(c) = churner {
+            c.join().unwrap();
+        }
+        engine.shutdown();
+    }
+    group.finish();
+}
+
+fn base(c: &mut Criterion) {
+    let mut group = c.benchmark_group("base");
+    group.throughput(Throughput::Elements(1));
+    let counter = AtomicU64::new(0);
+    group.bench_function("count_and_wait", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            let target = counter.load(Ordering::Relaxed) + iters;
+            for _ in 0..iters {
+                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Release);
+            }
+            wait_for(&counter, target);
+            start.elapsed()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    publish_1p1s,
+    fanout_1x4,
+    publish_batch,
+    snapshot_churn,
+    base
+);
+criterion_main!(benches);

@@ -1,23 +1,23 @@
 //! The worker side of lanes: calling handlers on drained events.
 //!
 //! - [`PlainDrain`]: a topic's lane on one worker. Every subscription of the
-//!   topic on that worker sees each event, in place in the ring slot (no copy),
-//!   in per-producer order. The slot is freed once per batch.
+//!   topic on that worker sees each event, in per-producer order.
 //! - [`GroupDrain`]: the members of one consumer group on one worker. Members
 //!   take a batch from the group lane under its claim lock, then dispatch it
 //!   without the lock, one member per event.
 //!
-//! A panic is caught once per batch, not per call: the loop state (event
-//! index, handler index) lives outside `catch_unwind`, so after a panic the
-//! batch resumes with the next handler of the same event.
+//! The worker moves each value out of its ring slot and builds the
+//! [`Event`] on its own stack (the slot holds only the payload and a tag; see
+//! `lane.rs`), so handlers get `&Event<T>` without the lane carrying the
+//! metadata. A panic in a handler is caught, counted, and the event goes on to
+//! the next handler.
 
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use crate::event::now_nanos;
-use crate::lane::{Envelope, Lane};
+use crate::event::{Event, Meta, TopicName};
+use crate::lane::{Delivered, Lane, LaneConsumer};
 use crate::loom::sync::Arc;
-use crate::ring::Consumer;
 use crate::subscription::HandlerEntry;
 use crate::worker::{Drain, DrainCx, Drained, Totals};
 
@@ -30,80 +30,109 @@ fn drop_payload(payload: Box<dyn Any + Send>) {
     let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
 }
 
+/// The event handlers see, built from a drained value.
+#[inline(always)]
+fn event<T>(value: T, d: &Delivered, topic: &'static TopicName, clock: u64) -> Event<T> {
+    Event::new(
+        value,
+        topic,
+        Meta {
+            seq: d.seq,
+            published: if d.published != 0 { d.published } else { clock },
+            trace: [0, 0],
+            parent_span: 0,
+            attempt: 1,
+            version: d.version,
+        },
+    )
+}
+
+/// Adds a removed handler's counts to `totals`.
+fn retire<T>(entry: HandlerEntry<T>, totals: &mut Totals) {
+    entry.publish_counts();
+    let c = entry.counts();
+    totals.handled += c.handled;
+    totals.failed += c.failed;
+    totals.panicked += c.panicked;
+}
+
 /// A topic's lane on one worker, with the worker's subscriptions to it.
 pub(crate) struct PlainDrain<T> {
     lane: Arc<Lane<T>>,
     topic: u64,
-    rings: Vec<Consumer<Envelope<T>>>,
+    name: &'static TopicName,
+    rings: Vec<LaneConsumer<T>>,
     pub(crate) handlers: Vec<HandlerEntry<T>>,
-    /// The topic records no publish time: stamp the dequeue time instead.
-    stamp_dequeue: bool,
+    /// Lane copies that reached no live subscription.
     discarded: u64,
+    /// Counts of handlers removed before the worker exits.
+    retired: Totals,
 }
 
 impl<T: Send + 'static> PlainDrain<T> {
-    pub(crate) fn new(lane: Arc<Lane<T>>, topic: u64, stamp_dequeue: bool) -> Self {
+    pub(crate) fn new(lane: Arc<Lane<T>>, topic: u64, name: &'static TopicName) -> Self {
         PlainDrain {
             lane,
             topic,
+            name,
             rings: Vec::new(),
             handlers: Vec::new(),
-            stamp_dequeue,
             discarded: 0,
+            retired: Totals::default(),
         }
     }
+}
 
-    /// Calls every accepting handler on the `n` oldest events of ring `r`,
-    /// then frees them.
-    fn dispatch(&mut self, r: usize, n: usize) {
-        let ring = &mut self.rings[r];
-        let handlers = &mut self.handlers;
-        let now = if self.stamp_dequeue { now_nanos() } else { 0 };
-        let mut i = 0;
-        let mut h = 0;
-        let mut delivered = false;
-        let mut discarded = 0;
-        loop {
-            let run = catch_unwind(AssertUnwindSafe(|| {
-                while i < n {
-                    ring.with_mut(i, |env| {
-                        if now != 0 && env.event.meta.published == 0 {
-                            env.event.meta.published = now;
-                        }
-                        let event = &env.event;
-                        while h < handlers.len() {
-                            let entry = &mut handlers[h];
-                            // Advance first: after a panic the batch resumes
-                            // with the next handler.
-                            h += 1;
-                            if entry.accepts(event.meta.version) {
-                                delivered = true;
-                                entry.call(event);
-                            }
-                        }
-                    });
-                    if !delivered {
-                        discarded += 1;
-                    }
-                    delivered = false;
-                    h = 0;
-                    i += 1;
-                }
-            }));
-            match run {
-                Ok(()) => break,
-                Err(payload) => {
-                    // `h` was advanced past the handler that panicked.
-                    if let Some(entry) = h.checked_sub(1).and_then(|k| handlers.get_mut(k)) {
-                        entry.record_panic();
-                    }
-                    drop_payload(payload);
+/// Calls every accepting handler on `ev`, resuming after a panic with the
+/// next handler. Returns whether any handler took the event.
+///
+/// `ev` lives outside `catch_unwind`, so a panicking handler does not take
+/// the event from the handlers after it. (A guard per event measured cheaper
+/// than one per batch that parks the event in an `Option` so it survives the
+/// unwind: moving the event in and out costs more than the guard.)
+#[inline(always)]
+fn deliver<T>(handlers: &mut [HandlerEntry<T>], ev: &Event<T>) -> bool {
+    let mut h = 0;
+    let mut delivered = false;
+    loop {
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            while let Some(entry) = handlers.get_mut(h) {
+                // Advance first: after a panic, resume with the next handler.
+                h += 1;
+                if entry.accepts(ev.meta.version) {
+                    delivered = true;
+                    entry.call(ev);
                 }
             }
+        }));
+        match run {
+            Ok(()) => return delivered,
+            Err(payload) => {
+                // `h` was advanced past the handler that panicked.
+                if let Some(entry) = h.checked_sub(1).and_then(|k| handlers.get_mut(k)) {
+                    entry.record_panic();
+                }
+                drop_payload(payload);
+            }
         }
-        self.discarded += discarded;
-        // Drops the events (and their receipt shares) and frees the slots.
-        ring.release(n);
+    }
+}
+
+impl<T: Send + 'static> PlainDrain<T> {
+    /// Dispatches up to `n` events of ring `r` to every accepting handler.
+    #[inline(always)]
+    fn dispatch(&mut self, r: usize, n: usize, clock: u64) -> usize {
+        let name = self.name;
+        let handlers = &mut self.handlers;
+        let discarded = &mut self.discarded;
+        self.rings[r].consume(n, |value, d| {
+            let ev = event(value, &d, name, clock);
+            if !deliver(handlers, &ev) {
+                *discarded += 1;
+            }
+            // `ev` and the receipt share in `d` drop here: this lane's copy
+            // is done.
+        })
     }
 }
 
@@ -116,16 +145,21 @@ impl<T: Send + 'static> Drain for PlainDrain<T> {
         self.lane.adopt(&mut self.rings);
         let mut total = 0;
         for r in 0..self.rings.len() {
-            let n = self.rings[r].ready(cx.batch).min(cx.batch);
-            if n == 0 {
+            // Count first, then look for commands, then take exactly what was
+            // counted: a new subscription's command is visible for every event
+            // counted here (`DrainCx::commands_pending`), not for events
+            // published after the check.
+            let ready = self.rings[r].ready(cx.batch);
+            if ready == 0 {
                 continue;
             }
-            // After the Acquire in `ready`: see `DrainCx::commands_pending`.
             if cx.commands_pending() {
                 return Drained::NeedCommands(total);
             }
             cx.consuming();
-            self.dispatch(r, n);
+            let clock = cx.clock();
+            let n = self.dispatch(r, ready, clock);
+            cx.count_clock(n);
             total += n;
         }
         if total > 0 {
@@ -137,14 +171,13 @@ impl<T: Send + 'static> Drain for PlainDrain<T> {
     }
 
     fn has_work(&mut self) -> bool {
-        self.lane.has_fresh() || self.rings.iter_mut().any(|r| r.ready(1) > 0)
+        self.lane.has_fresh() || self.rings.iter().any(LaneConsumer::has_next)
     }
 
     fn remove(&mut self, id: u64) -> bool {
         match self.handlers.iter().position(|h| h.shared.id == id) {
             Some(pos) => {
-                let entry = self.handlers.remove(pos);
-                entry.publish_counts();
+                retire(self.handlers.remove(pos), &mut self.retired);
                 true
             }
             None => false,
@@ -153,12 +186,9 @@ impl<T: Send + 'static> Drain for PlainDrain<T> {
 
     fn finish(&mut self, totals: &mut Totals) {
         for h in self.handlers.drain(..) {
-            h.publish_counts();
-            let c = h.counts();
-            totals.handled += c.handled;
-            totals.failed += c.failed;
-            totals.panicked += c.panicked;
+            retire(h, totals);
         }
+        *totals += self.retired;
         totals.discarded += self.discarded;
     }
 
@@ -171,25 +201,25 @@ impl<T: Send + 'static> Drain for PlainDrain<T> {
 pub(crate) struct GroupDrain<T> {
     lane: Arc<Lane<T>>,
     topic: u64,
+    name: &'static TopicName,
     pub(crate) members: Vec<HandlerEntry<T>>,
     /// Member to try first for the next event (round robin).
     next: usize,
     /// Events taken from the group lane, not yet dispatched.
-    buf: Vec<Envelope<T>>,
-    stamp_dequeue: bool,
-    /// Totals of members removed before the worker exits.
+    buf: Vec<(T, Delivered)>,
+    /// Counts of members removed before the worker exits.
     retired: Totals,
 }
 
 impl<T: Send + 'static> GroupDrain<T> {
-    pub(crate) fn new(lane: Arc<Lane<T>>, topic: u64, stamp_dequeue: bool) -> Self {
+    pub(crate) fn new(lane: Arc<Lane<T>>, topic: u64, name: &'static TopicName) -> Self {
         GroupDrain {
             lane,
             topic,
+            name,
             members: Vec::new(),
             next: 0,
             buf: Vec::with_capacity(GROUP_BATCH),
-            stamp_dequeue,
             retired: Totals::default(),
         }
     }
@@ -203,30 +233,27 @@ impl<T: Send + 'static> GroupDrain<T> {
             .inspect(|&m| self.next = (m + 1) % n)
     }
 
-    fn dispatch_buffered(&mut self) -> usize {
-        let now = if self.stamp_dequeue { now_nanos() } else { 0 };
+    fn dispatch_buffered(&mut self, clock: u64) -> usize {
         let mut handled = 0;
         let mut pending = std::mem::take(&mut self.buf);
         let mut rest = pending.drain(..);
-        while let Some(mut env) = rest.next() {
+        while let Some((value, d)) = rest.next() {
             let Some(m) = self.pick() else {
                 // Every local member left mid-batch: hand the events back to
                 // the group, for members on other workers.
                 if let Some(g) = self.lane.group.as_ref() {
-                    g.give_back(std::iter::once(env).chain(rest.by_ref()));
+                    g.give_back(std::iter::once((value, d)).chain(rest.by_ref()));
                 }
                 break;
             };
-            if now != 0 && env.event.meta.published == 0 {
-                env.event.meta.published = now;
-            }
+            let ev = event(value, &d, self.name, clock);
             let member = &mut self.members[m];
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| member.call(&env.event))) {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| member.call(&ev))) {
                 member.record_panic();
                 drop_payload(payload);
             }
             handled += 1;
-            // `env` (and its receipt share) drops here.
+            // `ev` and the receipt share in `d` drop here.
         }
         drop(rest);
         // Keep the allocation for the next claim.
@@ -250,12 +277,14 @@ impl<T: Send + 'static> Drain for GroupDrain<T> {
         let max = cx.batch.min(GROUP_BATCH);
         match group.claim(&self.lane, max, &mut self.buf, || cx.consuming()) {
             0 => Drained::Events(0),
-            _ => {
-                let n = self.dispatch_buffered();
+            n => {
+                let clock = cx.clock();
+                cx.count_clock(n);
+                let handled = self.dispatch_buffered(clock);
                 for m in &self.members {
                     m.publish_counts();
                 }
-                Drained::Events(n)
+                Drained::Events(handled.max(1))
             }
         }
     }
@@ -272,12 +301,7 @@ impl<T: Send + 'static> Drain for GroupDrain<T> {
     fn remove(&mut self, id: u64) -> bool {
         match self.members.iter().position(|h| h.shared.id == id) {
             Some(pos) => {
-                let entry = self.members.remove(pos);
-                entry.publish_counts();
-                let c = entry.counts();
-                self.retired.handled += c.handled;
-                self.retired.failed += c.failed;
-                self.retired.panicked += c.panicked;
+                retire(self.members.remove(pos), &mut self.retired);
                 if self.next >= self.members.len() {
                     self.next = 0;
                 }
@@ -289,11 +313,7 @@ impl<T: Send + 'static> Drain for GroupDrain<T> {
 
     fn finish(&mut self, totals: &mut Totals) {
         for h in self.members.drain(..) {
-            h.publish_counts();
-            let c = h.counts();
-            totals.handled += c.handled;
-            totals.failed += c.failed;
-            totals.panicked += c.panicked;
+            retire(h, totals);
         }
         *totals += self.retired;
     }

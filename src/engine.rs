@@ -215,6 +215,7 @@ impl Engine {
             state: AtomicU8::new(RUNNING),
             quiet: Mutex::new(0),
             quiet_cv: crate::loom::sync::Condvar::new(),
+            quiet_waiting: crate::loom::sync::atomic::AtomicBool::new(false),
         });
         let gate = Arc::new(StartGate::new(config.workers));
         let mut joins = Vec::with_capacity(config.workers);
@@ -441,6 +442,7 @@ impl Engine {
     /// rather than polling.
     fn await_quiescence(&self) {
         let epochs = |rt: &Runtime| -> Vec<u64> { rt.workers.iter().map(|w| w.epoch()).collect() };
+        self.runtime.announce_quiet_waiter();
         loop {
             // Read the count before checking: an idle transition after this
             // read makes the wait below return at once.

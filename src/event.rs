@@ -1,11 +1,11 @@
 //! `Event<T>`: what a handler receives — the payload plus the metadata the
 //! engine attaches at publish time.
 //!
-//! The whole event lives in a lane slot and handlers get `&Event<T>` pointing
-//! into it: nothing is copied on dispatch. To keep the slot small, the topic
-//! name is a pointer to an interned, immortal string (one per distinct name in
-//! the process) and the publish time is a `u64` of nanoseconds since a
-//! process-wide epoch.
+//! A lane slot holds only the payload and a 64-bit tag (`lane.rs`); the worker
+//! moves the payload out and builds the `Event` on its stack around it, with
+//! metadata the lane's markers and the worker know. The topic name is a
+//! pointer to an interned, immortal string (one per distinct name in the
+//! process) and times are `u64` nanoseconds since a process-wide epoch.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -69,9 +69,9 @@ pub(crate) struct Meta {
     pub(crate) parent_span: u64,
     /// Delivery attempt, starting at 1.
     pub(crate) attempt: u32,
-    /// Low 32 bits of the topic snapshot version the publisher used; compared
-    /// (wrapping) with a subscription's start version.
-    pub(crate) version: u32,
+    /// The topic snapshot version the publisher used; compared with a
+    /// subscription's start version.
+    pub(crate) version: u64,
 }
 
 /// A W3C-compatible 128-bit trace id (never all zeros).
@@ -158,6 +158,7 @@ pub struct Event<T> {
 }
 
 impl<T> Event<T> {
+    #[inline(always)]
     pub(crate) fn new(value: T, topic: &'static TopicName, meta: Meta) -> Self {
         Event { meta, topic, value }
     }
@@ -181,11 +182,12 @@ impl<T> Event<T> {
         self.topic.as_str()
     }
 
-    /// When the event was published (taken once per `publish` or per
-    /// `publish_batch`). For a topic created with
-    /// `TopicOptions::timestamps(false)` this is instead the time the worker
-    /// took the event's batch from the lane: an upper bound that costs the
-    /// publisher nothing.
+    /// When the event was published — exactly, if its topic was created with
+    /// `TopicOptions::timestamps(true)` (one clock read per `publish`, or per
+    /// `publish_batch`). Otherwise (the default) publishers read no clock and
+    /// this is the worker's dispatch clock: read when the worker starts a
+    /// burst and every 64 events during one, so it is an upper bound on the
+    /// publish time and a lower bound on the handling time.
     pub fn published_at(&self) -> Instant {
         epoch() + Duration::from_nanos(self.meta.published)
     }

@@ -131,3 +131,19 @@ pub(crate) fn heavy() {
 /// The ordering the hot side may use for the load that follows `light()`.
 /// Relaxed is enough: the fence pair orders it.
 pub(crate) const AFTER_LIGHT: Ordering = Ordering::Relaxed;
+
+#[cfg(all(test, not(loom), not(miri), target_os = "linux"))]
+mod tests {
+    #[test]
+    fn expedited_membarrier_is_used_where_the_kernel_offers_it() {
+        // SAFETY: the query command touches no memory.
+        let supported =
+            unsafe { libc::syscall(libc::SYS_membarrier, libc::MEMBARRIER_CMD_QUERY, 0) };
+        let expedited =
+            supported > 0 && supported as libc::c_int & libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED != 0;
+        assert_eq!(super::init(), expedited, "query said {supported:#x}");
+        // Both sides run either way.
+        super::light();
+        super::heavy();
+    }
+}

@@ -8,29 +8,113 @@
 //! rings before draining. Rings are never removed while the topic lives, so a
 //! producer slot always finds its ring again and per-producer order holds.
 //!
+//! # Compact slots
+//!
+//! Cross-core bandwidth, not instructions, bounds a ring (measured: 8-byte
+//! elements ≈ 300 M/s, 16 ≈ 140–280, 72 ≈ 50 on the 2-core test machine). So
+//! a slot is the payload plus one 64-bit tag, and everything else is either
+//! known to the consumer or rare:
+//!
+//! - the topic name: the consumer knows its lane; the attempt: a first
+//!   delivery is attempt 1;
+//! - the sequence number: one more than the previous event's in the same
+//!   ring, except after a jump;
+//! - the snapshot version: changes only on subscribe/unsubscribe;
+//! - the publish time: in the tag (59 bits, relative to a time base).
+//!
+//! Rare data — a version change, a sequence jump, a new time base (after
+//! 2^59 ns), a receipt share — goes into the ring's *side queue*, and the
+//! event's tag flags say which items to pop. Producer and consumer apply the
+//! same items to a [`Cursor`] they keep in step. Every slot holds exactly one
+//! event, so `lane_capacity` events fit per producer.
+//!
+//! The tag travels in the ring slot's stamp (63 bits, `ring.rs`):
+//!
+//! | tag bits | meaning |
+//! |---|---|
+//! | 0–3 | side items to pop, in this order: version, seq, time base, receipt share |
+//! | 4–62 | publish time − time base + 1, or 0 = not stamped |
+//!
 //! # Orderings
 //!
 //! - `fresh` is a mutex: the consumer end is handed over under it.
 //! - `has_fresh` is a hint that spares the consumer the mutex on every pass:
-//!   set (`Release`) after the push under the mutex, cleared (`Relaxed` swap)
+//!   set (`Release`) after the push under the mutex, cleared (`Relaxed`)
 //!   before the consumer takes the mutex. A set that races with the clear at
 //!   worst costs one extra lock of an empty list. For parking, the flag store
 //!   precedes the producer's later ring commit and `fence::light()`, so the
 //!   worker's post-`fence::heavy()` check sees it (see `worker.rs`).
+//! - The side queue is a mutex; its pushes happen before the ring commit that
+//!   publishes the flagged slot, so the consumer finds the items there.
 
 use std::collections::VecDeque;
 
-use crate::event::Event;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::loom::sync::{Arc, Mutex};
+use crate::loom::sync::{Arc, Mutex, MutexGuard};
 use crate::receipt::TrackerRef;
 use crate::ring::{self, Consumer, Probe, Producer};
 
-/// What a ring slot holds: the event and, for `publish_tracked`, its share of
-/// the receipt (released when this lane's copy of the event is dropped).
-pub(crate) struct Envelope<T> {
-    pub(crate) event: Event<T>,
-    /// Held for its `Drop`, which counts this lane's copy as done.
+/// Tag flags: side items to pop for this event, in this order.
+const SIDE_VERSION: u64 = 1 << 0;
+const SIDE_SEQ: u64 = 1 << 1;
+const SIDE_TIME_BASE: u64 = 1 << 2;
+const SIDE_TRACKER: u64 = 1 << 3;
+const SIDE_MASK: u64 = 0xf;
+/// Publish time: tag bits 4–62.
+const TIME_SHIFT: u32 = 4;
+const TIME_LIMIT: u64 = 1 << 59;
+
+/// Rare per-event data, carried beside the ring (module docs).
+enum SideItem {
+    Version(u64),
+    Seq(u64),
+    TimeBase(u64),
+    Tracker(TrackerRef),
+}
+
+/// Whether `published` needs a new time base before it fits the tag.
+#[inline(always)]
+fn needs_time_base(c: &Cursor, published: u64) -> bool {
+    published != 0 && (published < c.time_base || published - c.time_base >= TIME_LIMIT - 1)
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section in this crate
+/// leaves the data consistent even if a panic unwinds through it.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What both ends of a ring know about the events that follow; markers keep
+/// the two copies equal.
+#[derive(Default, Debug, Clone, Copy)]
+struct Cursor {
+    next_seq: u64,
+    version: u64,
+    time_base: u64,
+}
+
+/// A ring's side queue (module docs).
+#[derive(Default)]
+struct Side {
+    items: Mutex<VecDeque<SideItem>>,
+}
+
+/// An event on its way into a lane, with what its entry and markers encode.
+pub(crate) struct Outgoing<T> {
+    pub(crate) value: T,
+    pub(crate) seq: u64,
+    pub(crate) version: u64,
+    /// Nanoseconds since the event epoch, or 0 = not stamped.
+    pub(crate) published: u64,
+    pub(crate) tracker: Option<TrackerRef>,
+}
+
+/// What a consumer learns about each event besides its value.
+pub(crate) struct Delivered {
+    pub(crate) seq: u64,
+    pub(crate) version: u64,
+    pub(crate) published: u64,
+    /// Held for its `Drop`, which counts this lane's copy as done (receipts).
     #[allow(dead_code)]
     pub(crate) tracker: Option<TrackerRef>,
 }
@@ -39,10 +123,10 @@ pub(crate) struct Lane<T> {
     /// Index of the lane within its topic (and of its producer in a slot view).
     pub(crate) id: usize,
     capacity: usize,
-    fresh: Mutex<Vec<Consumer<Envelope<T>>>>,
+    fresh: Mutex<Vec<LaneConsumer<T>>>,
     has_fresh: AtomicBool,
     /// One probe per ring, for the shutdown emptiness check.
-    probes: Mutex<Vec<Probe<Envelope<T>>>>,
+    probes: Mutex<Vec<Probe<T>>>,
     /// Whether anyone drains the lane: always 1 for a worker lane (its drain
     /// lives as long as the worker); the member count for a group lane.
     consumers: AtomicUsize,
@@ -68,15 +152,35 @@ impl<T> Lane<T> {
     /// lane, and returns the producer end. Allocates (once per slot and lane).
     pub(crate) fn new_producer(this: &Arc<Self>) -> LaneProducer<T> {
         let (producer, consumer) = ring::channel(this.capacity);
+        let side = Arc::new(Side::default());
         lock(&this.probes).push(producer.probe());
-        lock(&this.fresh).push(consumer);
+        lock(&this.fresh).push(LaneConsumer {
+            ring: consumer,
+            side: side.clone(),
+            cursor: Cursor::default(),
+        });
         // Release: see module docs.
         this.has_fresh.store(true, Ordering::Release);
         LaneProducer {
             lane: this.clone(),
             ring: producer,
+            side,
+            cursor: Cursor::default(),
             backlog: VecDeque::new(),
         }
+    }
+
+    /// Moves consumer ends created since the last call into `into`.
+    pub(crate) fn adopt(&self, into: &mut Vec<LaneConsumer<T>>) {
+        if self.has_fresh.load(Ordering::Acquire) {
+            self.has_fresh.store(false, Ordering::Relaxed);
+            into.append(&mut lock(&self.fresh));
+        }
+    }
+
+    /// Whether rings were created that the consumer has not adopted yet.
+    pub(crate) fn has_fresh(&self) -> bool {
+        self.has_fresh.load(Ordering::Acquire)
     }
 
     /// Whether anyone drains the lane (a group lane with no member does not).
@@ -95,19 +199,6 @@ impl<T> Lane<T> {
         }
     }
 
-    /// Moves consumer ends created since the last call into `into`.
-    pub(crate) fn adopt(&self, into: &mut Vec<Consumer<Envelope<T>>>) {
-        if self.has_fresh.load(Ordering::Acquire) {
-            self.has_fresh.store(false, Ordering::Relaxed);
-            into.append(&mut lock(&self.fresh));
-        }
-    }
-
-    /// Whether rings were created that the consumer has not adopted yet.
-    pub(crate) fn has_fresh(&self) -> bool {
-        self.has_fresh.load(Ordering::Acquire)
-    }
-
     /// Whether every ring of the lane was empty when looked at (racy; exact
     /// once no producer and no consumer is active).
     pub(crate) fn is_empty(&self) -> bool {
@@ -116,25 +207,124 @@ impl<T> Lane<T> {
     }
 }
 
-/// Locks a mutex, ignoring poisoning: every critical section in this crate
-/// leaves the data consistent even if a panic unwinds through it.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> crate::loom::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// A producer slot's end of one lane.
 pub(crate) struct LaneProducer<T> {
     pub(crate) lane: Arc<Lane<T>>,
-    pub(crate) ring: Producer<Envelope<T>>,
-    /// Worker slots only: envelopes that found the ring full (or found older
-    /// envelopes waiting here), oldest first. Flushed by the worker loop.
-    pub(crate) backlog: VecDeque<Envelope<T>>,
+    ring: Producer<T>,
+    side: Arc<Side>,
+    cursor: Cursor,
+    /// Worker slots only: events that found the ring full (or found older
+    /// events waiting here), oldest first. Flushed by the worker loop.
+    pub(crate) backlog: VecDeque<Outgoing<T>>,
 }
 
 impl<T> LaneProducer<T> {
-    /// Moves backlog envelopes into the ring while there is room; returns
-    /// how many were dropped because nobody drains the lane any more, and
-    /// whether the backlog is now empty.
+    /// Whether an event can be written now (refreshing the view of free room
+    /// if needed), with no backlog ahead of it.
+    #[inline(always)]
+    pub(crate) fn has_room(&mut self) -> bool {
+        self.backlog.is_empty() && self.ring.free(1) >= 1
+    }
+
+    /// Events that can be written now without waiting.
+    #[inline(always)]
+    pub(crate) fn room(&mut self) -> usize {
+        if self.backlog.is_empty() {
+            self.ring.free(usize::MAX)
+        } else {
+            0
+        }
+    }
+
+    /// The common case in one step: no backlog, no side items (the event
+    /// continues this ring's sequence under its version, with no timestamp or
+    /// receipt), room in the ring. Writes and publishes the event, or hands
+    /// the value back for the general path.
+    #[inline(always)]
+    pub(crate) fn push_plain(&mut self, value: T, seq: u64, version: u64) -> Result<(), T> {
+        let c = &self.cursor;
+        if !self.backlog.is_empty() || seq != c.next_seq || version != c.version {
+            return Err(value);
+        }
+        self.ring.push(value)?;
+        self.cursor.next_seq = seq.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Writes and publishes `ev`, or hands it back if the ring is full.
+    #[inline(always)]
+    pub(crate) fn write(&mut self, ev: Outgoing<T>) -> Result<(), Outgoing<T>> {
+        if self.ring.free(1) == 0 {
+            return Err(ev);
+        }
+        let c = &mut self.cursor;
+        let mut flags = 0;
+        if ev.version != c.version {
+            flags |= SIDE_VERSION;
+        }
+        if ev.seq != c.next_seq {
+            flags |= SIDE_SEQ;
+        }
+        if needs_time_base(c, ev.published) {
+            flags |= SIDE_TIME_BASE;
+        }
+        if ev.tracker.is_some() {
+            flags |= SIDE_TRACKER;
+        }
+        let Outgoing {
+            value,
+            seq,
+            version,
+            published,
+            tracker,
+        } = ev;
+        if flags != 0 {
+            self.attach(flags, seq, version, published, tracker);
+        }
+        let c = &mut self.cursor;
+        c.next_seq = seq.wrapping_add(1);
+        let mut tag = flags;
+        if published != 0 {
+            tag |= (published - c.time_base + 1) << TIME_SHIFT;
+        }
+        let written = self.ring.write(tag, value);
+        // Room was checked above, and only this producer fills the ring.
+        debug_assert!(written.is_ok(), "ring room changed under its only producer");
+        drop(written);
+        Ok(())
+    }
+
+    /// Queues the side items `flags` announce and updates the cursor.
+    #[cold]
+    fn attach(
+        &mut self,
+        flags: u64,
+        seq: u64,
+        version: u64,
+        published: u64,
+        tracker: Option<TrackerRef>,
+    ) {
+        let c = &mut self.cursor;
+        let mut items = lock(&self.side.items);
+        if flags & SIDE_VERSION != 0 {
+            items.push_back(SideItem::Version(version));
+            c.version = version;
+        }
+        if flags & SIDE_SEQ != 0 {
+            items.push_back(SideItem::Seq(seq));
+        }
+        if flags & SIDE_TIME_BASE != 0 {
+            c.time_base = published - 1;
+            items.push_back(SideItem::TimeBase(c.time_base));
+        }
+        if let Some(t) = tracker {
+            items.push_back(SideItem::Tracker(t));
+        }
+    }
+
+    /// Moves backlog events into the ring while there is room; returns how
+    /// many were dropped because nobody drains the lane any more, and whether
+    /// the backlog is now empty.
     pub(crate) fn flush_backlog(&mut self) -> (u64, bool) {
         if self.backlog.is_empty() {
             return (0, true);
@@ -144,23 +334,86 @@ impl<T> LaneProducer<T> {
             self.backlog.clear();
             return (dropped, true);
         }
-        let room = self.ring.free(self.backlog.len());
-        let mut moved = 0;
-        while moved < room {
-            let Some(env) = self.backlog.pop_front() else {
-                break;
-            };
-            if let Err(env) = self.ring.write(env) {
-                self.backlog.push_front(env);
+        while let Some(ev) = self.backlog.pop_front() {
+            if let Err(ev) = self.write(ev) {
+                self.backlog.push_front(ev);
                 break;
             }
-            moved += 1;
-        }
-        if moved > 0 {
-            self.ring.commit();
         }
         (0, self.backlog.is_empty())
     }
+}
+
+/// The consuming end of one ring of a lane.
+pub(crate) struct LaneConsumer<T> {
+    ring: Consumer<T>,
+    side: Arc<Side>,
+    cursor: Cursor,
+}
+
+impl<T> LaneConsumer<T> {
+    /// Whether an event is ready.
+    #[inline(always)]
+    pub(crate) fn has_next(&self) -> bool {
+        self.ring.has_next()
+    }
+
+    /// How many events are ready, counting up to `max`.
+    #[inline(always)]
+    pub(crate) fn ready(&self, max: usize) -> usize {
+        self.ring.ready(max)
+    }
+
+    /// Takes up to `max` events, handing each to `f` with what its tag and
+    /// side items say about it. Returns how many were taken. If `f` panics,
+    /// the events up to and including the current one are consumed.
+    #[inline]
+    pub(crate) fn consume(&mut self, max: usize, mut f: impl FnMut(T, Delivered)) -> usize {
+        let LaneConsumer { ring, side, cursor } = self;
+        ring.consume(max, |tag, value| {
+            let tracker = if tag & SIDE_MASK != 0 {
+                detach(tag, side, cursor)
+            } else {
+                None
+            };
+            let time = tag >> TIME_SHIFT;
+            let delivered = Delivered {
+                seq: cursor.next_seq,
+                version: cursor.version,
+                published: if time == 0 {
+                    0
+                } else {
+                    cursor.time_base + time - 1
+                },
+                tracker,
+            };
+            cursor.next_seq = cursor.next_seq.wrapping_add(1);
+            f(value, delivered);
+        })
+    }
+}
+
+/// Pops the side items `tag` announces, applies them to the cursor, and
+/// returns the receipt share, if any.
+#[cold]
+fn detach(tag: u64, side: &Side, cursor: &mut Cursor) -> Option<TrackerRef> {
+    let mut items = lock(&side.items);
+    let mut tracker = None;
+    for flag in [SIDE_VERSION, SIDE_SEQ, SIDE_TIME_BASE, SIDE_TRACKER] {
+        if tag & flag == 0 {
+            continue;
+        }
+        match items.pop_front() {
+            Some(SideItem::Version(v)) => cursor.version = v,
+            Some(SideItem::Seq(s)) => cursor.next_seq = s,
+            Some(SideItem::TimeBase(b)) => cursor.time_base = b,
+            Some(SideItem::Tracker(t)) => tracker = Some(t),
+            // The producer pushes one item per flag before publishing the
+            // slot, so the queue cannot run short.
+            None => debug_assert!(false, "side queue out of step"),
+        }
+    }
+    tracker
 }
 
 /// The consumer side of a group lane: members take batches under `claim`
@@ -168,14 +421,14 @@ impl<T> LaneProducer<T> {
 /// their handlers in parallel while each event is taken exactly once.
 pub(crate) struct GroupSide<T> {
     claim: Mutex<GroupClaim<T>>,
-    /// Envelopes a worker took but could not deliver (its members left):
-    /// handed to the next claimer before anything else.
-    returned: Mutex<VecDeque<Envelope<T>>>,
+    /// Events a worker took but could not deliver (its members left): handed
+    /// to the next claimer before anything else.
+    returned: Mutex<VecDeque<(T, Delivered)>>,
     has_returned: AtomicBool,
 }
 
 struct GroupClaim<T> {
-    rings: Vec<Consumer<Envelope<T>>>,
+    rings: Vec<LaneConsumer<T>>,
     /// Ring to start from next time, for fairness between producers.
     cursor: usize,
 }
@@ -196,39 +449,33 @@ impl<T> GroupSide<T> {
         lock(&self.returned).is_empty()
     }
 
-    /// Whether a claim could find work (racy hint for the parking check).
-    pub(crate) fn maybe_ready(&self) -> bool {
-        self.has_returned.load(Ordering::Acquire)
-    }
-
-    /// Takes up to `max` envelopes into `out`, calling `on_take` once before
-    /// the first is taken; returns how many were taken.
+    /// Takes up to `max` events into `out`, calling `on_take` once before the
+    /// first entry is taken; returns how many events were taken.
     ///
     /// Blocks while another member holds the claim lock: the critical section
-    /// only moves envelopes (no user code runs under it), so the wait is short,
+    /// only moves events (no user code runs under it), so the wait is short,
     /// and a waiting member never spins.
     pub(crate) fn claim(
         &self,
         lane: &Lane<T>,
         max: usize,
-        out: &mut Vec<Envelope<T>>,
+        out: &mut Vec<(T, Delivered)>,
         mut on_take: impl FnMut(),
     ) -> usize {
         let mut claim = lock(&self.claim);
-        let mut taken = 0;
         let mut marked = false;
+        let start_len = out.len();
         if self.has_returned.load(Ordering::Acquire) {
             let mut returned = lock(&self.returned);
             if !returned.is_empty() {
                 on_take();
                 marked = true;
             }
-            while taken < max {
-                let Some(env) = returned.pop_front() else {
+            while out.len() - start_len < max {
+                let Some(ev) = returned.pop_front() else {
                     break;
                 };
-                out.push(env);
-                taken += 1;
+                out.push(ev);
             }
             if returned.is_empty() {
                 self.has_returned.store(false, Ordering::Relaxed);
@@ -238,36 +485,37 @@ impl<T> GroupSide<T> {
         let n = claim.rings.len();
         let start = claim.cursor;
         for k in 0..n {
+            let taken = out.len() - start_len;
             if taken >= max {
                 break;
             }
             let ring = &mut claim.rings[(start + k) % n];
-            if ring.ready(1) == 0 {
+            if !ring.has_next() {
                 continue;
             }
             if !marked {
                 on_take();
                 marked = true;
             }
-            taken += ring.pop_into(max - taken, out);
+            ring.consume(max - taken, |value, d| out.push((value, d)));
         }
         if n > 0 {
             claim.cursor = (start + 1) % n;
         }
-        taken
+        out.len() - start_len
     }
 
     /// Whether any ring of the group holds events (racy hint).
     pub(crate) fn has_ready(&self, lane: &Lane<T>) -> bool {
-        self.maybe_ready() || lane.has_fresh() || !lane.is_empty()
+        self.has_returned.load(Ordering::Acquire) || lane.has_fresh() || !lane.is_empty()
     }
 
-    /// Gives back envelopes that no member on the calling worker can take.
-    pub(crate) fn give_back(&self, envs: impl IntoIterator<Item = Envelope<T>>) {
+    /// Gives back events that no member on the calling worker can take.
+    pub(crate) fn give_back(&self, events: impl IntoIterator<Item = (T, Delivered)>) {
         let mut returned = lock(&self.returned);
-        returned.extend(envs);
+        returned.extend(events);
         if !returned.is_empty() {
-            // Release: pairs with the Acquire in `claim`/`maybe_ready`.
+            // Release: pairs with the Acquire in `claim`/`has_ready`.
             self.has_returned.store(true, Ordering::Release);
         }
     }

@@ -16,7 +16,9 @@ use crate::error::ConfigError;
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub enum Pinning {
-    /// No pinning (the default).
+    /// No pinning (the default): workers run wherever the OS schedules
+    /// them within the CPU affinity they inherit from the thread that builds
+    /// the engine (so build the engine before pinning that thread).
     #[default]
     None,
     /// Pin worker `i` to the `i`-th of the highest-numbered `workers` cores,

@@ -20,7 +20,7 @@
 //! The slots also own the topic's snapshot cell (`snapshot.rs`): slot `i` is
 //! reader `i` of the cell, so the hazard slot a reader uses is exclusive
 //! exactly when the producer slot is, and [`SnapshotAccess`] (handed out only
-//! inside [`SlotGuard::with_view`]) makes that the only way to call the cell's
+//! inside [`ProducerSlots::with_slot`]) makes that the only way to call the cell's
 //! unsafe `load`.
 //!
 //! # Orderings
@@ -42,7 +42,6 @@
 #![allow(unreachable_pub)] // `pub` for `internals` under cfg(loom); crate-private otherwise
 
 use std::cell::RefCell;
-use std::marker::PhantomData;
 
 use crossbeam_utils::CachePadded;
 
@@ -50,7 +49,7 @@ use crate::fence;
 use crate::loom::cell::UnsafeCell;
 use crate::loom::hint::spin_loop;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::loom::sync::{Arc, Mutex, MutexGuard};
+use crate::loom::sync::{Arc, Mutex};
 use crate::loom::thread_local;
 use crate::snapshot::SnapshotCell;
 
@@ -98,12 +97,15 @@ struct Slot<V> {
     /// Token of the owning thread; 0 = never claimed. Written only under
     /// `claim`; see module docs.
     owner: AtomicU64,
-    /// Inside a publish (set by `acquire`, cleared when the guard drops).
+    /// Inside a publish (set by `with_slot`, cleared when it returns or
+    /// unwinds).
     active: AtomicBool,
+    /// Events published through this slot; single writer (the slot holder).
+    published: AtomicU64,
     /// Claim bookkeeping (dedicated slots), or the publish lock (shared slot).
     claim: Mutex<Claim>,
     /// The producer state; accessed only by the owner (or the shared-slot lock
-    /// holder) through a `SlotGuard`.
+    /// holder) inside `ProducerSlots::run`.
     view: UnsafeCell<V>,
 }
 
@@ -117,7 +119,7 @@ pub struct ProducerSlots<V, S> {
 }
 
 // SAFETY: a `V` is only ever accessed by one thread at a time (the slot owner
-// or the shared-slot lock holder, see `SlotGuard`), and ownership moves between
+// or the shared-slot lock holder, see `run`), and ownership moves between
 // threads, so `V: Send` is required and sufficient. The snapshot cell is
 // `Send + Sync` under its own bounds.
 unsafe impl<V: Send, S: Send + Sync> Send for ProducerSlots<V, S> {}
@@ -125,7 +127,7 @@ unsafe impl<V: Send, S: Send + Sync> Send for ProducerSlots<V, S> {}
 // access to the same `V`.
 unsafe impl<V: Send, S: Send + Sync> Sync for ProducerSlots<V, S> {}
 
-/// Where a `SlotGuard` came from.
+/// What kind of slot a publish holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SlotKind {
     /// A dedicated slot owned by the calling thread.
@@ -158,6 +160,7 @@ impl<V, S> ProducerSlots<V, S> {
                 CachePadded::new(Slot {
                     owner: AtomicU64::new(owner),
                     active: AtomicBool::new(false),
+                    published: AtomicU64::new(0),
                     claim: Mutex::new(Claim::default()),
                     view: UnsafeCell::new(make(i)),
                 })
@@ -169,11 +172,6 @@ impl<V, S> ProducerSlots<V, S> {
             dedicated,
             uid: crate::loom::unique_id(),
         }
-    }
-
-    /// Total number of slots.
-    pub fn len(&self) -> usize {
-        self.slots.len()
     }
 
     /// The snapshot cell (its safe API: `version`, `read`, `update`).
@@ -203,55 +201,92 @@ impl<V, S> ProducerSlots<V, S> {
         }
     }
 
-    /// Takes the calling thread's slot for the duration of one publish.
+    /// Runs `f` with exclusive use of the calling thread's slot: its view,
+    /// the snapshot cell as its reader, and what kind of slot it is.
     ///
     /// `hint` is a per-handle cache of the last slot index used through it; a
     /// hit costs one load of `hint` and one of the slot's `owner`.
-    #[inline]
-    pub fn acquire(&self, hint: &crate::loom::sync::atomic::AtomicUsize) -> SlotGuard<'_, V, S> {
+    #[inline(always)]
+    pub fn with_slot<R>(
+        &self,
+        hint: &crate::loom::sync::atomic::AtomicUsize,
+        f: impl FnOnce(&mut V, &SnapshotAccess<'_, S>, SlotInfo<'_>) -> R,
+    ) -> R {
         let me = thread_token();
         let i = hint.load(Ordering::Relaxed);
-        let guard = match self.slots.get(i) {
+        if let Some(slot) = self.slots.get(i) {
             // Relaxed: only this thread ever stores `me` (see module docs).
-            Some(slot) if me != 0 && slot.owner.load(Ordering::Relaxed) == me => SlotGuard {
-                slots: self,
-                index: i,
-                _lock: None,
-                _not_send: PhantomData,
-            },
-            _ => self.acquire_slow(me, hint),
-        };
-        guard.enter();
-        guard
+            if me != 0 && slot.owner.load(Ordering::Relaxed) == me {
+                return self.run(i, f);
+            }
+        }
+        self.with_slot_slow(me, hint, f)
     }
 
     #[cold]
-    fn acquire_slow(
+    #[inline(never)]
+    fn with_slot_slow<R>(
         &self,
         me: u64,
         hint: &crate::loom::sync::atomic::AtomicUsize,
-    ) -> SlotGuard<'_, V, S> {
+        f: impl FnOnce(&mut V, &SnapshotAccess<'_, S>, SlotInfo<'_>) -> R,
+    ) -> R {
         let index = self.choose(me);
         hint.store(index, Ordering::Relaxed);
         if index == self.dedicated {
-            let lock = self.slots[index]
+            let _lock = self.slots[index]
                 .claim
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
-            SlotGuard {
-                slots: self,
-                index,
-                _lock: Some(lock),
-                _not_send: PhantomData,
-            }
+            self.run(index, f)
         } else {
-            SlotGuard {
-                slots: self,
-                index,
-                _lock: None,
-                _not_send: PhantomData,
-            }
+            self.run(index, f)
         }
+    }
+
+    /// Runs `f` on slot `index`, which the caller holds exclusively (owner or
+    /// shared-slot lock), with `active` set around it.
+    #[inline(always)]
+    fn run<R>(
+        &self,
+        index: usize,
+        f: impl FnOnce(&mut V, &SnapshotAccess<'_, S>, SlotInfo<'_>) -> R,
+    ) -> R {
+        let slot = &self.slots[index];
+        slot.active.store(true, Ordering::Relaxed);
+        // Pairs with `fence::heavy` in shutdown (module docs): the topic
+        // version load inside `f` cannot be ordered before this store.
+        fence::light();
+        // Clears `active` when `f` returns or unwinds (a panicking `Clone`
+        // must not leave shutdown waiting forever).
+        let _active = Active(&slot.active);
+        let access = SnapshotAccess {
+            cell: &self.snapshot,
+            reader: index,
+        };
+        let info = SlotInfo {
+            index,
+            kind: self.kind(index),
+            published: &slot.published,
+        };
+        slot.view.with_mut(|v| {
+            // SAFETY: the caller holds the slot exclusively: either the
+            // slot's `owner` is this thread's token (only this thread stores
+            // it, and it is only replaced after this thread's `alive` flag is
+            // cleared at thread exit, which cannot happen while this thread
+            // runs), or this is the shared slot and the caller holds its
+            // mutex. The `&mut V` lives only for the duration of `f`, on this
+            // thread.
+            f(unsafe { &mut *v }, &access, info)
+        })
+    }
+
+    /// Events published through every slot so far.
+    pub fn published(&self) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| s.published.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// The slot this thread publishes through: its sticky choice, its worker
@@ -312,7 +347,7 @@ impl<V, S> ProducerSlots<V, S> {
     /// is not yet active will see the stop condition.
     pub fn wait_inactive(&self, range: std::ops::Range<usize>) {
         for slot in &self.slots[range] {
-            // Acquire: pairs with the Release in `SlotGuard::drop`, so the
+            // Acquire: pairs with the Release in `Active::drop`, so the
             // finished publish's pushes are visible to the caller.
             while slot.active.load(Ordering::Acquire) {
                 spin_loop();
@@ -336,62 +371,48 @@ impl<V, S> std::fmt::Debug for ProducerSlots<V, S> {
     }
 }
 
-/// Proof that the calling thread has exclusive use of one slot's view for the
-/// duration of a publish. Not `Send`: ownership belongs to the thread.
-pub struct SlotGuard<'a, V, S> {
-    slots: &'a ProducerSlots<V, S>,
-    index: usize,
-    /// Held for the shared slot.
-    _lock: Option<MutexGuard<'a, Claim>>,
-    _not_send: PhantomData<*const ()>,
+/// Clears a slot's `active` flag on drop.
+struct Active<'a>(&'a AtomicBool);
+
+impl Drop for Active<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire in `wait_inactive`.
+        self.0.store(false, Ordering::Release);
+    }
 }
 
-impl<V, S> SlotGuard<'_, V, S> {
-    #[inline(always)]
-    fn enter(&self) {
-        self.slots.slots[self.index]
-            .active
-            .store(true, Ordering::Relaxed);
-        // Pairs with `fence::heavy` in shutdown (module docs): the topic
-        // version load that follows cannot be ordered before this store.
-        fence::light();
-    }
-
+/// What a slot holder may know about its slot.
+#[derive(Clone, Copy)]
+pub struct SlotInfo<'a> {
     /// The slot index.
-    #[inline(always)]
-    pub fn index(&self) -> usize {
-        self.index
-    }
-
+    pub index: usize,
     /// The kind of slot held.
-    #[inline(always)]
-    pub fn kind(&self) -> SlotKind {
-        self.slots.kind(self.index)
-    }
+    pub kind: SlotKind,
+    published: &'a AtomicU64,
+}
 
-    /// Runs `f` with exclusive access to the slot's view, and to the
-    /// snapshot cell as this slot's reader.
+impl SlotInfo<'_> {
+    /// Adds `n` to the slot's published counter (single writer: the slot
+    /// holder; a plain load and store, not a read-modify-write).
     #[inline(always)]
-    pub fn with_view<R>(&mut self, f: impl FnOnce(&mut V, &SnapshotAccess<'_, S>) -> R) -> R {
-        let access = SnapshotAccess {
-            cell: &self.slots.snapshot,
-            reader: self.index,
-        };
-        self.slots.slots[self.index].view.with_mut(|v| {
-            // SAFETY: the guard proves exclusive use of this slot: either the
-            // slot's `owner` is this thread's token (only this thread stores
-            // it, and it is only replaced after this thread's `alive` flag is
-            // cleared at thread exit, which cannot happen while this thread
-            // runs), or this is the shared slot and `_lock` holds its mutex.
-            // The guard is `!Send` and borrowed mutably, so the `&mut V` is
-            // unique for the duration of `f`.
-            f(unsafe { &mut *v }, &access)
-        })
+    pub fn count_published(&self, n: u64) {
+        let c = self.published;
+        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+}
+
+impl std::fmt::Debug for SlotInfo<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotInfo")
+            .field("index", &self.index)
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
 /// The snapshot cell as seen by the holder of one slot: reader index = slot
-/// index. Exists only inside [`SlotGuard::with_view`].
+/// index. Exists only inside [`ProducerSlots::with_slot`].
 pub struct SnapshotAccess<'a, S> {
     cell: &'a SnapshotCell<S>,
     reader: usize,
@@ -406,8 +427,8 @@ impl<S> SnapshotAccess<'_, S> {
 
     /// The current version and snapshot (`SnapshotCell::load`).
     pub fn load(&self) -> (u64, Arc<S>) {
-        // SAFETY: a `SnapshotAccess` is created only in `with_view`, for the
-        // slot its guard holds exclusively, so no other thread uses reader
+        // SAFETY: a `SnapshotAccess` is created only in `run`, for the slot
+        // the caller holds exclusively, so no other thread uses reader
         // index `self.reader` of this topic's cell meanwhile; the index is in
         // range because the cell has one reader per slot.
         unsafe { self.cell.load(self.reader) }
@@ -422,47 +443,22 @@ impl<S> std::fmt::Debug for SnapshotAccess<'_, S> {
     }
 }
 
-impl<V, S> Drop for SlotGuard<'_, V, S> {
-    #[inline(always)]
-    fn drop(&mut self) {
-        // Release: pairs with the Acquire in `wait_inactive`.
-        self.slots.slots[self.index]
-            .active
-            .store(false, Ordering::Release);
-    }
-}
-
-impl<V, S> std::fmt::Debug for SlotGuard<'_, V, S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SlotGuard")
-            .field("index", &self.index)
-            .finish_non_exhaustive()
-    }
-}
-
 impl<V, S> ProducerSlots<V, S> {
     /// Runs `f` with exclusive access to slot `index`'s view, for a thread that
-    /// knows it owns that slot without going through `acquire` (a worker
+    /// knows it owns that slot without going through `with_slot` (a worker
     /// flushing its own backlog). Returns `None` if the calling thread does not
     /// own it.
     pub fn with_owned<R>(
         &self,
         index: usize,
-        f: impl FnOnce(&mut V, &SnapshotAccess<'_, S>) -> R,
+        f: impl FnOnce(&mut V, &SnapshotAccess<'_, S>, SlotInfo<'_>) -> R,
     ) -> Option<R> {
         let me = thread_token();
         let slot = self.slots.get(index)?;
         if me == 0 || slot.owner.load(Ordering::Relaxed) != me {
             return None;
         }
-        let mut guard = SlotGuard {
-            slots: self,
-            index,
-            _lock: None,
-            _not_send: PhantomData,
-        };
-        guard.enter();
-        Some(guard.with_view(f))
+        Some(self.run(index, f))
     }
 }
 
@@ -471,27 +467,35 @@ mod tests {
     use super::*;
     use crate::loom::sync::atomic::AtomicUsize;
 
+    /// The slot index and kind `with_slot` gives the calling thread.
+    fn slot_of<V, S>(slots: &ProducerSlots<V, S>, hint: &AtomicUsize) -> (usize, SlotKind) {
+        slots.with_slot(hint, |_, _, info| (info.index, info.kind))
+    }
+
     #[test]
     fn a_thread_keeps_its_slot_and_others_get_their_own() {
         let slots = std::sync::Arc::new(ProducerSlots::new(2, &[], (), |_| 0u64));
         let hint = AtomicUsize::new(usize::MAX);
-        let first = slots.acquire(&hint).index();
-        assert_eq!(slots.kind(first), SlotKind::Dedicated);
+        let (first, kind) = slot_of(&slots, &hint);
+        assert_eq!(kind, SlotKind::Dedicated);
         // A second handle (fresh hint) on the same thread finds the same slot.
         let hint2 = AtomicUsize::new(usize::MAX);
-        assert_eq!(slots.acquire(&hint2).index(), first);
+        assert_eq!(slot_of(&slots, &hint2).0, first);
 
         let s = slots.clone();
         let other = std::thread::spawn(move || {
             let hint = AtomicUsize::new(usize::MAX);
-            let mut g = s.acquire(&hint);
-            g.with_view(|v, _| *v += 1);
-            g.index()
+            s.with_slot(&hint, |v, _, info| {
+                *v += 1;
+                info.count_published(1);
+                info.index
+            })
         })
         .join()
         .unwrap();
         assert_ne!(other, first);
         assert_eq!(slots.kind(other), SlotKind::Dedicated);
+        assert_eq!(slots.published(), 1);
     }
 
     #[test]
@@ -501,9 +505,10 @@ mod tests {
         let s = slots.clone();
         let a = std::thread::spawn(move || {
             let hint = AtomicUsize::new(usize::MAX);
-            let mut g = s.acquire(&hint);
-            g.with_view(|v, _| v.push(1));
-            g.index()
+            s.with_slot(&hint, |v, _, info| {
+                v.push(1);
+                info.index
+            })
         })
         .join()
         .unwrap();
@@ -512,9 +517,7 @@ mod tests {
         let s = slots.clone();
         let (b, seen) = std::thread::spawn(move || {
             let hint = AtomicUsize::new(usize::MAX);
-            let mut g = s.acquire(&hint);
-            let seen = g.with_view(|v, _| v.clone());
-            (g.index(), seen)
+            s.with_slot(&hint, |v, _, info| (info.index, v.clone()))
         })
         .join()
         .unwrap();
@@ -525,20 +528,22 @@ mod tests {
         let s = slots.clone();
         let c = std::thread::spawn(move || {
             let hint = AtomicUsize::new(usize::MAX);
-            let idx = s.acquire(&hint).index();
+            let idx = slot_of(&s, &hint).0;
             claimed_tx.send(()).unwrap();
             rx.recv().unwrap();
             idx
         });
         claimed_rx.recv().unwrap();
         let hint = AtomicUsize::new(usize::MAX);
-        let d = slots.acquire(&hint).index();
-        assert_eq!(d, slots.shared_index());
+        assert_eq!(
+            slot_of(&slots, &hint),
+            (slots.shared_index(), SlotKind::Shared)
+        );
         tx.send(()).unwrap();
         assert_eq!(c.join().unwrap(), 0);
         // Sticky: even though slot 0 is free again, this thread stays shared.
         let hint = AtomicUsize::new(usize::MAX);
-        assert_eq!(slots.acquire(&hint).index(), slots.shared_index());
+        assert_eq!(slot_of(&slots, &hint).0, slots.shared_index());
     }
 
     #[test]
@@ -546,21 +551,31 @@ mod tests {
         let me = thread_token();
         let slots = ProducerSlots::new(2, &[12345, me], (), |_| ());
         let hint = AtomicUsize::new(usize::MAX);
-        let g = slots.acquire(&hint);
-        assert_eq!(g.index(), slots.worker_index(1));
-        assert_eq!(g.kind(), SlotKind::Worker);
-        drop(g);
-        assert!(slots.with_owned(slots.worker_index(1), |_, _| ()).is_some());
-        assert!(slots.with_owned(slots.worker_index(0), |_, _| ()).is_none());
+        assert_eq!(
+            slot_of(&slots, &hint),
+            (slots.worker_index(1), SlotKind::Worker)
+        );
+        assert!(slots
+            .with_owned(slots.worker_index(1), |_, _, _| ())
+            .is_some());
+        assert!(slots
+            .with_owned(slots.worker_index(0), |_, _, _| ())
+            .is_none());
     }
 
     #[test]
-    fn active_is_set_only_inside_a_publish() {
+    fn active_is_set_only_inside_a_publish_even_if_it_panics() {
         let slots = ProducerSlots::new(1, &[], (), |_| ());
         let hint = AtomicUsize::new(usize::MAX);
-        let g = slots.acquire(&hint);
-        assert!(slots.slots[g.index()].active.load(Ordering::Relaxed));
-        drop(g);
+        let index = slots.with_slot(&hint, |_, _, info| {
+            assert!(slots.slots[info.index].active.load(Ordering::Relaxed));
+            info.index
+        });
+        assert!(!slots.slots[index].active.load(Ordering::Relaxed));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            slots.with_slot(&hint, |_, _, _| panic!("a Clone impl failed"))
+        }));
+        assert!(r.is_err());
         slots.wait_inactive(slots.external());
     }
 }

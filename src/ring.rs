@@ -3,27 +3,39 @@
 //! A lane (one topic's events for one worker, or for one consumer group) is a
 //! set of these rings, one per producer slot (`producer.rs`), so a publish is a
 //! plain store on a ring no other producer touches — no read-modify-write on
-//! shared state. The design follows rtrb: positions that count up forever,
-//! cached copies of the other side's index, and one index store per batch.
+//! shared state.
 //!
-//! # Invariant
+//! Each slot carries a 64-bit *stamp* beside its value: the caller's 63-bit
+//! tag and one bit of lap parity. The producer publishes a slot by storing its
+//! stamp; the consumer finds ready slots by reading stamps, in the cache line
+//! it reads anyway. No index is written per event that the other side polls
+//! (a tail index read by a polling consumer turns every publish into a cache
+//! miss on both cores). The consumer publishes its `head` once per batch; the
+//! producer reads it only when its cached copy says the ring is full
+//! (rtrb's "possibly full → refresh → really full").
 //!
-//! `head` and `tail` are positions in `0..usize::MAX`, wrapping; slot
-//! `pos & mask` holds an initialised value exactly for `head <= pos < tail`
-//! (wrapping arithmetic), and `tail - head <= capacity`.
+//! # Invariants
+//!
+//! - Positions count up forever, wrapping at `usize::MAX`; slot `pos & mask`
+//!   serves positions `pos`, `pos + capacity`, … The *lap* of a position is
+//!   `pos >> shift`, and its parity is the stamp's bit 0 once it is written.
+//!   (`2^64 / capacity` is even, so parity is continuous across the wrap.)
+//! - `head <= tail <= head + capacity`, where `tail` is the producer's local
+//!   count of writes. The value of slot `pos & mask` is initialised exactly
+//!   for `head <= pos < tail`.
+//! - When the consumer looks at position `pos` (lap L), every position before
+//!   it has been consumed, so the slot last held lap L−1 (parity differs: not
+//!   ready) or holds lap L (ready). It cannot hold lap L+1: the producer never
+//!   runs more than `capacity` ahead of `head`.
 //!
 //! # Orderings
 //!
-//! - The producer writes slots, then publishes them with `tail.store(Release)`
-//!   (one store per `push`/`push_iter`). It pairs with the `Acquire` load of
-//!   `tail` in [`Consumer::ready`]: the slot writes happen-before the reads.
-//! - The consumer reads, moves or drops slots, then frees them with
-//!   `head.store(Release)` (one store per `release`/`pop_into`). It pairs with
-//!   the `Acquire` load of `head` in [`Producer::free`]: the consumer is done
-//!   with a slot before the producer writes it again.
-//! - Each side loads its own index only from its local copy; the cached copy
-//!   of the other side's index may be stale, which only under-reports
-//!   free/ready slots ("possibly full → refresh → really full").
+//! - Producer: write the value, then `stamp.store(Release)`. Consumer:
+//!   `stamp.load(Acquire)`, then read the value. The pair publishes the value.
+//! - Consumer: move values out, then `head.store(Release)` once per batch.
+//!   Producer: `head.load(Acquire)` when its cached copy shows the ring full,
+//!   then overwrite. The consumer is done with a slot before it is reused.
+//! - Initial stamps (parity of lap −1) are written before the ring is shared.
 #![allow(unreachable_pub)] // `pub` for `internals` under cfg(loom); crate-private otherwise
 
 use std::mem::MaybeUninit;
@@ -31,27 +43,36 @@ use std::mem::MaybeUninit;
 use crossbeam_utils::CachePadded;
 
 use crate::loom::cell::UnsafeCell;
-use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::sync::Arc;
+
+/// The largest tag a slot can carry (63 bits).
+pub const MAX_TAG: u64 = u64::MAX >> 1;
+
+struct Slot<T> {
+    /// `tag << 1 | lap parity` of the last write; starts at parity 1 (lap −1).
+    stamp: AtomicU64,
+    value: UnsafeCell<MaybeUninit<T>>,
+}
 
 /// The shared part of a ring.
 struct Ring<T> {
     /// Consumer-written: position of the next slot to read. Counts up forever,
-    /// wrapping at `usize::MAX`; `tail - head` is in `0..=capacity`.
+    /// wrapping at `usize::MAX`; never more than `capacity` behind the
+    /// producer's writes.
     head: CachePadded<AtomicUsize>,
-    /// Producer-written: position of the next slot to write. Same encoding.
-    tail: CachePadded<AtomicUsize>,
     /// `capacity` slots; `capacity` is a power of two.
-    slots: Box<[UnsafeCell<MaybeUninit<T>>]>,
+    slots: Box<[Slot<T>]>,
     /// `capacity - 1`.
     mask: usize,
+    /// `log2(capacity)`: `pos >> shift` is the lap of `pos`.
+    shift: u32,
 }
 
 // SAFETY: the ring moves `T`s from the producer thread to the consumer thread,
-// so it needs `T: Send`. Slot access is exclusive by the invariant above (a
-// slot belongs to the producer outside `head..tail` and to the consumer
-// inside), so no `T` is ever shared between threads and `T: Sync` is not
-// needed.
+// so it needs `T: Send`. A value is accessed by one side at a time (module
+// invariants: the producer writes only outside `head..tail`, the consumer
+// reads only inside), so no `T` is ever shared and `T: Sync` is not needed.
 unsafe impl<T: Send> Send for Ring<T> {}
 // SAFETY: as above; `&Ring` only gives access through `Producer`/`Consumer`,
 // each of which is unique.
@@ -59,27 +80,40 @@ unsafe impl<T: Send> Sync for Ring<T> {}
 
 impl<T> Ring<T> {
     #[inline(always)]
-    fn slot(&self, pos: usize) -> &UnsafeCell<MaybeUninit<T>> {
+    fn slot(&self, pos: usize) -> &Slot<T> {
         let index = pos & self.mask;
         debug_assert!(index < self.slots.len());
-        &self.slots[index]
+        // SAFETY: `mask` is `slots.len() - 1` with `slots.len()` a power of
+        // two (`channel`), so `pos & mask < slots.len()`.
+        unsafe { self.slots.get_unchecked(index) }
+    }
+
+    /// Lap parity of position `pos`.
+    #[inline(always)]
+    fn parity(&self, pos: usize) -> u64 {
+        ((pos >> self.shift) & 1) as u64
+    }
+
+    /// Whether the slot for `pos` holds the value written for `pos`.
+    /// `Acquire`: pairs with the producer's `Release` stamp store.
+    #[inline(always)]
+    fn stamp_if_ready(&self, pos: usize) -> Option<u64> {
+        let stamp = self.slot(pos).stamp.load(Ordering::Acquire);
+        (stamp & 1 == self.parity(pos)).then_some(stamp >> 1)
     }
 }
 
 impl<T> Drop for Ring<T> {
     fn drop(&mut self) {
         // Both handles are gone (this is the last `Arc`), so no other thread
-        // touches the ring; Relaxed loads see the final values because the
-        // `Arc` drop synchronizes with the handles' drops.
-        let head = self.head.load(Ordering::Relaxed);
-        let tail = self.tail.load(Ordering::Relaxed);
-        let mut pos = head;
-        while pos != tail {
-            self.slot(pos).with_mut(|p| {
-                // SAFETY: `head <= pos < tail`, so the slot is initialised
-                // (module invariant), and `&mut self` means nobody else can
-                // access it; it is dropped exactly once because `pos` only
-                // moves forward.
+        // touches the ring; the `Arc` drop synchronizes with the handles'.
+        let mut pos = self.head.load(Ordering::Relaxed);
+        while self.stamp_if_ready(pos).is_some() {
+            self.slot(pos).value.with_mut(|p| {
+                // SAFETY: the stamp for `pos` is ready, so the producer wrote
+                // the value and the consumer has not taken it (it stopped at
+                // `head`); `&mut self` excludes everyone else, and `pos` moves
+                // forward, so each value is dropped once.
                 unsafe { (*p).assume_init_drop() }
             });
             pos = pos.wrapping_add(1);
@@ -97,13 +131,17 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         "ring capacity must be a power of two (validated by the engine builder)"
     );
     let slots = (0..capacity)
-        .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+        .map(|_| Slot {
+            // Parity 1 = lap −1: not ready for lap 0.
+            stamp: AtomicU64::new(1),
+            value: UnsafeCell::new(MaybeUninit::uninit()),
+        })
         .collect();
     let ring = Arc::new(Ring {
         head: CachePadded::new(AtomicUsize::new(0)),
-        tail: CachePadded::new(AtomicUsize::new(0)),
         slots,
         mask: capacity - 1,
+        shift: capacity.trailing_zeros(),
     });
     (
         Producer {
@@ -111,18 +149,14 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
             tail: 0,
             cached_head: 0,
         },
-        Consumer {
-            ring,
-            head: 0,
-            cached_tail: 0,
-        },
+        Consumer { ring, head: 0 },
     )
 }
 
 /// The writing end. Unique: exactly one `Producer` exists per ring.
 pub struct Producer<T> {
     ring: Arc<Ring<T>>,
-    /// Always in sync with `ring.tail` (only this handle writes it).
+    /// Positions written so far (the next one to write).
     tail: usize,
     /// A copy of `ring.head` for quick access; can be stale (never ahead).
     cached_head: usize,
@@ -146,7 +180,7 @@ impl<T> Producer<T> {
         let mut free = capacity - self.tail.wrapping_sub(self.cached_head);
         if free < wanted {
             // Possibly full: refresh. Acquire pairs with the Release store in
-            // `Consumer::release`/`pop_into`: the consumer's last access to the
+            // `Consumer::consume`/`pop`: the consumer's last access to the
             // freed slots happens-before our writes to them.
             self.cached_head = self.ring.head.load(Ordering::Acquire);
             free = capacity - self.tail.wrapping_sub(self.cached_head);
@@ -155,52 +189,48 @@ impl<T> Producer<T> {
         free
     }
 
-    /// Writes `value` into the next slot without publishing it, or hands it
-    /// back if the cached view of the consumer's index shows no room (call
-    /// [`free`] first: it refreshes that view). Call [`commit`] to publish.
+    /// Writes `value` with `tag` (at most [`MAX_TAG`]) into the next slot and
+    /// publishes it, or hands the value back if the cached view of the
+    /// consumer's index shows no room (call [`free`] first to refresh it).
     ///
     /// [`free`]: Producer::free
-    /// [`commit`]: Producer::commit
     #[inline(always)]
-    pub fn write(&mut self, value: T) -> Result<(), T> {
+    pub fn write(&mut self, tag: u64, value: T) -> Result<(), T> {
         if self.tail.wrapping_sub(self.cached_head) >= self.capacity() {
             return Err(value);
         }
-        self.ring.slot(self.tail).with_mut(|p| {
+        debug_assert!(tag <= MAX_TAG);
+        let pos = self.tail;
+        let slot = self.ring.slot(pos);
+        slot.value.with_mut(|p| {
             // SAFETY: `tail - cached_head < capacity` (checked above) and
-            // `cached_head <= head`, so position `tail` is outside
-            // `head..tail`: the consumer does not access this slot (module
-            // invariant; the Release store that freed it is paired by the
-            // Acquire in `free`). Only this unique producer writes at `tail`,
-            // and the slot holds no value (consumed or never used), so
-            // overwriting it leaks nothing.
+            // `cached_head <= head`, so `pos` is outside `head..tail`: the
+            // consumer does not access this slot (module invariants; the
+            // Release store that freed it is paired by the Acquire in `free`).
+            // Only this unique producer writes, and the slot holds no value
+            // (consumed or never used), so overwriting it leaks nothing.
             unsafe { (*p).write(value) };
         });
-        self.tail = self.tail.wrapping_add(1);
+        // Release: pairs with the Acquire in `Ring::stamp_if_ready`, so the
+        // value written above is visible to the consumer that sees the stamp.
+        slot.stamp
+            .store(tag << 1 | self.ring.parity(pos), Ordering::Release);
+        self.tail = pos.wrapping_add(1);
         Ok(())
     }
 
-    /// Publishes every slot written since the last commit.
-    #[inline(always)]
-    pub fn commit(&mut self) {
-        // Release pairs with the Acquire load in `Consumer::ready`: the slot
-        // writes above happen-before the consumer reads them.
-        self.ring.tail.store(self.tail, Ordering::Release);
-    }
-
-    /// Pushes one value, or hands it back if the ring is full.
+    /// Pushes `value` with tag 0, refreshing the view of free room if needed.
     ///
     /// # Errors
     ///
     /// `Err(value)` when no slot is free.
-    #[inline]
+    #[inline(always)]
+    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
     pub fn push(&mut self, value: T) -> Result<(), T> {
         if self.free(1) == 0 {
             return Err(value);
         }
-        self.write(value)?;
-        self.commit();
-        Ok(())
+        self.write(0, value)
     }
 
     /// A read-only view of the ring's occupancy, for other threads.
@@ -225,8 +255,6 @@ pub struct Consumer<T> {
     ring: Arc<Ring<T>>,
     /// Always in sync with `ring.head` (only this handle writes it).
     head: usize,
-    /// A copy of `ring.tail` for quick access; can be stale (never ahead).
-    cached_tail: usize,
 }
 
 impl<T> Consumer<T> {
@@ -235,120 +263,85 @@ impl<T> Consumer<T> {
         self.ring.mask + 1
     }
 
-    /// The number of values ready to read, looking at the producer's index
-    /// again only if the cached copy shows fewer than `wanted`.
-    ///
-    /// Can only be too low: the producer may add values at any time, and only
-    /// this consumer removes them.
-    #[inline]
-    pub fn ready(&mut self, wanted: usize) -> usize {
-        let mut ready = self.cached_tail.wrapping_sub(self.head);
-        if ready < wanted {
-            // Acquire pairs with the Release store in `Producer::commit`: the
-            // producer's slot writes happen-before our reads.
-            self.cached_tail = self.ring.tail.load(Ordering::Acquire);
-            ready = self.cached_tail.wrapping_sub(self.head);
-        }
-        debug_assert!(ready <= self.capacity());
-        ready
-    }
-
-    /// Runs `f` on the `i`-th ready value (0 = oldest) in place, or returns
-    /// `None` if fewer than `i + 1` values were reported by [`ready`].
-    ///
-    /// [`ready`]: Consumer::ready
+    /// Whether the next value is ready (it may become ready at any time; once
+    /// ready it stays so until consumed).
     #[inline(always)]
-    pub fn with_mut<R>(&mut self, i: usize, f: impl FnOnce(&mut T) -> R) -> Option<R> {
-        if i >= self.cached_tail.wrapping_sub(self.head) {
-            return None;
-        }
-        let pos = self.head.wrapping_add(i);
-        Some(self.ring.slot(pos).with_mut(|p| {
-            // SAFETY: `head <= pos < cached_tail <= tail`, so the slot is
-            // initialised and published: the Acquire load that produced
-            // `cached_tail` (in `ready`) pairs with the producer's Release in
-            // `commit`. The producer does not touch positions in `head..tail`,
-            // and this consumer is unique and borrowed mutably, so the
-            // reference is exclusive for the duration of `f`.
-            f(unsafe { (*p).assume_init_mut() })
-        }))
+    pub fn has_next(&self) -> bool {
+        self.ring.stamp_if_ready(self.head).is_some()
     }
 
-    /// Drops the `n` oldest ready values in place and frees their slots with a
-    /// single index store. `n` is clamped to the number reported by `ready`.
-    pub fn release(&mut self, n: usize) {
-        let n = n.min(self.cached_tail.wrapping_sub(self.head));
-        // If a value's `Drop` panics, still free what was dropped (and the
-        // panicking one: its drop has started and must not run twice).
-        struct Publish<'a, T> {
-            consumer: &'a mut Consumer<T>,
-            end: usize,
-        }
-        impl<T> Drop for Publish<'_, T> {
-            fn drop(&mut self) {
-                self.consumer.head = self.end;
-                // Release pairs with the Acquire load in `Producer::free`.
-                self.consumer.ring.head.store(self.end, Ordering::Release);
-            }
-        }
-        let start = self.head;
-        let mut guard = Publish {
-            consumer: self,
-            end: start,
-        };
-        for i in 0..n {
-            let pos = start.wrapping_add(i);
-            guard.end = pos.wrapping_add(1);
-            guard.consumer.ring.slot(pos).with_mut(|p| {
-                // SAFETY: `pos` is in `head..cached_tail` (clamped above), so
-                // the slot is initialised and published (see `with_mut`); it is
-                // dropped once, because `head` moves past it right after.
-                unsafe { (*p).assume_init_drop() }
-            });
-        }
-    }
-
-    /// Moves up to `max` ready values into `out` (oldest first) and frees their
-    /// slots with a single index store. Returns how many were moved.
-    ///
-    /// `out` only grows within its capacity if the caller reserved it.
-    pub fn pop_into(&mut self, max: usize, out: &mut Vec<T>) -> usize {
-        let n = self.ready(max).min(max);
-        for i in 0..n {
-            let pos = self.head.wrapping_add(i);
-            let value = self.ring.slot(pos).with_mut(|p| {
-                // SAFETY: `pos` is in `head..cached_tail` (n <= ready), so the
-                // slot is initialised and published (see `with_mut`). Reading
-                // moves the value out; `head` moves past the slot below, so it
-                // is never read or dropped again.
-                unsafe { (*p).assume_init_read() }
-            });
-            out.push(value);
-        }
-        if n > 0 {
-            self.head = self.head.wrapping_add(n);
-            // Release pairs with the Acquire load in `Producer::free`.
-            self.ring.head.store(self.head, Ordering::Release);
+    /// How many values are ready, counting up to `max` (one `Acquire` stamp
+    /// load each). Every value counted is published to the caller: what it
+    /// does next is ordered after each of those values' publication.
+    #[inline]
+    pub fn ready(&self, max: usize) -> usize {
+        let mut n = 0;
+        while n < max
+            && self
+                .ring
+                .stamp_if_ready(self.head.wrapping_add(n))
+                .is_some()
+        {
+            n += 1;
         }
         n
     }
 
-    /// Pops the oldest value, if any.
-    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
-    pub fn pop(&mut self) -> Option<T> {
-        if self.ready(1) == 0 {
-            return None;
+    /// Moves up to `max` ready values out, oldest first, handing each with its
+    /// tag to `f`, then frees their slots with a single index store. Returns
+    /// how many were consumed.
+    ///
+    /// If `f` panics, the values already handed out (the panicking one
+    /// included) count as consumed; the rest stay in the ring.
+    #[inline]
+    pub fn consume(&mut self, max: usize, mut f: impl FnMut(u64, T)) -> usize {
+        struct Advance<'a, T> {
+            consumer: &'a mut Consumer<T>,
+            done: usize,
         }
-        let value = self.ring.slot(self.head).with_mut(|p| {
-            // SAFETY: `ready(1) >= 1`, so `head < cached_tail`: the slot is
-            // initialised and published (see `with_mut`); `head` moves past it
-            // below, so it is never read or dropped again.
-            unsafe { (*p).assume_init_read() }
-        });
-        self.head = self.head.wrapping_add(1);
-        // Release pairs with the Acquire load in `Producer::free`.
-        self.ring.head.store(self.head, Ordering::Release);
-        Some(value)
+        impl<T> Drop for Advance<'_, T> {
+            #[inline(always)]
+            fn drop(&mut self) {
+                if self.done > 0 {
+                    let c = &mut *self.consumer;
+                    c.head = c.head.wrapping_add(self.done);
+                    // Release pairs with the Acquire load in `Producer::free`.
+                    c.ring.head.store(c.head, Ordering::Release);
+                }
+            }
+        }
+        let start = self.head;
+        let mut advance = Advance {
+            consumer: self,
+            done: 0,
+        };
+        while advance.done < max {
+            let pos = start.wrapping_add(advance.done);
+            let ring = &*advance.consumer.ring;
+            let Some(tag) = ring.stamp_if_ready(pos) else {
+                break;
+            };
+            let value = ring.slot(pos).value.with_mut(|p| {
+                // SAFETY: the stamp for `pos` is ready (Acquire, pairing with
+                // the producer's Release), so the value is initialised and
+                // published, and the producer will not touch the slot until
+                // `head` passes it. It is moved out once: `done` counts it
+                // before `f` runs, and the guard moves `head` past it even if
+                // `f` unwinds.
+                unsafe { (*p).assume_init_read() }
+            });
+            advance.done += 1;
+            f(tag, value);
+        }
+        advance.done
+    }
+
+    /// Pops the oldest value and its tag, if any.
+    #[cfg_attr(not(any(test, loom)), allow(dead_code))]
+    pub fn pop(&mut self) -> Option<(u64, T)> {
+        let mut out = None;
+        self.consume(1, |tag, v| out = Some((tag, v)));
+        out
     }
 }
 
@@ -361,7 +354,7 @@ impl<T> std::fmt::Debug for Consumer<T> {
     }
 }
 
-/// A read-only view of a ring's indices, usable from any thread.
+/// A read-only view of a ring's occupancy, usable from any thread.
 pub struct Probe<T> {
     ring: Arc<Ring<T>>,
 }
@@ -370,14 +363,11 @@ impl<T> Probe<T> {
     /// Whether the ring held no value at the moment of the loads.
     ///
     /// Racy by nature: it may stop being empty at any time. It is exact when
-    /// the caller knows no producer is active, and `Acquire` makes every push
-    /// whose commit happened-before this call visible.
+    /// the caller knows no producer is active: `Acquire` on `head` and on the
+    /// stamp makes every completed write and consume visible.
     pub fn is_empty(&self) -> bool {
-        // Acquire on both: pairs with the Release stores of `commit` and
-        // `release`, so a completed push or pop is seen.
-        let tail = self.ring.tail.load(Ordering::Acquire);
         let head = self.ring.head.load(Ordering::Acquire);
-        tail == head
+        self.ring.stamp_if_ready(head).is_none()
     }
 }
 
@@ -416,16 +406,18 @@ mod tests {
 
     #[test]
     fn push_pop_in_order_across_wrap_around() {
-        let (mut p, mut c) = channel::<u64>(4);
-        for round in 0..10u64 {
-            for i in 0..3 {
-                p.push(round * 10 + i).unwrap();
-            }
-            for i in 0..3 {
-                assert_eq!(c.pop(), Some(round * 10 + i));
+        for capacity in [1, 2, 4] {
+            let (mut p, mut c) = channel::<u64>(capacity);
+            for round in 0..10u64 {
+                for i in 0..capacity as u64 {
+                    p.push(round * 10 + i).unwrap();
+                }
+                for i in 0..capacity as u64 {
+                    assert_eq!(c.pop(), Some((0, round * 10 + i)), "capacity {capacity}");
+                }
+                assert_eq!(c.pop(), None);
             }
         }
-        assert_eq!(c.pop(), None);
     }
 
     #[test]
@@ -434,68 +426,81 @@ mod tests {
         p.push(1).unwrap();
         p.push(2).unwrap();
         assert_eq!(p.push(3), Err(3));
-        assert_eq!(c.pop(), Some(1));
+        assert_eq!(c.pop(), Some((0, 1)));
         p.push(3).unwrap();
-        assert_eq!(c.pop(), Some(2));
-        assert_eq!(c.pop(), Some(3));
+        assert_eq!(c.pop(), Some((0, 2)));
+        assert_eq!(c.pop(), Some((0, 3)));
     }
 
     #[test]
-    fn writes_are_published_by_one_commit() {
+    fn tags_travel_with_values() {
         let (mut p, mut c) = channel::<u64>(4);
         assert_eq!(p.free(10), 4);
         for v in 0..4 {
-            p.write(v).unwrap();
+            p.write(v * 100 + 7, v).unwrap();
         }
-        assert_eq!(p.write(4), Err(4));
-        assert_eq!(c.ready(4), 0, "nothing is visible before the commit");
-        p.commit();
-        assert_eq!(c.ready(4), 4);
+        assert_eq!(p.write(MAX_TAG, 4), Err(4));
         let mut out = Vec::new();
-        assert_eq!(c.pop_into(3, &mut out), 3);
-        assert_eq!(out, vec![0, 1, 2]);
+        assert_eq!(c.consume(3, |tag, v| out.push((tag, v))), 3);
+        assert_eq!(out, vec![(7, 0), (107, 1), (207, 2)]);
         assert_eq!(p.free(usize::MAX), 3);
+        p.write(MAX_TAG, 9).unwrap();
+        assert_eq!(c.pop(), Some((307, 3)));
+        assert_eq!(c.pop(), Some((MAX_TAG, 9)));
     }
 
     #[test]
-    fn with_mut_and_release_drop_in_place() {
+    fn dropping_the_ring_drops_what_is_left() {
         let live = StdAtomicUsize::new(0);
         {
             let (mut p, mut c) = channel(4);
             for i in 0..4 {
                 assert!(p.push(Tracked::new(i, &live)).is_ok());
             }
-            assert_eq!(c.ready(2), 4);
-            assert_eq!(c.with_mut(1, |t| t.0), Some(1));
-            assert_eq!(c.with_mut(4, |t| t.0), None);
-            c.release(2);
+            assert_eq!(c.consume(1, |_, t| drop(t)), 1);
+            assert_eq!(live.load(StdOrdering::Relaxed), 3);
+            // Wrap around once so leftovers straddle the end of the array.
+            assert!(p.push(Tracked::new(4, &live)).is_ok());
+            assert_eq!(c.consume(2, |_, t| drop(t)), 2);
             assert_eq!(live.load(StdOrdering::Relaxed), 2);
-            assert_eq!(c.pop().map(|t| t.0), Some(2));
-            assert_eq!(live.load(StdOrdering::Relaxed), 1);
         }
-        // The ring's Drop drops what is left.
         assert_eq!(live.load(StdOrdering::Relaxed), 0);
     }
 
     #[test]
-    fn release_is_clamped_to_ready() {
-        let (mut p, mut c) = channel::<u64>(4);
-        p.push(7).unwrap();
-        assert_eq!(c.ready(1), 1);
-        c.release(10);
-        assert_eq!(c.ready(1), 0);
-        assert_eq!(p.free(4), 4);
+    fn probe_and_has_next_see_published_writes() {
+        let (mut p, mut c) = channel::<u64>(2);
+        let probe = p.probe();
+        assert!(probe.is_empty() && !c.has_next());
+        p.push(1).unwrap();
+        assert!(!probe.is_empty() && c.has_next());
+        c.pop();
+        assert!(probe.is_empty() && !c.has_next());
     }
 
     #[test]
-    fn probe_sees_committed_pushes() {
-        let (mut p, mut c) = channel::<u64>(2);
-        let probe = p.probe();
-        assert!(probe.is_empty());
-        p.push(1).unwrap();
-        assert!(!probe.is_empty());
-        c.pop();
-        assert!(probe.is_empty());
+    fn consume_moves_values_out_and_survives_a_panic() {
+        let live = StdAtomicUsize::new(0);
+        let (mut p, mut c) = channel(4);
+        for i in 0..4 {
+            assert!(p.push(Tracked::new(i, &live)).is_ok());
+        }
+        let mut seen = Vec::new();
+        assert_eq!(c.consume(2, |_, t| seen.push(t.0)), 2);
+        assert_eq!(seen, vec![0, 1]);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            c.consume(2, |_, t| {
+                if t.0 == 2 {
+                    panic!("handler failed on 2");
+                }
+            })
+        }));
+        assert!(r.is_err());
+        // 2 was consumed (and dropped while unwinding); 3 is still there.
+        assert_eq!(live.load(StdOrdering::Relaxed), 1);
+        assert_eq!(c.consume(4, |_, t| seen.push(t.0)), 1);
+        assert_eq!(seen, vec![0, 1, 3]);
+        assert_eq!(p.free(4), 4);
     }
 
     #[test]
@@ -506,46 +511,68 @@ mod tests {
         let consumer = std::thread::spawn(move || {
             let mut expected = 0;
             while expected < n {
-                let ready = c.ready(8);
-                for i in 0..ready {
-                    assert_eq!(c.with_mut(i, |v| *v), Some(expected));
+                c.consume(8, |tag, v| {
+                    assert_eq!((tag, v), (v % 1000, expected));
                     expected += 1;
-                }
-                c.release(ready);
+                });
             }
         });
         let mut next = 0;
         while next < n {
             let room = p.free(8);
             for _ in 0..room.min((n - next) as usize) {
-                p.write(next).unwrap();
+                p.write(next % 1000, next).unwrap();
                 next += 1;
             }
-            p.commit();
         }
         consumer.join().unwrap();
     }
+}
 
-    #[test]
-    fn a_panicking_drop_still_frees_its_slot() {
-        struct Bomb(bool);
-        impl Drop for Bomb {
-            fn drop(&mut self) {
-                if self.0 {
-                    panic!("boom");
+#[cfg(all(test, not(loom), not(miri)))]
+mod speed {
+    //! Raw ring throughput by element size, to compare with the engine's:
+    //! `cargo test --release --lib ring::speed -- --ignored --nocapture`.
+
+    #[derive(Clone, Copy)]
+    #[allow(dead_code)]
+    struct Words<const N: usize>([u64; N]);
+
+    fn sized<const N: usize>() {
+        for _ in 0..2 {
+            let n = 30_000_000u64;
+            let (mut p, mut c) = super::channel::<Words<N>>(65536);
+            let consumer = std::thread::spawn(move || {
+                core_affinity::set_for_current(core_affinity::CoreId { id: 1 });
+                let mut seen = 0u64;
+                let mut sum = 0u64;
+                while seen < n {
+                    seen += c.consume(256, |_, v| sum = sum.wrapping_add(v.0[0])) as u64;
+                }
+                sum
+            });
+            core_affinity::set_for_current(core_affinity::CoreId { id: 0 });
+            let t = std::time::Instant::now();
+            let mut i = 0;
+            while i < n {
+                if p.push(Words([i; N])).is_ok() {
+                    i += 1;
                 }
             }
+            std::hint::black_box(consumer.join().unwrap());
+            println!(
+                "raw ring, {:>2}-byte values + 8-byte stamp: {:.1} M/s",
+                N * 8,
+                n as f64 / t.elapsed().as_secs_f64() / 1e6
+            );
         }
-        let (mut p, mut c) = channel(4);
-        assert!(p.push(Bomb(false)).is_ok());
-        assert!(p.push(Bomb(true)).is_ok());
-        assert!(p.push(Bomb(false)).is_ok());
-        c.ready(3);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.release(3)));
-        assert!(r.is_err());
-        // The first two slots are free; the third value is still there.
-        assert_eq!(c.ready(1), 1);
-        assert_eq!(p.free(4), 3);
-        c.release(1);
+    }
+
+    #[test]
+    #[ignore = "timing, not a correctness test"]
+    fn raw_ring_throughput_by_size() {
+        sized::<1>();
+        sized::<2>();
+        sized::<8>();
     }
 }

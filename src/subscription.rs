@@ -20,21 +20,22 @@ mod sealed {
 /// A panic in a handler is caught and counts as a failure as well; the worker
 /// and every other subscription keep running.
 pub trait HandlerOutcome: sealed::Sealed {
-    /// `Ok(())`, or the error's text.
-    fn into_outcome(self) -> Result<(), String>;
+    /// `Ok(())`, or the error's text. (A `Box<str>` rather than a `String`:
+    /// one pointer pair, returned in registers on every call.)
+    fn into_outcome(self) -> Result<(), Box<str>>;
 }
 
 impl HandlerOutcome for () {
     #[inline(always)]
-    fn into_outcome(self) -> Result<(), String> {
+    fn into_outcome(self) -> Result<(), Box<str>> {
         Ok(())
     }
 }
 
 impl<E: fmt::Display> HandlerOutcome for Result<(), E> {
     #[inline(always)]
-    fn into_outcome(self) -> Result<(), String> {
-        self.map_err(|e| e.to_string())
+    fn into_outcome(self) -> Result<(), Box<str>> {
+        self.map_err(|e| e.to_string().into_boxed_str())
     }
 }
 
@@ -55,7 +56,7 @@ pub struct SubscribeOptions {
 }
 
 impl SubscribeOptions {
-    /// Default options: an generated name, placed by the engine.
+    /// Default options: a generated name, placed by the engine.
     pub fn new() -> Self {
         Self::default()
     }
@@ -126,14 +127,14 @@ impl SubShared {
 }
 
 /// The type-erased handler a worker calls.
-pub(crate) type BoxedHandler<T> = Box<dyn FnMut(&Event<T>) -> Result<(), String> + Send>;
+pub(crate) type BoxedHandler<T> = Box<dyn FnMut(&Event<T>) -> Result<(), Box<str>> + Send>;
 
 /// A handler as its worker keeps it.
 pub(crate) struct HandlerEntry<T> {
     pub(crate) shared: Arc<SubShared>,
-    /// Low 32 bits of the topic version this subscription started at; events
-    /// stamped with an older version were published before it existed.
-    since: u32,
+    /// The topic version this subscription started at; events stamped with an
+    /// older version were published before it existed.
+    since: u64,
     f: BoxedHandler<T>,
     handled: u64,
     failed: u64,
@@ -141,7 +142,7 @@ pub(crate) struct HandlerEntry<T> {
 }
 
 impl<T> HandlerEntry<T> {
-    pub(crate) fn new(shared: Arc<SubShared>, since: u32, f: BoxedHandler<T>) -> Self {
+    pub(crate) fn new(shared: Arc<SubShared>, since: u64, f: BoxedHandler<T>) -> Self {
         HandlerEntry {
             shared,
             since,
@@ -154,9 +155,8 @@ impl<T> HandlerEntry<T> {
 
     /// Whether the handler should see an event stamped with `version`.
     #[inline(always)]
-    pub(crate) fn accepts(&self, version: u32) -> bool {
-        // Wrapping comparison: versions are the low 32 bits of a counter.
-        (version.wrapping_sub(self.since) as i32) >= 0 && self.is_live()
+    pub(crate) fn accepts(&self, version: u64) -> bool {
+        version >= self.since && self.is_live()
     }
 
     #[inline(always)]

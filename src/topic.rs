@@ -17,11 +17,11 @@ use crossbeam_utils::CachePadded;
 
 use crate::dispatch::{GroupDrain, PlainDrain};
 use crate::error::{PublishError, SubscribeError};
-use crate::event::{now_nanos, Event, Meta, TopicName};
-use crate::lane::{lock, Envelope, Lane, LaneProducer};
+use crate::event::{now_nanos, Event, TopicName};
+use crate::lane::{lock, Lane, LaneProducer, Outgoing};
 use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
-use crate::producer::{ProducerSlots, SlotKind, SnapshotAccess};
+use crate::producer::{ProducerSlots, SlotInfo, SlotKind, SnapshotAccess};
 use crate::receipt::{self, Receipt};
 use crate::subscription::{
     BoxedHandler, Detach, HandlerEntry, HandlerOutcome, SubShared, SubscribeOptions, Subscription,
@@ -76,7 +76,7 @@ impl Default for TopicOptions {
     fn default() -> Self {
         TopicOptions {
             backpressure: Backpressure::Block,
-            timestamps: true,
+            timestamps: false,
             worker: None,
         }
     }
@@ -89,10 +89,10 @@ impl TopicOptions {
         self
     }
 
-    /// Whether each publish reads the clock for [`Event::published_at`]
-    /// (default `true`). A clock read costs about as much as the rest of a
-    /// publish; with `false` the worker stamps the time it took the batch
-    /// from the lane instead.
+    /// Whether each publish reads the clock for an exact
+    /// [`Event::published_at`] (default `false`). A clock read costs more than
+    /// the rest of a publish; without it, `published_at` reports the worker's
+    /// dispatch clock (see [`Event::published_at`]).
     pub fn timestamps(mut self, on: bool) -> Self {
         self.timestamps = on;
         self
@@ -134,16 +134,22 @@ struct Seq {
 }
 
 impl Seq {
+    /// The next number, drawing a new block when this one is used up.
     #[inline(always)]
     fn next(&mut self, blocks: &AtomicU64) -> u64 {
         if self.next == self.end {
-            // Relaxed: only uniqueness matters.
-            self.next = blocks.fetch_add(SEQ_BLOCK, Ordering::Relaxed);
-            self.end = self.next + SEQ_BLOCK;
+            self.refill(blocks);
         }
         let s = self.next;
         self.next += 1;
         s
+    }
+
+    #[cold]
+    fn refill(&mut self, blocks: &AtomicU64) {
+        // Relaxed: only uniqueness matters.
+        self.next = blocks.fetch_add(SEQ_BLOCK, Ordering::Relaxed);
+        self.end = self.next + SEQ_BLOCK;
     }
 }
 
@@ -157,11 +163,31 @@ pub(crate) struct View<T> {
     seq: Seq,
     /// Worker slots: a backlog is registered with the worker loop.
     backlog_registered: bool,
+    /// When `targets` has exactly one lane, this slot may publish and the
+    /// topic takes no timestamps: the index of that lane's producer in
+    /// `producers`, for `send`'s fast path. `usize::MAX` otherwise.
+    fast: usize,
 }
 
 /// This slot's producer for `lane`, created on first use.
 #[inline(always)]
 fn producer_for<'p, T>(
+    producers: &'p mut Vec<Option<LaneProducer<T>>>,
+    lane: &Arc<Lane<T>>,
+) -> &'p mut LaneProducer<T> {
+    let id = lane.id;
+    if matches!(producers.get(id), Some(Some(_))) {
+        match &mut producers[id] {
+            Some(p) => return p,
+            None => unreachable!("checked just above"),
+        }
+    }
+    create_producer(producers, lane)
+}
+
+#[cold]
+#[inline(never)]
+fn create_producer<'p, T>(
     producers: &'p mut Vec<Option<LaneProducer<T>>>,
     lane: &Arc<Lane<T>>,
 ) -> &'p mut LaneProducer<T> {
@@ -258,8 +284,8 @@ pub(crate) struct TopicShared<T> {
     pub(crate) runtime: Arc<Runtime>,
     slots: ProducerSlots<View<T>, Targets<T>>,
     seq_blocks: CachePadded<AtomicU64>,
-    /// Events accepted, per slot; single writer (the slot holder).
-    published: Box<[CachePadded<AtomicU64>]>,
+    /// Whether publishers must check the workers' `sleeping` flags.
+    wakes: bool,
     /// Lane copies dropped outside a worker: a group lane lost its last
     /// member while a producer waited on it, or held events at shutdown.
     discarded: AtomicU64,
@@ -287,20 +313,18 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 producers: Vec::new(),
                 seq: Seq { next: 0, end: 0 },
                 backlog_registered: false,
+                fast: usize::MAX,
             },
         );
-        let published = (0..slots.len())
-            .map(|_| CachePadded::new(AtomicU64::new(0)))
-            .collect();
         TopicShared {
             name,
             uid: crate::loom::unique_id(),
             options,
             home,
+            wakes: runtime.wakes_on_publish(),
             runtime,
             slots,
             seq_blocks: CachePadded::new(AtomicU64::new(0)),
-            published,
             discarded: AtomicU64::new(0),
             control: Mutex::new(Control {
                 state: RUNNING,
@@ -312,29 +336,30 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         }
     }
 
-    /// Adds `n` to slot `slot`'s published counter (single writer: the slot
-    /// holder; a plain load + store, not a read-modify-write).
-    #[inline(always)]
-    fn count_published(&self, slot: usize, n: u64) {
-        let c = &self.published[slot];
-        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-    }
-
     /// Loads the current snapshot into the view and makes sure the slot has a
     /// ring in each of its lanes.
     #[cold]
-    fn revalidate(view: &mut View<T>, access: &SnapshotAccess<'_, Targets<T>>) {
+    fn revalidate(
+        &self,
+        view: &mut View<T>,
+        access: &SnapshotAccess<'_, Targets<T>>,
+        kind: SlotKind,
+    ) {
         let (version, targets) = access.load();
         for t in &targets.lanes {
             producer_for(&mut view.producers, &t.lane);
         }
+        view.fast = match targets.lanes.as_slice() {
+            [one] if targets.accepts(kind) && !self.options.timestamps => one.lane.id,
+            _ => usize::MAX,
+        };
         view.version = version;
         view.targets = Some(targets);
     }
 
     #[inline(always)]
     fn wake(&self, target: &Target<T>) {
-        if self.runtime.wakes_on_publish() {
+        if self.wakes {
             for w in &target.wake {
                 w.wake_if_sleeping();
             }
@@ -342,127 +367,181 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     }
 
     #[inline(always)]
-    fn envelope(&self, value: T, meta: Meta, receipt: Option<&Receipt>) -> Envelope<T> {
-        Envelope {
-            event: Event::new(value, self.name, meta),
-            tracker: receipt.map(Receipt::share),
+    fn stamp(&self) -> u64 {
+        if self.options.timestamps {
+            now_nanos()
+        } else {
+            0
         }
     }
 
-    /// The publish path for one event.
+    /// The publish path for one untracked event.
     #[inline(always)]
     fn send(
         this: &Arc<Self>,
         hint: &AtomicUsize,
         value: T,
         fail_if_full: bool,
-        track: bool,
-    ) -> Result<Option<Receipt>, PublishError<T>> {
-        let mut guard = this.slots.acquire(hint);
-        let slot = guard.index();
-        let kind = guard.kind();
-        guard.with_view(|view, access| {
-            if access.version() != view.version {
-                Self::revalidate(view, access);
-            }
-            let Some(targets) = view.targets.as_deref() else {
-                return Err(PublishError::Closed(value));
-            };
-            if !targets.accepts(kind) {
-                return Err(PublishError::Closed(value));
-            }
-            let lanes = &targets.lanes;
-            // All-or-nothing: under `Fail` check every lane before pushing to
-            // any. Room cannot shrink meanwhile: only this slot fills them.
-            if fail_if_full
-                && lanes.iter().any(|t| {
-                    let p = producer_for(&mut view.producers, &t.lane);
-                    !p.backlog.is_empty() || p.ring.free(1) == 0
-                })
-            {
-                return Err(PublishError::Full(value));
-            }
-            let receipt = track.then(|| receipt::tracked(this.runtime.id, lanes.len()));
-            let meta = Meta {
-                seq: view.seq.next(&this.seq_blocks),
-                published: if this.options.timestamps {
-                    now_nanos()
-                } else {
-                    0
-                },
-                trace: [0, 0],
-                parent_span: 0,
-                attempt: 1,
-                version: view.version as u32,
-            };
-            if let Some((last, rest)) = lanes.split_last() {
-                for t in rest {
-                    let env = this.envelope(value.clone(), meta, receipt.as_ref());
-                    Self::push(
-                        this,
-                        t,
-                        &mut view.producers,
-                        env,
-                        kind,
-                        slot,
-                        &mut view.backlog_registered,
-                    );
+    ) -> Result<(), PublishError<T>> {
+        this.slots.with_slot(
+            hint,
+            #[inline(always)]
+            |view, access, info| {
+                let mut value = value;
+                // Fast path: one lane, nothing to tell the consumer but the
+                // value.
+                if view.fast != usize::MAX
+                    && access.version() == view.version
+                    && view.seq.next != view.seq.end
+                {
+                    if let Some(Some(p)) = view.producers.get_mut(view.fast) {
+                        match p.push_plain(value, view.seq.next, view.version) {
+                            Ok(()) => {
+                                view.seq.next += 1;
+                                if this.wakes {
+                                    if let Some(t) =
+                                        view.targets.as_deref().and_then(|t| t.lanes.first())
+                                    {
+                                        this.wake(t);
+                                    }
+                                }
+                                info.count_published(1);
+                                return Ok(());
+                            }
+                            Err(v) => value = v,
+                        }
+                    }
                 }
-                let env = this.envelope(value, meta, receipt.as_ref());
-                Self::push(
-                    this,
-                    last,
-                    &mut view.producers,
-                    env,
-                    kind,
-                    slot,
-                    &mut view.backlog_registered,
-                );
-            }
-            this.count_published(slot, 1);
-            Ok(receipt)
+                Self::send_general(this, view, access, info, value, fail_if_full, false).map(drop)
+            },
+        )
+    }
+
+    /// The publish path for one tracked event.
+    fn send_tracked(
+        this: &Arc<Self>,
+        hint: &AtomicUsize,
+        value: T,
+        fail_if_full: bool,
+    ) -> Result<Receipt, PublishError<T>> {
+        this.slots.with_slot(hint, |view, access, info| {
+            let receipt = Self::send_general(this, view, access, info, value, fail_if_full, true)?;
+            // `send_general` returns a receipt whenever asked to track.
+            Ok(receipt.unwrap_or_else(|| receipt::tracked(this.runtime.id, 0)))
         })
     }
 
-    /// Pushes one envelope into one lane: the fast path.
+    /// Every case of a single publish: several lanes, markers, timestamps,
+    /// receipts, full lanes, a closed topic.
+    #[cold]
+    #[inline(never)]
+    fn send_general(
+        this: &Arc<Self>,
+        view: &mut View<T>,
+        access: &SnapshotAccess<'_, Targets<T>>,
+        info: SlotInfo<'_>,
+        value: T,
+        fail_if_full: bool,
+        track: bool,
+    ) -> Result<Option<Receipt>, PublishError<T>> {
+        if access.version() != view.version {
+            this.revalidate(view, access, info.kind);
+        }
+        let Some(targets) = view.targets.as_deref() else {
+            return Err(PublishError::Closed(value));
+        };
+        if !targets.accepts(info.kind) {
+            return Err(PublishError::Closed(value));
+        }
+        let lanes = &targets.lanes;
+        // All-or-nothing: under `Fail` check every lane before pushing to
+        // any. Room cannot shrink meanwhile: only this slot fills them.
+        if fail_if_full
+            && !lanes
+                .iter()
+                .all(|t| producer_for(&mut view.producers, &t.lane).has_room())
+        {
+            return Err(PublishError::Full(value));
+        }
+        let version = view.version;
+        let published = this.stamp();
+        let seq = view.seq.next(&this.seq_blocks);
+        let receipt = track.then(|| receipt::tracked(this.runtime.id, lanes.len()));
+        let out = |value| Outgoing {
+            value,
+            seq,
+            version,
+            published,
+            tracker: receipt.as_ref().map(Receipt::share),
+        };
+        if let Some((last, rest)) = lanes.split_last() {
+            for t in rest {
+                let ev = out(value.clone());
+                Self::push(
+                    this,
+                    t,
+                    &mut view.producers,
+                    ev,
+                    info.kind,
+                    info.index,
+                    &mut view.backlog_registered,
+                );
+            }
+            let ev = out(value);
+            Self::push(
+                this,
+                last,
+                &mut view.producers,
+                ev,
+                info.kind,
+                info.index,
+                &mut view.backlog_registered,
+            );
+        }
+        info.count_published(1);
+        Ok(receipt)
+    }
+
+    /// Pushes one event into one lane and publishes it: the fast path.
     #[inline(always)]
     fn push(
         this: &Arc<Self>,
         target: &Target<T>,
         producers: &mut Vec<Option<LaneProducer<T>>>,
-        env: Envelope<T>,
+        ev: Outgoing<T>,
         kind: SlotKind,
         slot: usize,
         registered: &mut bool,
     ) {
         let p = producer_for(producers, &target.lane);
-        let env = if p.backlog.is_empty() {
-            match p.ring.push(env) {
+        let ev = if p.backlog.is_empty() {
+            match p.write(ev) {
                 Ok(()) => {
                     this.wake(target);
                     return;
                 }
-                Err(env) => env,
+                Err(ev) => ev,
             }
         } else {
-            env
+            ev
         };
-        Self::push_slow(this, target, p, env, kind, slot, registered);
+        Self::push_slow(this, target, p, ev, kind, slot, registered);
     }
 
     /// The lane is full (or this slot has a backlog for it).
     #[cold]
+    #[inline(never)]
     fn push_slow(
         this: &Arc<Self>,
         target: &Target<T>,
         p: &mut LaneProducer<T>,
-        mut env: Envelope<T>,
+        mut ev: Outgoing<T>,
         kind: SlotKind,
         slot: usize,
         registered: &mut bool,
     ) {
         if kind == SlotKind::Worker {
-            p.backlog.push_back(env);
+            p.backlog.push_back(ev);
             if !*registered {
                 *registered = true;
                 worker::register_backlog(Box::new(TopicBacklog {
@@ -472,7 +551,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             }
             return;
         }
-        let mut snooze = Snooze::new();
+        let mut snooze = Snooze::new(this.runtime.idle);
         loop {
             if !target.lane.has_consumers() {
                 // The last group member left: nobody will ever drain this
@@ -480,46 +559,39 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 this.discarded.fetch_add(1, Ordering::Relaxed);
                 return;
             }
-            match p.ring.push(env) {
+            match p.write(ev) {
                 Ok(()) => {
                     this.wake(target);
                     return;
                 }
-                Err(e) => env = e,
+                Err(e) => ev = e,
             }
             this.wake(target);
             snooze.snooze();
         }
     }
 
-    /// The publish path for a batch: one ring claim per lane per chunk that
-    /// fits, one clock read for the whole batch.
+    /// The publish path for a batch: one room check per lane for each run
+    /// that fits, one clock read for the whole batch.
     fn send_batch(
         this: &Arc<Self>,
         hint: &AtomicUsize,
         events: impl IntoIterator<Item = T>,
     ) -> Result<(), PublishError<Vec<T>>> {
         let mut iter = events.into_iter();
-        let fail = this.options.backpressure == crate::Backpressure::Fail;
-        let mut guard = this.slots.acquire(hint);
-        let slot = guard.index();
-        let kind = guard.kind();
-        let published = if this.options.timestamps {
-            now_nanos()
-        } else {
-            0
-        };
-        guard.with_view(|view, access| {
+        let fail = this.options.backpressure == Backpressure::Fail;
+        let published = this.stamp();
+        this.slots.with_slot(hint, |view, access, info| {
             let mut count = 0u64;
-            let mut snooze = Snooze::new();
+            let mut snooze = Snooze::new(this.runtime.idle);
             let result = loop {
                 if access.version() != view.version {
-                    Self::revalidate(view, access);
+                    this.revalidate(view, access, info.kind);
                 }
                 let Some(targets) = view.targets.as_deref() else {
                     break Err(PublishError::Closed(iter.collect()));
                 };
-                if !targets.accepts(kind) {
+                if !targets.accepts(info.kind) {
                     break Err(PublishError::Closed(iter.collect()));
                 }
                 let lanes = &targets.lanes;
@@ -527,47 +599,48 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                     count += iter.count() as u64;
                     break Ok(());
                 };
-                let want = iter.size_hint().0.max(1);
+                let version = view.version;
+                // A run that fits every lane.
                 let room = lanes
                     .iter()
-                    .map(|t| {
-                        let p = producer_for(&mut view.producers, &t.lane);
-                        if p.backlog.is_empty() {
-                            p.ring.free(want)
-                        } else {
-                            0
-                        }
-                    })
+                    .map(|t| producer_for(&mut view.producers, &t.lane).room())
                     .min()
                     .unwrap_or(0);
                 if room == 0 {
                     if fail {
                         break Err(PublishError::Full(iter.collect()));
                     }
-                    if kind == SlotKind::Worker {
+                    if info.kind == SlotKind::Worker {
                         // A handler never waits: the rest goes to backlogs.
                         for value in iter.by_ref() {
-                            let meta = this.batch_meta(&mut view.seq, published, view.version);
+                            let seq = view.seq.next(&this.seq_blocks);
+                            let out = |value| Outgoing {
+                                value,
+                                seq,
+                                version,
+                                published,
+                                tracker: None,
+                            };
                             for t in rest {
-                                let env = this.envelope(value.clone(), meta, None);
+                                let ev = out(value.clone());
                                 Self::push(
                                     this,
                                     t,
                                     &mut view.producers,
-                                    env,
-                                    kind,
-                                    slot,
+                                    ev,
+                                    info.kind,
+                                    info.index,
                                     &mut view.backlog_registered,
                                 );
                             }
-                            let env = this.envelope(value, meta, None);
+                            let ev = out(value);
                             Self::push(
                                 this,
                                 last,
                                 &mut view.producers,
-                                env,
-                                kind,
-                                slot,
+                                ev,
+                                info.kind,
+                                info.index,
                                 &mut view.backlog_registered,
                             );
                             count += 1;
@@ -585,56 +658,50 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                     let Some(value) = iter.next() else {
                         break;
                     };
-                    let meta = this.batch_meta(&mut view.seq, published, view.version);
+                    let seq = view.seq.next(&this.seq_blocks);
+                    let out = |value| Outgoing {
+                        value,
+                        seq,
+                        version,
+                        published,
+                        tracker: None,
+                    };
                     for t in rest {
-                        let env = this.envelope(value.clone(), meta, None);
+                        let ev = out(value.clone());
                         Self::write(
                             this,
                             t,
                             &mut view.producers,
-                            env,
-                            kind,
-                            slot,
+                            ev,
+                            info.kind,
+                            info.index,
                             &mut view.backlog_registered,
                         );
                     }
-                    let env = this.envelope(value, meta, None);
+                    let ev = out(value);
                     Self::write(
                         this,
                         last,
                         &mut view.producers,
-                        env,
-                        kind,
-                        slot,
+                        ev,
+                        info.kind,
+                        info.index,
                         &mut view.backlog_registered,
                     );
                     pushed += 1;
                 }
                 for t in lanes {
-                    producer_for(&mut view.producers, &t.lane).ring.commit();
                     this.wake(t);
                 }
                 count += pushed as u64;
                 if pushed < room {
                     break Ok(());
                 }
-                snooze = Snooze::new();
+                snooze = Snooze::new(this.runtime.idle);
             };
-            this.count_published(slot, count);
+            info.count_published(count);
             result
         })
-    }
-
-    #[inline(always)]
-    fn batch_meta(&self, seq: &mut Seq, published: u64, version: u64) -> Meta {
-        Meta {
-            seq: seq.next(&self.seq_blocks),
-            published,
-            trace: [0, 0],
-            parent_span: 0,
-            attempt: 1,
-            version: version as u32,
-        }
     }
 
     /// Writes into a lane whose room the caller checked; commits later.
@@ -643,17 +710,16 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         this: &Arc<Self>,
         target: &Target<T>,
         producers: &mut Vec<Option<LaneProducer<T>>>,
-        env: Envelope<T>,
+        ev: Outgoing<T>,
         kind: SlotKind,
         slot: usize,
         registered: &mut bool,
     ) {
         let p = producer_for(producers, &target.lane);
-        if let Err(env) = p.ring.write(env) {
+        if let Err(ev) = p.write(ev) {
             // Not reached: the caller saw room for this write. Stay correct
-            // anyway: publish what was written, then take the slow path.
-            p.ring.commit();
-            Self::push_slow(this, target, p, env, kind, slot, registered);
+            // anyway: take the slow path.
+            Self::push_slow(this, target, p, ev, kind, slot, registered);
         }
     }
 
@@ -675,17 +741,17 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         let lane = control.worker_lane(w, this.runtime.lane_capacity);
         control.worker_subs[w] += 1;
         let mut sent = false;
-        let (uid, stamp) = (this.uid, !this.options.timestamps);
+        let (uid, name) = (this.uid, this.name);
         this.slots.snapshot().update(|_, next| {
             // Queued before `next` is published: the worker has the handler
             // before it can see an event stamped `next` (`DrainCx`).
-            let entry = HandlerEntry::new(sub.clone(), next as u32, handler);
+            let entry = HandlerEntry::new(sub.clone(), next, handler);
             sent = this.runtime.send(
                 w,
                 Box::new(move |worker: &mut worker::Worker| {
                     let key = (uid, lane.id);
                     worker
-                        .drain_mut(key, || PlainDrain::new(lane.clone(), uid, stamp))
+                        .drain_mut(key, || PlainDrain::new(lane.clone(), uid, name))
                         .handlers
                         .push(entry);
                 }),
@@ -743,16 +809,16 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         // Counted in before producers can see the lane (snapshot below).
         lane.add_consumer(1);
         let mut sent = false;
-        let (uid, stamp) = (this.uid, !this.options.timestamps);
+        let (uid, name) = (this.uid, this.name);
         this.slots.snapshot().update(|_, next| {
-            let entry = HandlerEntry::new(sub.clone(), next as u32, handler);
+            let entry = HandlerEntry::new(sub.clone(), next, handler);
             let worker_lane = lane.clone();
             sent = this.runtime.send(
                 w,
                 Box::new(move |worker: &mut worker::Worker| {
                     let key = (uid, worker_lane.id);
                     worker
-                        .drain_mut(key, || GroupDrain::new(worker_lane.clone(), uid, stamp))
+                        .drain_mut(key, || GroupDrain::new(worker_lane.clone(), uid, name))
                         .members
                         .push(entry);
                 }),
@@ -850,7 +916,7 @@ impl<T: Clone + Send + 'static> Backlog for TopicBacklog<T> {
         let topic = &self.topic;
         let empty = topic
             .slots
-            .with_owned(self.slot, |view, _| {
+            .with_owned(self.slot, |view, _, _| {
                 let mut empty = true;
                 let mut dropped = 0;
                 for p in view.producers.iter_mut().flatten() {
@@ -935,10 +1001,7 @@ impl<T: Clone + Send + 'static> TopicControl for TopicShared<T> {
     }
 
     fn published(&self) -> u64 {
-        self.published
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+        self.slots.published()
     }
 
     fn discarded(&self) -> u64 {
@@ -989,7 +1052,7 @@ impl<T: Clone + Send + 'static> TopicControl for TopicShared<T> {
 pub struct Topic<T> {
     pub(crate) shared: Arc<TopicShared<T>>,
     /// The producer slot last used through this handle (a cache; see
-    /// `ProducerSlots::acquire`).
+    /// `ProducerSlots::with_slot`).
     hint: AtomicUsize,
 }
 
@@ -1021,7 +1084,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     #[inline]
     pub fn publish(&self, event: T) -> Result<(), PublishError<T>> {
         let fail = self.shared.options.backpressure == Backpressure::Fail;
-        TopicShared::send(&self.shared, &self.hint, event, fail, false).map(drop)
+        TopicShared::send(&self.shared, &self.hint, event, fail)
     }
 
     /// Publishes `event` if every lane has room now; never waits.
@@ -1032,7 +1095,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// [`PublishError::Closed`]; the event comes back inside the error.
     #[inline]
     pub fn try_publish(&self, event: T) -> Result<(), PublishError<T>> {
-        TopicShared::send(&self.shared, &self.hint, event, true, false).map(drop)
+        TopicShared::send(&self.shared, &self.hint, event, true)
     }
 
     /// Publishes many events with one ring claim per lane for each run that
@@ -1059,11 +1122,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// As [`publish`](Topic::publish).
     pub fn publish_tracked(&self, event: T) -> Result<Receipt, PublishError<T>> {
         let fail = self.shared.options.backpressure == Backpressure::Fail;
-        match TopicShared::send(&self.shared, &self.hint, event, fail, true)? {
-            Some(receipt) => Ok(receipt),
-            // `send` returns a receipt whenever asked to track.
-            None => Ok(receipt::tracked(self.shared.runtime.id, 0)),
-        }
+        TopicShared::send_tracked(&self.shared, &self.hint, event, fail)
     }
 
     /// Publishes `event` and returns once every subscription live now has

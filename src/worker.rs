@@ -115,13 +115,25 @@ pub(crate) struct Runtime {
     pub(crate) drain_batch: usize,
     pub(crate) producer_slots: usize,
     pub(crate) state: AtomicU8,
-    /// Shutdown's event count: bumped by every worker that turns idle, so
-    /// shutdown waits for a change instead of polling.
+    /// Shutdown's event count: bumped by every worker that turns idle while
+    /// shutdown waits, so shutdown waits for a change instead of polling.
     pub(crate) quiet: Mutex<u64>,
     pub(crate) quiet_cv: Condvar,
+    /// Set (once) by shutdown before it starts waiting on `quiet`.
+    pub(crate) quiet_waiting: AtomicBool,
 }
 
 impl Runtime {
+    /// Announces that shutdown will wait on the quiescence event count. After
+    /// this returns, every worker that turns idle bumps the count, and every
+    /// idle transition before it is visible to the caller's epoch reads:
+    /// the store, `fence::heavy`, and the worker's `fence::light` between its
+    /// epoch store and its load of this flag pair up (`fence.rs`).
+    pub(crate) fn announce_quiet_waiter(&self) {
+        self.quiet_waiting.store(true, Ordering::Relaxed);
+        fence::heavy();
+    }
+
     /// The current value of the quiescence event count.
     pub(crate) fn quiet_generation(&self) -> u64 {
         *lock(&self.quiet)
@@ -415,22 +427,62 @@ pub(crate) enum Drained {
     NeedCommands(usize),
 }
 
+/// The worker's clock for events published without a timestamp: read when a
+/// burst starts and every `CLOCK_EVERY` events during one, so busy workers
+/// pay a fraction of a clock read per event.
+#[derive(Default)]
+pub(crate) struct DispatchClock {
+    nanos: u64,
+    /// Events stamped since the last read; `u32::MAX` = read before next use.
+    since_read: u32,
+}
+
+const CLOCK_EVERY: u32 = 64;
+
+impl DispatchClock {
+    fn invalidate(&mut self) {
+        self.since_read = u32::MAX;
+    }
+}
+
 /// Per-pass context handed to drains.
 pub(crate) struct DrainCx<'a> {
     shared: &'a WorkerShared,
     idle: &'a mut bool,
     epoch: &'a mut u64,
+    clock: &'a mut DispatchClock,
     pub(crate) batch: usize,
 }
 
 impl DrainCx<'_> {
-    /// Whether commands are queued. Called after a lane's tail was loaded
-    /// with `Acquire`: the publish that stamped a new subscription's version
-    /// happened after that subscription's command was queued, so the flag is
-    /// visible here (`Relaxed` suffices given that happens-before chain).
+    /// Whether commands are queued. Called after the events about to be
+    /// dispatched were seen ready (their stamps loaded with `Acquire`): the
+    /// publish of an event stamped with a new subscription's version happened
+    /// after that subscription's command was queued, so the flag is visible
+    /// here (`Relaxed` suffices given that happens-before chain). Events that
+    /// become ready after this check must not be dispatched in the same
+    /// batch.
     #[inline(always)]
     pub(crate) fn commands_pending(&self) -> bool {
         self.shared.pending.load(Ordering::Relaxed)
+    }
+
+    /// The dispatch clock (see [`DispatchClock`]).
+    #[inline(always)]
+    pub(crate) fn clock(&mut self) -> u64 {
+        let c = &mut *self.clock;
+        if c.since_read >= CLOCK_EVERY {
+            c.nanos = crate::event::now_nanos();
+            c.since_read = 0;
+        }
+        c.nanos
+    }
+
+    /// Counts `events` stamped with the dispatch clock.
+    #[inline(always)]
+    pub(crate) fn count_clock(&mut self, events: usize) {
+        let c = &mut *self.clock;
+        c.since_read = c.since_read.saturating_add(events as u32);
     }
 
     /// Call before consuming events: makes the worker busy for quiescence
@@ -487,6 +539,7 @@ pub(crate) struct Worker {
     drains: Vec<Box<dyn Drain>>,
     idle: bool,
     epoch: u64,
+    clock: DispatchClock,
     totals: Totals,
 }
 
@@ -498,6 +551,10 @@ impl Worker {
             drains: Vec::new(),
             idle: false,
             epoch: 0,
+            clock: DispatchClock {
+                nanos: 0,
+                since_read: u32::MAX,
+            },
             totals: Totals::default(),
         }
     }
@@ -566,6 +623,7 @@ impl Worker {
             shared: &self.shared,
             idle: &mut self.idle,
             epoch: &mut self.epoch,
+            clock: &mut self.clock,
             batch: self.runtime.drain_batch,
         };
         for d in &mut self.drains {
@@ -592,17 +650,20 @@ impl Worker {
     }
 
     fn set_idle(&mut self) {
+        // The next burst reads the clock afresh.
+        self.clock.invalidate();
         if !self.idle {
             self.idle = true;
             self.epoch += 1;
             // Release: pairs with the Acquire in `WorkerShared::epoch`: the
             // pushes made while busy are visible to the shutdown check.
             self.shared.epoch.store(self.epoch, Ordering::Release);
-            // For shutdown's wait (`Runtime::wait_quiet_change`). Always, not
-            // only once the state reads DRAINING: a stale read of the state
-            // could skip the one bump shutdown is waiting for. Once per idle
-            // transition (not per event): a lock and a notify with no waiter.
-            self.runtime.bump_quiet();
+            // For shutdown's wait (`Runtime::announce_quiet_waiter`): either
+            // shutdown sees the epoch store above, or this sees its flag.
+            fence::light();
+            if self.runtime.quiet_waiting.load(fence::AFTER_LIGHT) {
+                self.runtime.bump_quiet();
+            }
         }
     }
 
@@ -759,10 +820,15 @@ pub(crate) fn worker_main(
     Worker::new(shared, runtime).run()
 }
 
-/// Waiting for room in a full ring: spin, then yield, then sleep with
-/// doubling pauses up to 100 µs (crossbeam's `snooze` with a sleep stage).
+/// Waiting for room in a full ring, in the manner of the engine's
+/// [`IdleStrategy`]: spin, then yield; engines that may sleep when idle
+/// (`Backoff`, `Park`) then also sleep, with doubling pauses up to 100 µs.
+/// A latency-tuned engine (`BusySpin`, `Yield`) never sleeps: on Linux a
+/// 1 µs sleep lasts ~50 µs (timer slack), long enough for the worker to drain
+/// the whole ring and sit idle.
 pub(crate) struct Snooze {
     step: u32,
+    may_sleep: bool,
 }
 
 impl Snooze {
@@ -770,8 +836,11 @@ impl Snooze {
     const YIELD: u32 = 48;
     const MAX_SLEEP_EXP: u32 = 7;
 
-    pub(crate) fn new() -> Self {
-        Snooze { step: 0 }
+    pub(crate) fn new(strategy: IdleStrategy) -> Self {
+        Snooze {
+            step: 0,
+            may_sleep: matches!(strategy, IdleStrategy::Backoff | IdleStrategy::Park),
+        }
     }
 
     pub(crate) fn snooze(&mut self) {
@@ -784,7 +853,7 @@ impl Snooze {
             for _ in 0..(1u32 << self.step.min(6)) {
                 spin_loop();
             }
-        } else if self.step < Self::YIELD {
+        } else if self.step < Self::YIELD || !self.may_sleep {
             thread::yield_now();
         } else {
             let exp = (self.step - Self::YIELD).min(Self::MAX_SLEEP_EXP);
