@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test of the project: unit, integration and doc tests (all
+# features), the loom models, and Miri on the modules with unsafe code.
+# Installs what it needs (nightly Miri) when missing.
+#
+#   bash scripts/test-all.sh            # everything
+#   PINBUS_SKIP_LOOM=1 / PINBUS_SKIP_MIRI=1 to leave a part out locally
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+started=$(date +%s)
+
+step "cargo test (workspace, all features)"
+cargo test --workspace --all-features
+
+if [ -z "${PINBUS_SKIP_LOOM:-}" ]; then
+    step "loom models (loom-tests/, --cfg loom, LOOM_MAX_PREEMPTIONS=2)"
+    loom_start=$(date +%s)
+    RUSTFLAGS="--cfg loom -C debug-assertions" LOOM_MAX_PREEMPTIONS=2 \
+        CARGO_TARGET_DIR=target/loom \
+        cargo test --release -p loom-tests
+    echo "loom models took $(( $(date +%s) - loom_start )) s"
+fi
+
+if [ -z "${PINBUS_SKIP_MIRI:-}" ]; then
+    step "Miri (ring, snapshot, producer slots; strict provenance)"
+    if ! cargo +nightly miri --version >/dev/null 2>&1; then
+        echo "installing the nightly toolchain's miri and rust-src components"
+        rustup toolchain install nightly --profile minimal --component miri,rust-src
+    fi
+    MIRIFLAGS="-Zmiri-strict-provenance" \
+        cargo +nightly miri test --lib -- ring:: snapshot:: producer::
+fi
+
+echo
+echo "all tests passed in $(( $(date +%s) - started )) s"
