@@ -1,7 +1,19 @@
 //! `Config`: everything an engine is built from, and its validation.
+//!
+//! A `Config` is built in code (through [`EngineBuilder`]) or read from a TOML
+//! file ([`Config::from_toml_file`], parsing in `config/file.rs`); either way
+//! [`Config::validate`] checks it against this machine's cores.
+//!
+//! [`EngineBuilder`]: crate::EngineBuilder
+
+mod file;
+
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use crate::error::ConfigError;
 use crate::pinning::{self, Pinning};
+use crate::topic::TopicOptions;
 use crate::worker::{IdleStrategy, IdleTuning};
 
 /// Largest accepted worker count.
@@ -15,8 +27,25 @@ pub const MAX_DRAIN_BATCH: usize = 1 << 16;
 /// Largest accepted `producer_slots`.
 pub const MAX_PRODUCER_SLOTS: usize = 1024;
 
-/// The settings of an engine. Build one with [`EngineBuilder`] (or, in the
-/// tuning issue's format, from TOML); [`Engine::from_config`] validates it.
+/// The settings of an engine. Build one with [`EngineBuilder`] or read one
+/// from TOML ([`Config::from_toml_file`], [`Config::from_toml_str`]; the
+/// format is in `docs/tuning.md` and the annotated `pinbus.toml`);
+/// [`Engine::from_config`] validates it and starts the engine.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), pinbus::ConfigError> {
+/// use pinbus::{Config, Engine, IdleStrategy};
+/// let config = Config {
+///     workers: 2,
+///     idle: IdleStrategy::Backoff,
+///     ..Config::default()
+/// };
+/// let engine = Engine::from_config(config)?;
+/// assert_eq!(engine.workers(), 2);
+/// # Ok(()) }
+/// ```
 ///
 /// [`EngineBuilder`]: crate::EngineBuilder
 /// [`Engine::from_config`]: crate::Engine::from_config
@@ -44,6 +73,50 @@ pub struct Config {
     /// Stack size of worker threads in bytes (default: the platform's
     /// default for new threads). Raise it for handlers that recurse deeply.
     pub worker_stack_size: Option<usize>,
+    /// Cores reserved for the application's producer threads (default none).
+    /// The engine does not run anything there: [`Pinning::Auto`] leaves them
+    /// out, and [`Pinning::Cores`] may not list them. Pin your producer
+    /// threads to them yourself (see [`Engine::producer_cores`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::{Config, Pinning};
+    /// let config = Config {
+    ///     pinning: Pinning::Auto,
+    ///     producer_cores: vec![0],
+    ///     ..Config::default()
+    /// };
+    /// config.validate()?; // worker 0 goes on the highest core other than 0
+    /// # Ok::<(), pinbus::ConfigError>(())
+    /// ```
+    ///
+    /// [`Engine::producer_cores`]: crate::Engine::producer_cores
+    pub producer_cores: Vec<usize>,
+    /// Options of named topics (default none): [`Engine::topic`] creates a
+    /// topic listed here with these options instead of the defaults;
+    /// [`Engine::topic_with`] keeps the options it is given. A configured
+    /// `worker` must be below `workers`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Backpressure, Config, Engine, TopicOptions};
+    /// let mut config = Config::default();
+    /// config.topics.insert(
+    ///     "orders.created".to_owned(),
+    ///     TopicOptions::default().worker(0).backpressure(Backpressure::Fail),
+    /// );
+    /// let engine = Engine::from_config(config)?;
+    /// let orders = engine.topic::<u64>("orders.created")?; // worker 0, Fail
+    /// # drop(orders);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`Engine::topic`]: crate::Engine::topic
+    /// [`Engine::topic_with`]: crate::Engine::topic_with
+    pub topics: BTreeMap<String, TopicOptions>,
 }
 
 impl Default for Config {
@@ -57,6 +130,8 @@ impl Default for Config {
             drain_batch: 256,
             producer_slots: 16,
             worker_stack_size: None,
+            producer_cores: Vec::new(),
+            topics: BTreeMap::new(),
         }
     }
 }
@@ -69,6 +144,84 @@ pub(crate) struct Resolved {
 }
 
 impl Config {
+    /// Reads a configuration from the TOML file at `path` and validates it
+    /// (as [`from_toml_str`](Config::from_toml_str)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Config, Engine};
+    /// let config = Config::from_toml_file("pinbus.toml")?;
+    /// let engine = Engine::from_config(config)?;
+    /// # drop(engine);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ReadFile`] (with the path) if the file cannot be read,
+    /// otherwise as [`from_toml_str`](Config::from_toml_str).
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml_str(&text)
+    }
+
+    /// Parses a configuration from TOML text and validates it. Every key is
+    /// optional (a missing key keeps its [`Default`]); unknown keys are
+    /// errors. The format is described in `docs/tuning.md`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Backpressure, Config, Engine, IdleStrategy, TopicOptions};
+    /// let config = Config::from_toml_str(
+    ///     r#"
+    ///     workers = 2
+    ///     idle = "backoff"
+    ///     lane_capacity = 4096
+    ///
+    ///     [idle_tuning]
+    ///     max_sleep_us = 200
+    ///
+    ///     [topics."orders.created"]
+    ///     worker = 1
+    ///     backpressure = "fail"
+    ///     "#,
+    /// )?;
+    /// assert_eq!(config.idle, IdleStrategy::Backoff);
+    /// assert_eq!(
+    ///     config.topics["orders.created"],
+    ///     TopicOptions::default().worker(1).backpressure(Backpressure::Fail),
+    /// );
+    ///
+    /// let engine = Engine::from_config(config)?;
+    /// let orders = engine.topic::<u64>("orders.created")?;
+    /// assert_eq!(orders.subscribe(|_| ())?.worker(), 1);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// - [`ConfigError::TomlSyntax`]: not TOML (with line and column);
+    /// - [`ConfigError::UnknownKey`]: a key this format lacks, with the valid
+    ///   keys of its table;
+    /// - [`ConfigError::WrongType`]: a value of the wrong type, with its key;
+    /// - [`ConfigError::UnknownIdleStrategy`], [`ConfigError::UnknownPinning`],
+    ///   [`ConfigError::UnknownBackpressure`]: a name that is not one of the
+    ///   accepted ones;
+    /// - any error of [`validate`](Config::validate).
+    pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
+        let config = file::parse(s)?;
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Checks every setting; the error names the setting and what to change.
     ///
     /// # Errors
@@ -114,10 +267,59 @@ impl Config {
                 max: MAX_PRODUCER_SLOTS,
             });
         }
-        let cores = pinning::resolve(&self.pinning, self.workers)?;
+        for (name, options) in &self.topics {
+            if let Some(reason) = crate::engine::invalid_topic_name(name) {
+                return Err(ConfigError::InvalidTopicName {
+                    name: name.clone(),
+                    reason,
+                });
+            }
+            if let Some(worker) = options.worker.filter(|&w| w >= self.workers) {
+                return Err(ConfigError::TopicWorker {
+                    topic: name.clone(),
+                    worker,
+                    workers: self.workers,
+                });
+            }
+        }
+        let cores = pinning::resolve(&self.pinning, self.workers, &self.producer_cores)?;
         Ok(Resolved {
             config: self.clone(),
             cores,
         })
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_topics_are_checked() {
+        let mut c = Config::default();
+        c.topics
+            .insert("orders".to_owned(), TopicOptions::default().worker(1));
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::TopicWorker { ref topic, worker: 1, workers: 1 }) if topic == "orders"
+        ));
+        c.workers = 2;
+        c.validate().unwrap();
+        c.topics.insert("a..b".to_owned(), TopicOptions::default());
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::InvalidTopicName { ref name, .. }) if name == "a..b"
+        ));
+    }
+
+    #[test]
+    fn toml_and_builder_agree() {
+        let from_toml =
+            Config::from_toml_str("workers = 2\nproducer_slots = 4\nidle = \"yield\"\n").unwrap();
+        let built = crate::Engine::builder()
+            .workers(2)
+            .producer_slots(4)
+            .idle(IdleStrategy::Yield);
+        assert_eq!(&from_toml, built.config());
     }
 }

@@ -121,6 +121,50 @@ impl EngineBuilder {
         self
     }
 
+    /// Cores reserved for the application's producer threads (default none;
+    /// see [`Config::producer_cores`]): [`Pinning::Auto`] leaves them out and
+    /// [`Pinning::Cores`] may not list them. Read them back with
+    /// [`Engine::producer_cores`] to pin producers there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), pinbus::ConfigError> {
+    /// use pinbus::{Engine, Pinning};
+    /// let engine = Engine::builder()
+    ///     .pinning(Pinning::Auto)
+    ///     .producer_cores([0])
+    ///     .build()?;
+    /// assert_eq!(engine.producer_cores(), &[0]);
+    /// # Ok(()) }
+    /// ```
+    pub fn producer_cores(mut self, cores: impl Into<Vec<usize>>) -> Self {
+        self.config.producer_cores = cores.into();
+        self
+    }
+
+    /// Options for the topic `name` when [`Engine::topic`] creates it (see
+    /// [`Config::topics`]); a `worker` beyond the worker count fails
+    /// [`build`](EngineBuilder::build).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Engine, TopicOptions};
+    /// let engine = Engine::builder()
+    ///     .workers(2)
+    ///     .topic_options("orders.created", TopicOptions::default().worker(1))
+    ///     .build()?;
+    /// let orders = engine.topic::<u64>("orders.created")?;
+    /// assert_eq!(orders.subscribe(|_| ())?.worker(), 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn topic_options(mut self, name: impl Into<String>, options: TopicOptions) -> Self {
+        self.config.topics.insert(name.into(), options);
+        self
+    }
+
     /// The configuration built so far.
     pub fn config(&self) -> &Config {
         &self.config
@@ -185,6 +229,10 @@ pub struct Engine {
     /// Serializes shutdowns and keeps the final report.
     report: Mutex<Option<ShutdownReport>>,
     next_home: AtomicUsize,
+    /// `Config::topics`: options for `topic()` to create these topics with.
+    configured: BTreeMap<String, TopicOptions>,
+    /// `Config::producer_cores`.
+    producer_cores: Vec<usize>,
 }
 
 impl Engine {
@@ -248,6 +296,8 @@ impl Engine {
             joins: Mutex::new(joins),
             report: Mutex::new(None),
             next_home: AtomicUsize::new(0),
+            configured: config.topics,
+            producer_cores: config.producer_cores,
         })
     }
 
@@ -256,8 +306,38 @@ impl Engine {
         self.runtime.workers.len()
     }
 
-    /// Opens the topic `name` for events of type `T`, creating it with
-    /// default options if it does not exist.
+    /// The cores reserved for producer threads ([`Config::producer_cores`]),
+    /// validated to exist and to be no worker's core. The engine does not
+    /// pin producers itself: pin your threads there, for example with
+    /// `core_affinity::set_for_current`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::Config;
+    /// let engine = pinbus::Engine::from_config(Config::from_toml_str("producer_cores = [0]")?)?;
+    /// let topic = engine.topic::<u64>("ticks")?;
+    /// let cores = engine.producer_cores().to_vec();
+    /// std::thread::scope(|s| {
+    ///     for &core in &cores {
+    ///         let topic = topic.clone();
+    ///         s.spawn(move || {
+    ///             // Pin this producer thread to `core` here, then publish.
+    ///             # let _ = core;
+    ///             topic.publish(1).unwrap();
+    ///         });
+    ///     }
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn producer_cores(&self) -> &[usize] {
+        &self.producer_cores
+    }
+
+    /// Opens the topic `name` for events of type `T`, creating it if it does
+    /// not exist: with its options from [`Config::topics`] if it is listed
+    /// there, otherwise with default options.
     ///
     /// Topic names are 1 to 255 bytes without whitespace, `*` or `>`, and
     /// without empty dot-separated parts (so they map onto NATS subjects).
@@ -331,7 +411,9 @@ impl Engine {
                 }),
             };
         }
-        let options = options.unwrap_or_default();
+        let options = options
+            .or_else(|| self.configured.get(name).cloned())
+            .unwrap_or_default();
         let home = options
             .worker
             .unwrap_or_else(|| self.next_home.fetch_add(1, Ordering::Relaxed) % workers);
@@ -482,7 +564,7 @@ fn stop_workers(runtime: &Runtime, joins: Vec<JoinHandle<Totals>>) -> Totals {
 }
 
 /// Why a topic name is refused, if it is.
-fn invalid_topic_name(name: &str) -> Option<&'static str> {
+pub(crate) fn invalid_topic_name(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("it is empty; give the topic a name such as \"orders.created\"")
     } else if name.len() > 255 {

@@ -38,7 +38,7 @@ pub enum ConfigError {
     /// A core id this machine does not have (or this process may not use).
     #[error(
         "core {core} is not available to this process (available cores: {available:?}); \
-         pick cores from that list, or use Pinning::Auto"
+         pick cores from that list, or use Pinning::Auto (pinning = \"auto\")"
     )]
     UnknownCore {
         /// The core id given.
@@ -98,6 +98,152 @@ pub enum ConfigError {
         batch: usize,
         /// Largest accepted value.
         max: usize,
+    },
+    /// A producer core this machine does not have (or this process may not
+    /// use).
+    #[error(
+        "producer_cores lists core {core}, which is not available to this process \
+         (available cores: {available:?}); pick producer cores from that list"
+    )]
+    UnknownProducerCore {
+        /// The core id given.
+        core: usize,
+        /// The cores this process may run on.
+        available: Vec<usize>,
+    },
+    /// The same producer core listed twice.
+    #[error("producer_cores lists core {core} more than once; list each core once")]
+    DuplicateProducerCore {
+        /// The repeated core id.
+        core: usize,
+    },
+    /// A core reserved for producers is also a worker's core.
+    #[error(
+        "core {core} is in producer_cores and is also the core of worker {worker}; \
+         remove it from one of the two lists, or use Pinning::Auto (pinning = \"auto\"), \
+         which leaves producer cores alone"
+    )]
+    ProducerCoreOverlap {
+        /// The core in both lists.
+        core: usize,
+        /// The worker pinned to it.
+        worker: usize,
+    },
+    /// A configured topic placed on a worker the engine does not have.
+    #[error(
+        "topic '{topic}' is configured with worker = {worker}, but the engine has {workers} \
+         workers, numbered 0 to {}; use a smaller worker index or raise workers",
+        workers.saturating_sub(1)
+    )]
+    TopicWorker {
+        /// The topic name.
+        topic: String,
+        /// The worker index given.
+        worker: usize,
+        /// The engine's worker count.
+        workers: usize,
+    },
+    /// A configured topic whose name is not a valid topic name.
+    #[error("configured topic name {name:?} is invalid: {reason}")]
+    InvalidTopicName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A configuration file that could not be read.
+    #[error(
+        "could not read the config file {}: {source}; check the path (a relative path \
+         starts at the working directory) and its permissions", path.display()
+    )]
+    ReadFile {
+        /// The path given.
+        path: std::path::PathBuf,
+        /// The error from the OS.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Text that is not valid TOML.
+    #[error("TOML syntax error at line {line}, column {column}: {message}; fix the file there")]
+    TomlSyntax {
+        /// Line of the error, from 1.
+        line: usize,
+        /// Column of the error, from 1 (in characters).
+        column: usize,
+        /// What the TOML parser expected.
+        message: String,
+    },
+    /// A key the configuration does not have (often a misspelling).
+    #[error(
+        "unknown key `{key}` at line {line}, column {column}; expected {expected}; \
+         fix the spelling or remove the key"
+    )]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+        /// Line of the key, from 1.
+        line: usize,
+        /// Column of the key, from 1.
+        column: usize,
+        /// The keys accepted in that table, as a phrase
+        /// (for example "one of `workers`, `pinning`, …").
+        expected: String,
+    },
+    /// A value of the wrong type (a string where a number belongs, a negative
+    /// count, …).
+    #[error("`{key}` at line {line}, column {column} is {found}; it must be {expected}")]
+    WrongType {
+        /// The key's full path, such as `idle_tuning.spins`.
+        key: String,
+        /// Line of the value, from 1.
+        line: usize,
+        /// Column of the value, from 1.
+        column: usize,
+        /// What was found, such as `the string "two"`.
+        found: String,
+        /// What is accepted, such as `a whole number of 0 or more`.
+        expected: &'static str,
+    },
+    /// An `idle` value that names no idle strategy.
+    #[error(
+        "idle = {name:?} at line {line}, column {column} is not an idle strategy; \
+         use \"busy-spin\", \"yield\", \"backoff\" or \"park\""
+    )]
+    UnknownIdleStrategy {
+        /// The name given.
+        name: String,
+        /// Line of the value, from 1.
+        line: usize,
+        /// Column of the value, from 1.
+        column: usize,
+    },
+    /// A topic's `backpressure` value that names no backpressure mode.
+    #[error(
+        "backpressure = {name:?} for topic '{topic}' at line {line}, column {column} is not \
+         a backpressure mode; use \"block\" or \"fail\""
+    )]
+    UnknownBackpressure {
+        /// The topic name.
+        topic: String,
+        /// The name given.
+        name: String,
+        /// Line of the value, from 1.
+        line: usize,
+        /// Column of the value, from 1.
+        column: usize,
+    },
+    /// A `pinning` string other than `"none"` or `"auto"`.
+    #[error(
+        "pinning = {name:?} at line {line}, column {column} is not a pinning mode; \
+         use \"none\", \"auto\" or a list of core ids such as [2, 3]"
+    )]
+    UnknownPinning {
+        /// The name given.
+        name: String,
+        /// Line of the value, from 1.
+        line: usize,
+        /// Column of the value, from 1.
+        column: usize,
     },
 }
 

@@ -21,8 +21,9 @@ pub enum Pinning {
     /// the engine (so build the engine before pinning that thread).
     #[default]
     None,
-    /// Pin worker `i` to the `i`-th of the highest-numbered `workers` cores,
-    /// leaving the lowest cores to producer threads. With more workers than
+    /// Pin worker `i` to the `i`-th of the highest-numbered `workers` cores
+    /// that are not reserved for producers (`Config::producer_cores`), leaving
+    /// the lowest cores to producer threads. With more workers than such
     /// cores, nothing is pinned.
     Auto,
     /// Pin worker `i` to core `cores[i]`: one distinct core per worker.
@@ -72,19 +73,39 @@ fn parse_cpu_list(text: &str) -> Option<Vec<usize>> {
     Some(out)
 }
 
-/// Resolves `pinning` for `workers` workers into one optional core per worker.
+/// Resolves `pinning` for `workers` workers into one optional core per
+/// worker, checking `producer_cores` (cores reserved for producer threads):
+/// each must exist, appear once, and not be a worker's core.
 pub(crate) fn resolve(
     pinning: &Pinning,
     workers: usize,
+    producer_cores: &[usize],
 ) -> Result<Vec<Option<usize>>, ConfigError> {
     let available = available_cores();
+    for (i, &core) in producer_cores.iter().enumerate() {
+        if !available.contains(&core) {
+            return Err(ConfigError::UnknownProducerCore { core, available });
+        }
+        if producer_cores[..i].contains(&core) {
+            return Err(ConfigError::DuplicateProducerCore { core });
+        }
+    }
     match pinning {
         Pinning::None => Ok(vec![None; workers]),
-        Pinning::Auto if workers > available.len() => Ok(vec![None; workers]),
-        Pinning::Auto => Ok(available[available.len() - workers..]
-            .iter()
-            .map(|&c| Some(c))
-            .collect()),
+        Pinning::Auto => {
+            let free: Vec<usize> = available
+                .iter()
+                .copied()
+                .filter(|c| !producer_cores.contains(c))
+                .collect();
+            if workers > free.len() {
+                return Ok(vec![None; workers]);
+            }
+            Ok(free[free.len() - workers..]
+                .iter()
+                .map(|&c| Some(c))
+                .collect())
+        }
         Pinning::Cores(cores) => {
             if cores.len() != workers {
                 return Err(ConfigError::CoreCountMismatch {
@@ -98,6 +119,9 @@ pub(crate) fn resolve(
                 }
                 if cores[..i].contains(&core) {
                     return Err(ConfigError::DuplicateCore { core });
+                }
+                if producer_cores.contains(&core) {
+                    return Err(ConfigError::ProducerCoreOverlap { core, worker: i });
                 }
             }
             Ok(cores.iter().map(|&c| Some(c)).collect())
@@ -158,8 +182,43 @@ mod tests {
     #[test]
     fn auto_takes_the_highest_cores_or_none() {
         let n = available_cores().len();
-        let one = resolve(&Pinning::Auto, 1).unwrap();
+        let one = resolve(&Pinning::Auto, 1, &[]).unwrap();
         assert_eq!(one, vec![available_cores().last().copied()]);
-        assert_eq!(resolve(&Pinning::Auto, n + 1).unwrap(), vec![None; n + 1]);
+        assert_eq!(
+            resolve(&Pinning::Auto, n + 1, &[]).unwrap(),
+            vec![None; n + 1]
+        );
+    }
+
+    #[test]
+    fn auto_avoids_producer_cores() {
+        let cores = available_cores();
+        let last = *cores.last().unwrap();
+        let got = resolve(&Pinning::Auto, 1, &[last]).unwrap();
+        if cores.len() >= 2 {
+            assert_eq!(got, vec![Some(cores[cores.len() - 2])]);
+        } else {
+            assert_eq!(got, vec![None], "no free core: nothing is pinned");
+        }
+        // Every free core taken by a worker, none left over: unpinned.
+        let n = cores.len();
+        assert_eq!(resolve(&Pinning::Auto, n, &[last]).unwrap(), vec![None; n]);
+    }
+
+    #[test]
+    fn producer_cores_are_checked() {
+        let first = available_cores()[0];
+        assert!(matches!(
+            resolve(&Pinning::None, 1, &[9999]),
+            Err(ConfigError::UnknownProducerCore { core: 9999, .. })
+        ));
+        assert!(matches!(
+            resolve(&Pinning::None, 1, &[first, first]),
+            Err(ConfigError::DuplicateProducerCore { core }) if core == first
+        ));
+        assert!(matches!(
+            resolve(&Pinning::Cores(vec![first]), 1, &[first]),
+            Err(ConfigError::ProducerCoreOverlap { core, worker: 0 }) if core == first
+        ));
     }
 }
