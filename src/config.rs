@@ -10,9 +10,11 @@ mod file;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::error::ConfigError;
 use crate::pinning::{self, Pinning};
+use crate::timer::TimerShutdown;
 use crate::topic::TopicOptions;
 use crate::worker::{IdleStrategy, IdleTuning};
 
@@ -117,6 +119,13 @@ pub struct Config {
     /// [`Engine::topic`]: crate::Engine::topic
     /// [`Engine::topic_with`]: crate::Engine::topic_with
     pub topics: BTreeMap<String, TopicOptions>,
+    /// Resolution of the timer wheel behind delayed events and retries
+    /// (default 1 ms): a timer fires within about one tick after its due
+    /// time. At least 1 µs.
+    pub timer_tick: Duration,
+    /// What shutdown does with delayed events and retries still waiting
+    /// (default [`TimerShutdown::FireAllNow`]: nothing accepted is lost).
+    pub timer_shutdown: TimerShutdown,
 }
 
 impl Default for Config {
@@ -132,6 +141,8 @@ impl Default for Config {
             worker_stack_size: None,
             producer_cores: Vec::new(),
             topics: BTreeMap::new(),
+            timer_tick: crate::timer::DEFAULT_TICK,
+            timer_shutdown: TimerShutdown::FireAllNow,
         }
     }
 }
@@ -234,6 +245,11 @@ impl Config {
     pub(crate) fn resolve(&self) -> Result<Resolved, ConfigError> {
         if self.workers == 0 {
             return Err(ConfigError::ZeroWorkers);
+        }
+        if self.timer_tick < Duration::from_micros(1) {
+            return Err(ConfigError::TimerTick {
+                tick: self.timer_tick,
+            });
         }
         if self.workers > MAX_WORKERS {
             return Err(ConfigError::TooManyWorkers {

@@ -18,17 +18,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::event::{Event, Meta, TopicName};
 use crate::lane::{Delivered, Lane, LaneConsumer};
 use crate::loom::sync::Arc;
-use crate::subscription::HandlerEntry;
+use crate::subscription::{drop_payload, HandlerEntry};
 use crate::worker::{Drain, DrainCx, Drained, Totals};
 
 /// How many events a group member takes per claim: small, so members on
 /// other workers get their share.
 const GROUP_BATCH: usize = 32;
-
-/// Drops a panic payload without letting a second panic escape.
-fn drop_payload(payload: Box<dyn Any + Send>) {
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-}
 
 /// The event handlers see, built from a drained value.
 #[inline(always)]
@@ -110,7 +105,7 @@ fn deliver<T>(handlers: &mut [HandlerEntry<T>], ev: &Event<T>) -> bool {
             Err(payload) => {
                 // `h` was advanced past the handler that panicked.
                 if let Some(entry) = h.checked_sub(1).and_then(|k| handlers.get_mut(k)) {
-                    entry.record_panic();
+                    entry.record_panic(ev, &*payload);
                 }
                 drop_payload(payload);
             }
@@ -247,11 +242,7 @@ impl<T: Send + 'static> GroupDrain<T> {
                 break;
             };
             let ev = event(value, &d, self.name, clock);
-            let member = &mut self.members[m];
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| member.call(&ev))) {
-                member.record_panic();
-                drop_payload(payload);
-            }
+            self.members[m].call_guarded(&ev);
             handled += 1;
             // `ev` and the receipt share in `d` drop here.
         }

@@ -5,15 +5,17 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::config::Config;
 use crate::error::{ConfigError, TopicError};
 use crate::event::TopicName;
 use crate::fence;
 use crate::lane::lock;
-use crate::loom::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::loom::thread::{self, JoinHandle};
 use crate::pinning::Pinning;
+use crate::timer::{TimerService, TimerShutdown};
 use crate::topic::{Topic, TopicControl, TopicOptions, TopicShared};
 use crate::worker::{
     self, IdleStrategy, IdleTuning, Runtime, StartGate, Totals, WorkerShared, DRAINING, EXITING,
@@ -41,6 +43,18 @@ pub struct ShutdownReport {
     pub workers: usize,
     /// Topics the engine had.
     pub topics: usize,
+    /// Delayed events and retries that shutdown fired early or on time
+    /// (by [`TimerShutdown`] policy).
+    pub timers_fired: u64,
+    /// Delayed events and retries that shutdown dropped unfired (policies
+    /// `FireDue` and `Drop`).
+    pub timers_dropped: u64,
+    /// Retries that never ran: dropped at shutdown, or their subscription
+    /// was removed first. (Included in `timers_dropped` when dropped from the
+    /// wheel.)
+    pub retries_dropped: u64,
+    /// Events given up on after their last attempt (dead letters).
+    pub dead_letters: u64,
     /// Time from the start of shutdown until the workers were joined.
     pub drain_time: Duration,
     /// False only when `shutdown` was called from inside a handler: intake is
@@ -70,6 +84,29 @@ pub struct ShutdownReport {
 #[must_use = "an EngineBuilder does nothing until build() is called"]
 pub struct EngineBuilder {
     config: Config,
+    clock: Option<SharedClock>,
+}
+
+/// A clock the builder can clone and print.
+#[derive(Clone)]
+struct SharedClock(Arc<Box<dyn Clock>>);
+
+impl Clock for SharedClock {
+    fn now(&self) -> Instant {
+        self.0.now()
+    }
+    fn as_manual(&self) -> Option<&ManualClock> {
+        self.0.as_manual()
+    }
+}
+
+impl fmt::Debug for SharedClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.as_manual() {
+            Some(manual) => manual.fmt(f),
+            None => f.write_str("Clock"),
+        }
+    }
 }
 
 impl EngineBuilder {
@@ -177,7 +214,50 @@ impl EngineBuilder {
     /// A [`ConfigError`] naming the setting to change, or
     /// [`ConfigError::PinFailed`] / [`ConfigError::Spawn`] if the OS refused.
     pub fn build(self) -> Result<Engine, ConfigError> {
-        Engine::from_config(self.config)
+        let clock: Box<dyn Clock> = match self.clock {
+            Some(clock) => Box::new(clock),
+            None => Box::new(SystemClock),
+        };
+        Engine::start(self.config, clock)
+    }
+
+    /// The clock of delayed events and retries (default [`SystemClock`]).
+    /// With a [`ManualClock`], timers fire only when the test moves the
+    /// clock, inside `advance`, so delay and retry tests are deterministic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use pinbus::{Engine, ManualClock};
+    /// let clock = ManualClock::new();
+    /// let engine = Engine::builder().clock(clock.clone()).build()?;
+    /// let reminders = engine.topic::<&'static str>("reminders")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// reminders.subscribe(move |ev| tx.send(**ev).unwrap())?;
+    /// reminders.publish_after(Duration::from_secs(3600), "an hour later")?;
+    /// clock.advance(Duration::from_secs(3600)); // fires it: no real waiting
+    /// assert_eq!(rx.recv()?, "an hour later");
+    /// # Ok(()) }
+    /// ```
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Some(SharedClock(Arc::new(Box::new(clock))));
+        self
+    }
+
+    /// Resolution of the timer wheel (default 1 ms); see
+    /// [`Config::timer_tick`].
+    pub fn timer_tick(mut self, tick: Duration) -> Self {
+        self.config.timer_tick = tick;
+        self
+    }
+
+    /// What shutdown does with pending delayed events and retries (default
+    /// [`TimerShutdown::FireAllNow`]); see [`ShutdownReport::timers_fired`].
+    pub fn timer_shutdown(mut self, policy: TimerShutdown) -> Self {
+        self.config.timer_shutdown = policy;
+        self
     }
 }
 
@@ -224,15 +304,23 @@ struct Registry {
 /// ```
 pub struct Engine {
     runtime: Arc<Runtime>,
-    registry: Mutex<Registry>,
+    hub: Arc<Hub>,
     joins: Mutex<Vec<JoinHandle<Totals>>>,
     /// Serializes shutdowns and keeps the final report.
     report: Mutex<Option<ShutdownReport>>,
+    /// `Config::producer_cores`.
+    producer_cores: Vec<usize>,
+}
+
+/// The topic registry, shared by the engine and its topics (a topic opens
+/// its dead-letter topic through it). Topics hold it and it holds topics:
+/// the engine's drop breaks that cycle by emptying the registry.
+pub(crate) struct Hub {
+    runtime: Arc<Runtime>,
+    registry: Mutex<Registry>,
     next_home: AtomicUsize,
     /// `Config::topics`: options for `topic()` to create these topics with.
     configured: BTreeMap<String, TopicOptions>,
-    /// `Config::producer_cores`.
-    producer_cores: Vec<usize>,
 }
 
 impl Engine {
@@ -247,6 +335,10 @@ impl Engine {
     ///
     /// As [`EngineBuilder::build`].
     pub fn from_config(config: Config) -> Result<Engine, ConfigError> {
+        Engine::start(config, Box::new(SystemClock))
+    }
+
+    fn start(config: Config, clock: Box<dyn Clock>) -> Result<Engine, ConfigError> {
         let resolved = config.resolve()?;
         let config = resolved.config;
         fence::init();
@@ -264,6 +356,10 @@ impl Engine {
             quiet: Mutex::new(0),
             quiet_cv: crate::loom::sync::Condvar::new(),
             quiet_waiting: crate::loom::sync::atomic::AtomicBool::new(false),
+            timers: TimerService::new(clock, config.timer_tick),
+            timer_policy: config.timer_shutdown,
+            inflight: AtomicU64::new(0),
+            retries_dropped: AtomicU64::new(0),
         });
         let gate = Arc::new(StartGate::new(config.workers));
         let mut joins = Vec::with_capacity(config.workers);
@@ -289,14 +385,17 @@ impl Engine {
             return Err(ConfigError::PinFailed { worker, core });
         }
         Ok(Engine {
-            runtime,
-            registry: Mutex::new(Registry {
-                topics: BTreeMap::new(),
+            hub: Arc::new(Hub {
+                runtime: runtime.clone(),
+                registry: Mutex::new(Registry {
+                    topics: BTreeMap::new(),
+                }),
+                next_home: AtomicUsize::new(0),
+                configured: config.topics,
             }),
+            runtime,
             joins: Mutex::new(joins),
             report: Mutex::new(None),
-            next_home: AtomicUsize::new(0),
-            configured: config.topics,
             producer_cores: config.producer_cores,
         })
     }
@@ -347,7 +446,7 @@ impl Engine {
     /// [`TopicError::TypeMismatch`] if the name exists with another type,
     /// [`TopicError::InvalidName`], or [`TopicError::Closed`] after shutdown.
     pub fn topic<T: Clone + Send + 'static>(&self, name: &str) -> Result<Topic<T>, TopicError> {
-        self.open(name, None)
+        Hub::open(&self.hub, name, None)
     }
 
     /// Opens or creates the topic `name` with `options`.
@@ -362,11 +461,136 @@ impl Engine {
         name: &str,
         options: TopicOptions,
     ) -> Result<Topic<T>, TopicError> {
-        self.open(name, Some(options))
+        Hub::open(&self.hub, name, Some(options))
     }
 
-    fn open<T: Clone + Send + 'static>(
-        &self,
+    /// Stops intake, drains every lane through its handlers, and joins the
+    /// workers; see [Shutdown](#shutdown). Idempotent: later calls return the
+    /// same report.
+    ///
+    /// Called from inside a handler, it cannot wait for its own worker: it
+    /// closes intake and returns a report with `complete: false`; the drain
+    /// finishes on a later call or when the engine is dropped.
+    pub fn shutdown(&self) -> ShutdownReport {
+        if worker::on_worker_of(self.runtime.id) {
+            // Neither the report lock (an outer shutdown may hold it while it
+            // waits for this worker) nor the grace period (an external
+            // producer may be blocked on this worker's lane): only close
+            // intake.
+            self.close_intake();
+            return ShutdownReport {
+                published: self.sum(|c| c.published()),
+                workers: self.workers(),
+                topics: lock(&self.hub.registry).topics.len(),
+                complete: false,
+                ..ShutdownReport::default()
+            };
+        }
+        let mut slot = lock(&self.report);
+        if let Some(report) = slot.as_ref() {
+            return report.clone();
+        }
+        let start = Instant::now();
+        // Timers first, while intake is open: delayed events fired now are
+        // published normally, retries fired now go to their workers (and
+        // shutdown waits for them below, `Runtime::inflight`).
+        let timers = self.runtime.timers.shutdown(self.runtime.timer_policy);
+        self.close_intake();
+        // Grace period (`producer.rs`): every publish that has not marked its
+        // slot active yet will see the draining snapshot; wait for the rest.
+        fence::heavy();
+        for t in lock(&self.hub.registry).topics.values() {
+            t.control.wait_external_idle();
+        }
+        for w in &self.runtime.workers {
+            w.unpark();
+        }
+        self.await_quiescence();
+        {
+            let registry = lock(&self.hub.registry);
+            self.runtime.state.store(EXITING, Ordering::Release);
+            for t in registry.topics.values() {
+                t.control.set_state(EXITING);
+            }
+        }
+        let joins = std::mem::take(&mut *lock(&self.joins));
+        let totals = stop_workers(&self.runtime, joins);
+        let report = ShutdownReport {
+            published: self.sum(|c| c.published()),
+            handled: totals.handled,
+            failed: totals.failed,
+            panicked: totals.panicked,
+            discarded: totals.discarded + self.sum(|c| c.discarded()),
+            timers_fired: timers.fired as u64,
+            timers_dropped: timers.dropped as u64,
+            retries_dropped: self.runtime.retries_dropped.load(Ordering::Relaxed),
+            dead_letters: self.sum(|c| c.dead_letters()),
+            workers: self.workers(),
+            topics: lock(&self.hub.registry).topics.len(),
+            drain_time: start.elapsed(),
+            complete: true,
+        };
+        *slot = Some(report.clone());
+        report
+    }
+
+    fn sum(&self, f: impl Fn(&dyn TopicControl) -> u64) -> u64 {
+        lock(&self.hub.registry)
+            .topics
+            .values()
+            .map(|t| f(&*t.control))
+            .sum()
+    }
+
+    /// Closes external intake: publishes from outside the engine now fail.
+    fn close_intake(&self) {
+        let registry = lock(&self.hub.registry);
+        if self.runtime.state() != RUNNING {
+            return;
+        }
+        self.runtime.state.store(DRAINING, Ordering::Release);
+        for t in registry.topics.values() {
+            t.control.set_state(DRAINING);
+        }
+    }
+
+    /// Waits until no worker is busy and no lane holds an event (`worker.rs`,
+    /// "Quiescence"). Workers bump an event count whenever they turn idle while
+    /// the engine drains; between checks this waits for that count to change
+    /// rather than polling.
+    fn await_quiescence(&self) {
+        let epochs = |rt: &Runtime| -> Vec<u64> { rt.workers.iter().map(|w| w.epoch()).collect() };
+        self.runtime.announce_quiet_waiter();
+        loop {
+            // Read the count before checking: an idle transition after this
+            // read makes the wait below return at once.
+            let seen = self.runtime.quiet_generation();
+            let before = epochs(&self.runtime);
+            // Retries in flight first: one that ran published before it was
+            // counted done (SeqCst both sides), so the lane check below sees
+            // what it published.
+            let retrying = self.runtime.inflight.load(Ordering::SeqCst) > 0;
+            if !retrying && before.iter().all(|e| e % 2 == 1) {
+                let drained = lock(&self.hub.registry)
+                    .topics
+                    .values()
+                    .all(|t| t.control.is_drained());
+                if drained && epochs(&self.runtime) == before {
+                    return;
+                }
+            }
+            // Not quiet: a busy worker will turn idle (bumping the count), an
+            // idle one with queued events will be woken by their producer and
+            // turn busy, then idle.
+            self.runtime.wait_quiet_change(seen);
+        }
+    }
+}
+
+impl Hub {
+    /// Opens or creates a topic (`Engine::topic`, `Engine::topic_with`).
+    pub(crate) fn open<T: Clone + Send + 'static>(
+        this: &Arc<Self>,
         name: &str,
         options: Option<TopicOptions>,
     ) -> Result<Topic<T>, TopicError> {
@@ -376,7 +600,7 @@ impl Engine {
                 reason,
             });
         }
-        let workers = self.workers();
+        let workers = this.runtime.workers.len();
         if let Some(w) = options
             .as_ref()
             .and_then(|o| o.worker)
@@ -384,8 +608,8 @@ impl Engine {
         {
             return Err(TopicError::NoSuchWorker { worker: w, workers });
         }
-        let mut registry = lock(&self.registry);
-        if self.runtime.state() != RUNNING {
+        let mut registry = lock(&this.registry);
+        if this.runtime.state() != RUNNING {
             return Err(TopicError::Closed);
         }
         if let Some(entry) = registry.topics.get(name) {
@@ -412,15 +636,16 @@ impl Engine {
             };
         }
         let options = options
-            .or_else(|| self.configured.get(name).cloned())
+            .or_else(|| this.configured.get(name).cloned())
             .unwrap_or_default();
         let home = options
             .worker
-            .unwrap_or_else(|| self.next_home.fetch_add(1, Ordering::Relaxed) % workers);
+            .unwrap_or_else(|| this.next_home.fetch_add(1, Ordering::Relaxed) % workers);
         let shared = Arc::new(TopicShared::<T>::new(
             TopicName::intern(name),
             options.clone(),
-            self.runtime.clone(),
+            this.runtime.clone(),
+            this.clone(),
             home,
         ));
         registry.topics.insert(
@@ -434,116 +659,6 @@ impl Engine {
             },
         );
         Ok(Topic::from_shared(shared))
-    }
-
-    /// Stops intake, drains every lane through its handlers, and joins the
-    /// workers; see [Shutdown](#shutdown). Idempotent: later calls return the
-    /// same report.
-    ///
-    /// Called from inside a handler, it cannot wait for its own worker: it
-    /// closes intake and returns a report with `complete: false`; the drain
-    /// finishes on a later call or when the engine is dropped.
-    pub fn shutdown(&self) -> ShutdownReport {
-        if worker::on_worker_of(self.runtime.id) {
-            // Neither the report lock (an outer shutdown may hold it while it
-            // waits for this worker) nor the grace period (an external
-            // producer may be blocked on this worker's lane): only close
-            // intake.
-            self.close_intake();
-            return ShutdownReport {
-                published: self.sum(|c| c.published()),
-                workers: self.workers(),
-                topics: lock(&self.registry).topics.len(),
-                complete: false,
-                ..ShutdownReport::default()
-            };
-        }
-        let mut slot = lock(&self.report);
-        if let Some(report) = slot.as_ref() {
-            return report.clone();
-        }
-        let start = Instant::now();
-        self.close_intake();
-        // Grace period (`producer.rs`): every publish that has not marked its
-        // slot active yet will see the draining snapshot; wait for the rest.
-        fence::heavy();
-        for t in lock(&self.registry).topics.values() {
-            t.control.wait_external_idle();
-        }
-        for w in &self.runtime.workers {
-            w.unpark();
-        }
-        self.await_quiescence();
-        {
-            let registry = lock(&self.registry);
-            self.runtime.state.store(EXITING, Ordering::Release);
-            for t in registry.topics.values() {
-                t.control.set_state(EXITING);
-            }
-        }
-        let joins = std::mem::take(&mut *lock(&self.joins));
-        let totals = stop_workers(&self.runtime, joins);
-        let report = ShutdownReport {
-            published: self.sum(|c| c.published()),
-            handled: totals.handled,
-            failed: totals.failed,
-            panicked: totals.panicked,
-            discarded: totals.discarded + self.sum(|c| c.discarded()),
-            workers: self.workers(),
-            topics: lock(&self.registry).topics.len(),
-            drain_time: start.elapsed(),
-            complete: true,
-        };
-        *slot = Some(report.clone());
-        report
-    }
-
-    fn sum(&self, f: impl Fn(&dyn TopicControl) -> u64) -> u64 {
-        lock(&self.registry)
-            .topics
-            .values()
-            .map(|t| f(&*t.control))
-            .sum()
-    }
-
-    /// Closes external intake: publishes from outside the engine now fail.
-    fn close_intake(&self) {
-        let registry = lock(&self.registry);
-        if self.runtime.state() != RUNNING {
-            return;
-        }
-        self.runtime.state.store(DRAINING, Ordering::Release);
-        for t in registry.topics.values() {
-            t.control.set_state(DRAINING);
-        }
-    }
-
-    /// Waits until no worker is busy and no lane holds an event (`worker.rs`,
-    /// "Quiescence"). Workers bump an event count whenever they turn idle while
-    /// the engine drains; between checks this waits for that count to change
-    /// rather than polling.
-    fn await_quiescence(&self) {
-        let epochs = |rt: &Runtime| -> Vec<u64> { rt.workers.iter().map(|w| w.epoch()).collect() };
-        self.runtime.announce_quiet_waiter();
-        loop {
-            // Read the count before checking: an idle transition after this
-            // read makes the wait below return at once.
-            let seen = self.runtime.quiet_generation();
-            let before = epochs(&self.runtime);
-            if before.iter().all(|e| e % 2 == 1) {
-                let drained = lock(&self.registry)
-                    .topics
-                    .values()
-                    .all(|t| t.control.is_drained());
-                if drained && epochs(&self.runtime) == before {
-                    return;
-                }
-            }
-            // Not quiet: a busy worker will turn idle (bumping the count), an
-            // idle one with queued events will be woken by their producer and
-            // turn busy, then idle.
-            self.runtime.wait_quiet_change(seen);
-        }
     }
 }
 
@@ -583,6 +698,8 @@ pub(crate) fn invalid_topic_name(name: &str) -> Option<&'static str> {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.shutdown();
+        // Topics hold the hub and the hub holds topics: break the cycle.
+        lock(&self.hub.registry).topics.clear();
     }
 }
 

@@ -151,6 +151,15 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A timer tick too short to be useful.
+    #[error(
+        "timer_tick is {tick:?}; use at least 1µs (the default is 1ms: timers fire within \
+         one tick after their due time)"
+    )]
+    TimerTick {
+        /// The tick given.
+        tick: std::time::Duration,
+    },
     /// A configuration file that could not be read.
     #[error(
         "could not read the config file {}: {source}; check the path (a relative path \
@@ -326,6 +335,21 @@ pub enum SubscribeError {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A [`RetryPolicy`](crate::RetryPolicy) with parameters that cannot
+    /// work.
+    #[error("invalid retry policy: {problem}")]
+    InvalidRetry {
+        /// What is wrong and what to change.
+        problem: String,
+    },
+    /// The topic's dead-letter topic could not be opened (its name,
+    /// `<topic>.dead_letters`, is taken by a topic of another type, or is
+    /// too long).
+    #[error("cannot open the dead-letter topic needed by a retry policy: {reason}")]
+    DeadLetterTopic {
+        /// The topic error, as text.
+        reason: String,
+    },
 }
 
 /// A publish that did not happen. The event comes back in the error, so
@@ -341,13 +365,19 @@ pub enum PublishError<T> {
     /// workers, where waiting could block the very thread that must handle
     /// the event.
     WouldDeadlock(T),
+    /// `publish_after`/`publish_at` could not start the engine's timer
+    /// thread (the OS refused a thread).
+    TimerUnavailable(T),
 }
 
 impl<T> PublishError<T> {
     /// The event (or events) that were not published.
     pub fn into_inner(self) -> T {
         match self {
-            PublishError::Full(v) | PublishError::Closed(v) | PublishError::WouldDeadlock(v) => v,
+            PublishError::Full(v)
+            | PublishError::Closed(v)
+            | PublishError::WouldDeadlock(v)
+            | PublishError::TimerUnavailable(v) => v,
         }
     }
 
@@ -368,6 +398,7 @@ impl<T> fmt::Debug for PublishError<T> {
             PublishError::Full(_) => f.write_str("Full(..)"),
             PublishError::Closed(_) => f.write_str("Closed(..)"),
             PublishError::WouldDeadlock(_) => f.write_str("WouldDeadlock(..)"),
+            PublishError::TimerUnavailable(_) => f.write_str("TimerUnavailable(..)"),
         }
     }
 }
@@ -387,6 +418,11 @@ impl<T> fmt::Display for PublishError<T> {
                 "publish_and_wait was called from a handler on this engine's worker, \
                  which could wait forever for itself; use publish() or publish_tracked() \
                  there and check the receipt later",
+            ),
+            PublishError::TimerUnavailable(_) => f.write_str(
+                "the timer thread for delayed events could not be started (the OS refused a \
+                 new thread; the event is returned in the error); free resources or raise the \
+                 process's thread limit, then try again",
             ),
         }
     }

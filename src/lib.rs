@@ -6,7 +6,9 @@
     clippy::unnecessary_safety_comment
 )]
 
+mod clock;
 mod config;
+mod dead_letter;
 mod dispatch;
 mod engine;
 mod error;
@@ -17,15 +19,24 @@ mod loom;
 mod pinning;
 mod producer;
 mod receipt;
+mod recovery;
+mod retry;
 mod ring;
 mod snapshot;
 mod subscription;
+// `fire_due`, `stats`, `external` and friends serve the unit tests and loom models.
+#[cfg_attr(not(test), allow(dead_code))]
+mod timer;
 mod topic;
+#[cfg_attr(not(test), allow(dead_code))]
+mod wheel;
 mod worker;
 
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{
     Config, MAX_DRAIN_BATCH, MAX_LANE_CAPACITY, MAX_PRODUCER_SLOTS, MAX_WORKERS, MIN_LANE_CAPACITY,
 };
+pub use dead_letter::{DeadLetter, DEAD_LETTER_KEEP};
 pub use engine::{Engine, EngineBuilder, ShutdownReport};
 pub use error::{ConfigError, PublishError, SubscribeError, TopicError, WaitError};
 pub use event::{Event, TraceId};
@@ -34,8 +45,10 @@ pub use event::{Event, TraceId};
 pub use pinning::fault;
 pub use pinning::Pinning;
 pub use receipt::Receipt;
+pub use retry::RetryPolicy;
 pub use subscription::{HandlerOutcome, SubscribeOptions, Subscription, SubscriptionStats};
-pub use topic::{Backpressure, Group, Topic, TopicOptions};
+pub use timer::TimerShutdown;
+pub use topic::{Backpressure, Group, Timer, Topic, TopicOptions};
 pub use worker::{IdleStrategy, IdleTuning};
 
 /// Internals exposed to the loom models in `loom-tests/` (only under
@@ -46,4 +59,5 @@ pub mod internals {
     pub use crate::producer::{thread_token, ProducerSlots, SlotKind};
     pub use crate::ring::{channel, Consumer, Probe, Producer};
     pub use crate::snapshot::SnapshotCell;
+    pub use crate::timer::{TimerKey, TimerReport, TimerService, TimerShutdown, TimerTask};
 }

@@ -1,11 +1,16 @@
 //! Subscriptions: handler outcomes, the per-handler state a worker keeps, and
 //! the `Subscription` handle that removes it again.
 
+use std::any::Any;
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
 
 use crate::event::Event;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::loom::sync::Arc;
+use crate::recovery::{self, Next, OnFailure};
+use crate::retry::RetryPolicy;
 use crate::worker::{self, Runtime};
 
 mod sealed {
@@ -45,14 +50,21 @@ impl<E: fmt::Display> HandlerOutcome for Result<(), E> {
 /// # Examples
 ///
 /// ```
-/// use pinbus::SubscribeOptions;
-/// let opts = SubscribeOptions::new().name("audit-log").worker(0);
+/// use std::time::Duration;
+/// use pinbus::{RetryPolicy, SubscribeOptions};
+/// let opts = SubscribeOptions::new()
+///     .name("audit-log")
+///     .worker(0)
+///     .retry(RetryPolicy::exponential(Duration::from_millis(10), Duration::from_secs(1)))
+///     .slow_threshold(Duration::from_millis(50));
 /// # let _ = opts;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct SubscribeOptions {
     pub(crate) name: Option<String>,
     pub(crate) worker: Option<usize>,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) slow: Option<Duration>,
 }
 
 impl SubscribeOptions {
@@ -73,6 +85,28 @@ impl SubscribeOptions {
         self.worker = Some(worker);
         self
     }
+
+    /// Retries failed deliveries by `policy`, then dead-letters them
+    /// (see [`RetryPolicy`] and [`Topic::dead_letters`]). A retry never
+    /// blocks the lane: the event waits in the engine's timer wheel and comes
+    /// back to this subscription alone, with [`Event::attempt`] incremented.
+    ///
+    /// Without a policy a failure is counted ([`SubscriptionStats::failed`])
+    /// and the event is not delivered again.
+    ///
+    /// [`Topic::dead_letters`]: crate::Topic::dead_letters
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// Reports handler calls longer than `threshold`: counted in
+    /// [`SubscriptionStats::slow`] and, with the `tracing` feature, logged as
+    /// a warning. Costs two clock reads per call; off by default.
+    pub fn slow_threshold(mut self, threshold: Duration) -> Self {
+        self.slow = Some(threshold);
+        self
+    }
 }
 
 /// Counts for one subscription, as of the end of its worker's last batch.
@@ -85,6 +119,12 @@ pub struct SubscriptionStats {
     pub failed: u64,
     /// Of `failed`, the panics.
     pub panicked: u64,
+    /// Retries scheduled (each failed attempt with attempts left).
+    pub retried: u64,
+    /// Events given up on and sent to the dead letters.
+    pub dead_lettered: u64,
+    /// Calls longer than the slow threshold.
+    pub slow: u64,
 }
 
 /// State shared by a subscription's handle and its worker.
@@ -101,6 +141,10 @@ pub(crate) struct SubShared {
     handled: AtomicU64,
     failed: AtomicU64,
     panicked: AtomicU64,
+    /// Written where they happen (worker, rarely): `Relaxed` counters.
+    pub(crate) retried: AtomicU64,
+    pub(crate) dead_lettered: AtomicU64,
+    pub(crate) slow: AtomicU64,
 }
 
 impl SubShared {
@@ -114,6 +158,9 @@ impl SubShared {
             handled: AtomicU64::new(0),
             failed: AtomicU64::new(0),
             panicked: AtomicU64::new(0),
+            retried: AtomicU64::new(0),
+            dead_lettered: AtomicU64::new(0),
+            slow: AtomicU64::new(0),
         }
     }
 
@@ -122,6 +169,9 @@ impl SubShared {
             handled: self.handled.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             panicked: self.panicked.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Acquire),
+            dead_lettered: self.dead_lettered.load(Ordering::Acquire),
+            slow: self.slow.load(Ordering::Relaxed),
         }
     }
 }
@@ -139,6 +189,10 @@ pub(crate) struct HandlerEntry<T> {
     handled: u64,
     failed: u64,
     panicked: u64,
+    /// Retries and dead letters (subscriptions with a retry policy).
+    on_failure: Option<Box<dyn OnFailure<T>>>,
+    /// The slow-handler threshold, if reports are on.
+    slow: Option<Duration>,
 }
 
 impl<T> HandlerEntry<T> {
@@ -150,7 +204,20 @@ impl<T> HandlerEntry<T> {
             handled: 0,
             failed: 0,
             panicked: 0,
+            on_failure: None,
+            slow: None,
         }
+    }
+
+    /// Adds failure handling and slow-call reports.
+    pub(crate) fn with_recovery(
+        mut self,
+        on_failure: Option<Box<dyn OnFailure<T>>>,
+        slow: Option<Duration>,
+    ) -> Self {
+        self.on_failure = on_failure;
+        self.slow = slow;
+        self
     }
 
     /// Whether the handler should see an event stamped with `version`.
@@ -164,19 +231,70 @@ impl<T> HandlerEntry<T> {
         !self.shared.removed.load(Ordering::Relaxed)
     }
 
-    /// Calls the handler and counts the outcome.
+    /// Calls the handler and counts the outcome; a failure goes on to the
+    /// retry/dead-letter path. A panic unwinds out of here: see
+    /// [`call_guarded`](HandlerEntry::call_guarded).
     #[inline(always)]
     pub(crate) fn call(&mut self, event: &Event<T>) {
-        match (self.f)(event) {
+        let outcome = match self.slow {
+            None => (self.f)(event),
+            Some(threshold) => self.call_timed(event, threshold),
+        };
+        match outcome {
             Ok(()) => self.handled += 1,
-            Err(_error) => self.failed += 1,
+            Err(error) => {
+                self.failed += 1;
+                self.after_failure(event, error);
+            }
         }
     }
 
-    /// Counts a panic caught around [`call`](HandlerEntry::call).
-    pub(crate) fn record_panic(&mut self) {
+    #[inline(never)]
+    fn call_timed(&mut self, event: &Event<T>, threshold: Duration) -> Result<(), Box<str>> {
+        let start = Instant::now();
+        let outcome = (self.f)(event);
+        let elapsed = start.elapsed();
+        if elapsed > threshold {
+            recovery::report_slow(&self.shared, elapsed, threshold);
+        }
+        outcome
+    }
+
+    #[cold]
+    fn after_failure(&mut self, event: &Event<T>, error: Box<str>) {
+        let Some(on_failure) = self.on_failure.as_mut() else {
+            return;
+        };
+        if let Next::RetryNow(again) = on_failure.failed(&self.shared, event, error) {
+            self.call_guarded(&again);
+        }
+    }
+
+    /// [`call`](HandlerEntry::call) with a panic caught and counted.
+    pub(crate) fn call_guarded(&mut self, event: &Event<T>) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.call(event))) {
+            self.record_panic(event, &*payload);
+            drop_payload(payload);
+        }
+    }
+
+    /// Counts a panic caught around [`call`](HandlerEntry::call) and sends
+    /// the event down the failure path.
+    #[cold]
+    pub(crate) fn record_panic(&mut self, event: &Event<T>, payload: &(dyn Any + Send)) {
         self.failed += 1;
         self.panicked += 1;
+        if self.on_failure.is_some() {
+            let text = match payload
+                .downcast_ref::<&str>()
+                .copied()
+                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            {
+                Some(msg) => format!("handler panicked: {msg}"),
+                None => "handler panicked".to_owned(),
+            };
+            self.after_failure(event, text.into_boxed_str());
+        }
     }
 
     /// Publishes the local counters (once per batch; single writer).
@@ -191,8 +309,14 @@ impl<T> HandlerEntry<T> {
             handled: self.handled,
             failed: self.failed,
             panicked: self.panicked,
+            ..self.shared.stats()
         }
     }
+}
+
+/// Drops a panic payload without letting a second panic escape.
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
 }
 
 /// Topic-side bookkeeping to undo once the worker has dropped the handler.

@@ -12,20 +12,26 @@
 //! it has the handler before it can see an event stamped with that version.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
+use crate::dead_letter::{DeadLetter, DeadLetterStore};
 use crate::dispatch::{GroupDrain, PlainDrain};
-use crate::error::{PublishError, SubscribeError};
+use crate::engine::Hub;
+use crate::error::{PublishError, SubscribeError, TopicError};
 use crate::event::{now_nanos, Event, TopicName};
 use crate::lane::{lock, Lane, LaneProducer, Outgoing};
 use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::producer::{ProducerSlots, SlotInfo, SlotKind, SnapshotAccess};
 use crate::receipt::{self, Receipt};
+use crate::recovery::{OnFailure, Recovery};
+use crate::retry::RetryPolicy;
 use crate::subscription::{
     BoxedHandler, Detach, HandlerEntry, HandlerOutcome, SubShared, SubscribeOptions, Subscription,
 };
+use crate::timer::{TimerKey, TimerTask};
 use crate::worker::{self, Backlog, Runtime, Snooze, WorkerShared, DRAINING, RUNNING};
 
 /// Sequence numbers are handed to producer slots in blocks of this size, so
@@ -290,6 +296,12 @@ pub(crate) struct TopicShared<T> {
     /// member while a producer waited on it, or held events at shutdown.
     discarded: AtomicU64,
     control: Mutex<Control<T>>,
+    /// The engine's topic registry (opens the dead-letter topic).
+    hub: Arc<Hub>,
+    /// Dead letters kept while the dead-letter topic has no subscriber.
+    pub(crate) dead: DeadLetterStore<T>,
+    /// Delayed events dropped because the engine closed before they fired.
+    pub(crate) delayed_dropped: AtomicU64,
 }
 
 impl<T: Clone + Send + 'static> TopicShared<T> {
@@ -297,6 +309,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         name: &'static TopicName,
         options: TopicOptions,
         runtime: Arc<Runtime>,
+        hub: Arc<Hub>,
         home: usize,
     ) -> Self {
         let workers = runtime.workers.len();
@@ -333,7 +346,67 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 worker_subs: vec![0; workers],
                 groups: Vec::new(),
             }),
+            hub,
+            dead: DeadLetterStore::new(),
+            delayed_dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Whether any subscription (plain or group member) is live.
+    pub(crate) fn has_subscribers(&self) -> bool {
+        let control = lock(&self.control);
+        control.worker_subs.iter().any(|&n| n > 0)
+            || control
+                .groups
+                .iter()
+                .any(|g| g.members.iter().any(|&n| n > 0))
+    }
+
+    /// The fallible half of a new subscription's failure path: checks the
+    /// retry policy and opens the dead-letter topic.
+    fn prepare_recovery(
+        this: &Arc<Self>,
+        policy: Option<RetryPolicy>,
+    ) -> Result<Option<Prepared<T>>, SubscribeError> {
+        let Some(policy) = policy else {
+            return Ok(None);
+        };
+        policy
+            .check()
+            .map_err(|problem| SubscribeError::InvalidRetry { problem })?;
+        let dead_letters =
+            Hub::open::<DeadLetter<T>>(&this.hub, &dead_letter_name(this.name.as_str()), None)
+                .map_err(|e| match e {
+                    TopicError::Closed => this.closed(),
+                    other => SubscribeError::DeadLetterTopic {
+                        reason: other.to_string(),
+                    },
+                })?;
+        Ok(Some((policy, dead_letters)))
+    }
+
+    /// The handler entry of a new subscription on drain `key` of worker `w`.
+    fn entry(
+        this: &Arc<Self>,
+        sub: &Arc<SubShared>,
+        since: u64,
+        handler: BoxedHandler<T>,
+        recovery: Option<Prepared<T>>,
+        slow: Option<Duration>,
+        (w, key, group): (usize, (u64, usize), bool),
+    ) -> HandlerEntry<T> {
+        let on_failure = recovery.map(|(policy, dead_letters)| {
+            Box::new(Recovery::new(
+                policy,
+                this.runtime.clone(),
+                this.clone(),
+                dead_letters,
+                w,
+                key,
+                group,
+            )) as Box<dyn OnFailure<T>>
+        });
+        HandlerEntry::new(sub.clone(), since, handler).with_recovery(on_failure, slow)
     }
 
     /// Loads the current snapshot into the view and makes sure the slot has a
@@ -733,6 +806,8 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         if w >= workers {
             return Err(SubscribeError::NoSuchWorker { worker: w, workers });
         }
+        let recovery = Self::prepare_recovery(this, options.retry)?;
+        let slow = options.slow;
         let sub = Arc::new(SubShared::new(options.name, this.name.as_str()));
         let mut control = lock(&this.control);
         if control.state != RUNNING {
@@ -742,10 +817,11 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         control.worker_subs[w] += 1;
         let mut sent = false;
         let (uid, name) = (this.uid, this.name);
+        let target = (w, (uid, lane.id), false);
         this.slots.snapshot().update(|_, next| {
             // Queued before `next` is published: the worker has the handler
             // before it can see an event stamped `next` (`DrainCx`).
-            let entry = HandlerEntry::new(sub.clone(), next, handler);
+            let entry = Self::entry(this, &sub, next, handler, recovery, slow, target);
             sent = this.runtime.send(
                 w,
                 Box::new(move |worker: &mut worker::Worker| {
@@ -792,6 +868,8 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         if let Some(w) = options.worker.filter(|&w| w >= workers) {
             return Err(SubscribeError::NoSuchWorker { worker: w, workers });
         }
+        let recovery = Self::prepare_recovery(this, options.retry)?;
+        let slow = options.slow;
         let sub = Arc::new(SubShared::new(options.name, this.name.as_str()));
         let mut control = lock(&this.control);
         if control.state != RUNNING {
@@ -810,8 +888,9 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         lane.add_consumer(1);
         let mut sent = false;
         let (uid, name) = (this.uid, this.name);
+        let target = (w, (uid, lane.id), true);
         this.slots.snapshot().update(|_, next| {
-            let entry = HandlerEntry::new(sub.clone(), next, handler);
+            let entry = Self::entry(this, &sub, next, handler, recovery, slow, target);
             let worker_lane = lane.clone();
             sent = this.runtime.send(
                 w,
@@ -954,6 +1033,8 @@ pub(crate) trait TopicControl: Send + Sync {
     fn is_drained(&self) -> bool;
     fn published(&self) -> u64;
     fn discarded(&self) -> u64;
+    /// Dead letters produced for this topic's events.
+    fn dead_letters(&self) -> u64;
 }
 
 impl<C: TopicControl + ?Sized> TopicControl for Arc<C> {
@@ -971,6 +1052,9 @@ impl<C: TopicControl + ?Sized> TopicControl for Arc<C> {
     }
     fn discarded(&self) -> u64 {
         (**self).discarded()
+    }
+    fn dead_letters(&self) -> u64 {
+        (**self).dead_letters()
     }
 }
 
@@ -1006,6 +1090,9 @@ impl<T: Clone + Send + 'static> TopicControl for TopicShared<T> {
 
     fn discarded(&self) -> u64 {
         self.discarded.load(Ordering::Relaxed)
+    }
+    fn dead_letters(&self) -> u64 {
+        self.dead.total()
     }
 }
 
@@ -1144,6 +1231,139 @@ impl<T: Clone + Send + 'static> Topic<T> {
         Ok(())
     }
 
+    /// Publishes `event` once `delay` has passed on the engine's clock
+    /// (within one timer tick after it). Returns a [`Timer`] that can take the
+    /// event back before it fires.
+    ///
+    /// Delayed events of one topic due at the same tick are published in the
+    /// order they were scheduled; earlier due times first. When the timer
+    /// fires the event is published as by [`publish`](Topic::publish), except
+    /// that a full lane makes the timer wait for room (never `Full`). At
+    /// shutdown, pending timers fire or are dropped by the engine's
+    /// [`TimerShutdown`](crate::TimerShutdown) policy, counted in the report.
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Closed`] after shutdown started;
+    /// [`PublishError::TimerUnavailable`] if the timer thread could not be
+    /// started. The event comes back inside the error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use pinbus::Engine;
+    /// let engine = Engine::builder().build()?;
+    /// let emails = engine.topic::<String>("emails")?;
+    /// let timer = emails.publish_after(Duration::from_secs(60), "reminder".to_owned())?;
+    /// assert_eq!(timer.cancel(), Some("reminder".to_owned())); // taken back
+    /// # Ok(()) }
+    /// ```
+    pub fn publish_after(&self, delay: Duration, event: T) -> Result<Timer<T>, PublishError<T>> {
+        let due = self.shared.runtime.timers.now().checked_add(delay);
+        self.schedule(due, event)
+    }
+
+    /// Publishes `event` at `at` on the engine's clock (at once if it has
+    /// passed); as [`publish_after`](Topic::publish_after).
+    ///
+    /// # Errors
+    ///
+    /// As [`publish_after`](Topic::publish_after).
+    pub fn publish_at(&self, at: Instant, event: T) -> Result<Timer<T>, PublishError<T>> {
+        self.schedule(Some(at), event)
+    }
+
+    fn schedule(&self, due: Option<Instant>, event: T) -> Result<Timer<T>, PublishError<T>> {
+        let shared = &self.shared;
+        if shared.runtime.state() != RUNNING {
+            return Err(PublishError::Closed(event));
+        }
+        let task = Box::new(DelayTask {
+            topic: shared.clone(),
+            event,
+        });
+        let timers = &shared.runtime.timers;
+        let scheduled = match due {
+            Some(due) => timers.schedule(due, task),
+            // Beyond the clock's range: never fires on its own.
+            None => timers.schedule_after(Duration::MAX, task),
+        };
+        match scheduled {
+            Ok(key) => Ok(Timer {
+                topic: shared.clone(),
+                key,
+            }),
+            Err(refused) => {
+                let closed = matches!(refused.reason, crate::timer::ScheduleErrorReason::ShutDown);
+                match refused.task.into_any().downcast::<DelayTask<T>>() {
+                    Ok(task) if closed => Err(PublishError::Closed(task.event)),
+                    Ok(task) => Err(PublishError::TimerUnavailable(task.event)),
+                    // The task was built above with this type.
+                    Err(_) => unreachable!("a delay task changed type"),
+                }
+            }
+        }
+    }
+
+    /// The topic's dead-letter topic, `<name>.dead_letters`: events that a
+    /// subscription with a [`RetryPolicy`] failed on every attempt.
+    ///
+    /// While it has no subscriber, dead letters are kept (up to
+    /// [`DEAD_LETTER_KEEP`](crate::DEAD_LETTER_KEEP)) for
+    /// [`take_dead_letters`](Topic::take_dead_letters).
+    ///
+    /// # Errors
+    ///
+    /// As [`Engine::topic`](crate::Engine::topic) for that name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Engine, RetryPolicy, SubscribeOptions};
+    /// let engine = Engine::builder().build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// orders.dead_letters()?.subscribe(move |dl| tx.send((*dl.event(), dl.attempts())).unwrap())?;
+    /// orders.subscribe_with(
+    ///     |_| Err::<(), _>("always fails"),
+    ///     SubscribeOptions::new().retry(RetryPolicy::never()),
+    /// )?;
+    /// orders.publish(9)?;
+    /// assert_eq!(rx.recv()?, (9, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn dead_letters(&self) -> Result<Topic<DeadLetter<T>>, TopicError> {
+        Hub::open(
+            &self.shared.hub,
+            &dead_letter_name(self.shared.name.as_str()),
+            None,
+        )
+    }
+
+    /// Takes the dead letters kept while the dead-letter topic had no
+    /// subscriber (oldest first).
+    pub fn take_dead_letters(&self) -> Vec<DeadLetter<T>> {
+        self.shared.dead.take()
+    }
+
+    /// Dead letters kept but not yet taken.
+    pub fn dead_letters_kept(&self) -> usize {
+        self.shared.dead.kept()
+    }
+
+    /// Dead letters produced for this topic so far (published or kept).
+    pub fn dead_letter_count(&self) -> u64 {
+        self.shared.dead.total()
+    }
+
+    /// Kept dead letters dropped because the store was full (oldest first).
+    pub fn dead_letters_dropped(&self) -> u64 {
+        self.shared.dead.dropped()
+    }
+
     /// Adds a subscription: `handler` runs on a worker for every event
     /// published from now on, in per-producer order.
     ///
@@ -1204,6 +1424,64 @@ impl<T> fmt::Debug for Topic<T> {
         f.debug_struct("Topic")
             .field("name", &self.name())
             .field("type", &std::any::type_name::<T>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A checked retry policy and the dead-letter topic it feeds.
+type Prepared<T> = (RetryPolicy, Topic<DeadLetter<T>>);
+
+/// The name of `topic`'s dead-letter topic.
+pub(crate) fn dead_letter_name(topic: &str) -> String {
+    format!("{topic}.dead_letters")
+}
+
+/// A delayed event waiting in the timer wheel.
+struct DelayTask<T> {
+    topic: Arc<TopicShared<T>>,
+    event: T,
+}
+
+impl<T: Clone + Send + 'static> TimerTask for DelayTask<T> {
+    fn fire(self: Box<Self>) {
+        let DelayTask { topic, event } = *self;
+        let hint = AtomicUsize::new(usize::MAX);
+        // Block (never Full): the timer waits for room rather than lose it.
+        if TopicShared::send(&topic, &hint, event, false).is_err() {
+            // Closed: the engine shut down under a `FireDue`/`Drop` race.
+            topic.delayed_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
+        self
+    }
+}
+
+/// A delayed event ([`Topic::publish_after`], [`Topic::publish_at`]) that
+/// can be taken back until it fires. Dropping the `Timer` leaves the event
+/// scheduled.
+pub struct Timer<T> {
+    topic: Arc<TopicShared<T>>,
+    key: TimerKey,
+}
+
+impl<T: Send + 'static> Timer<T> {
+    /// Takes the event back if it has not fired yet: `Some(event)` means it
+    /// will never be published; `None` means it fired (or shutdown took it).
+    pub fn cancel(self) -> Option<T> {
+        let task = self.topic.runtime.timers.cancel(self.key)?;
+        match task.into_any().downcast::<DelayTask<T>>() {
+            Ok(task) => Some(task.event),
+            Err(_) => None,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Timer<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timer")
+            .field("topic", &self.topic.name.as_str())
             .finish_non_exhaustive()
     }
 }

@@ -43,6 +43,7 @@ use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Or
 use crate::loom::sync::{Arc, Condvar, Mutex};
 use crate::loom::thread;
 use crate::loom::thread_local;
+use crate::timer::{TimerService, TimerShutdown};
 
 /// How a worker waits when all its lanes are empty, ranked from lowest
 /// latency / highest CPU cost to lowest CPU cost.
@@ -121,6 +122,16 @@ pub(crate) struct Runtime {
     pub(crate) quiet_cv: Condvar,
     /// Set (once) by shutdown before it starts waiting on `quiet`.
     pub(crate) quiet_waiting: AtomicBool,
+    /// Delayed events and retries (`timer.rs`, `recovery.rs`).
+    pub(crate) timers: TimerService,
+    /// What shutdown does with pending timers.
+    pub(crate) timer_policy: TimerShutdown,
+    /// Retries scheduled and not yet run or dropped (`recovery::Inflight`).
+    /// `SeqCst`: off the hot path; shutdown reads it beside the epochs.
+    pub(crate) inflight: AtomicU64,
+    /// Retries that never ran: dropped by the shutdown policy, or their
+    /// subscription was gone.
+    pub(crate) retries_dropped: AtomicU64,
 }
 
 impl Runtime {
@@ -144,6 +155,14 @@ impl Runtime {
         let mut g = lock(&self.quiet);
         while *g == seen {
             g = self.quiet_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// A retry finished (ran or was dropped): wakes shutdown's wait when it
+    /// was the last.
+    pub(crate) fn task_done(&self) {
+        if self.inflight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.bump_quiet();
         }
     }
 
@@ -577,6 +596,19 @@ impl Worker {
             // Keys are (topic uid, lane id) and each lane has one drain type.
             None => unreachable!("drain type mismatch for lane {key:?}"),
         }
+    }
+
+    /// The drain with `key`, if this worker has it.
+    pub(crate) fn find_drain<D: Drain + 'static>(&mut self, key: (u64, usize)) -> Option<&mut D> {
+        self.drains
+            .iter_mut()
+            .find(|d| d.key() == key)
+            .and_then(|d| d.as_any().downcast_mut::<D>())
+    }
+
+    /// The engine's shared runtime.
+    pub(crate) fn runtime(&self) -> &Runtime {
+        &self.runtime
     }
 
     fn remove(&mut self, id: u64) {

@@ -1,0 +1,271 @@
+//! What happens after a handler fails: retries through the timer wheel,
+//! dead letters, and slow-handler reports.
+//!
+//! A subscription made with a [`RetryPolicy`] gets a [`Recovery`]. When its
+//! handler fails an event (an `Err` or a panic):
+//!
+//! 1. attempts left: a copy of the event (`T: Clone`, attempt + 1) goes into
+//!    the engine's timer wheel; when it fires, the timer sends a command to
+//!    the subscription's worker, which calls that one handler with it
+//!    ([`redeliver`]). The lane is never held up.
+//! 2. no attempts left: a [`DeadLetter`] goes to the topic's dead-letter
+//!    topic, or into the topic's bounded store while nobody subscribes there.
+//!
+//! Retries in flight (in the wheel, or queued to a worker) are counted in
+//! `Runtime::inflight`; shutdown waits for that count to reach zero, after
+//! firing or dropping the wheel's tasks by its `TimerShutdown` policy. A
+//! retry that comes due while the wheel is closed is delivered at once
+//! (`FireAllNow`) or dropped and counted (`FireDue`, `Drop`).
+
+use std::any::Any;
+use std::time::Duration;
+
+use crate::dead_letter::DeadLetter;
+use crate::dispatch::{GroupDrain, PlainDrain};
+use crate::event::{Event, Meta};
+use crate::loom::sync::atomic::Ordering;
+use crate::loom::sync::Arc;
+use crate::retry::{Jitter, RetryPolicy};
+use crate::subscription::{HandlerEntry, SubShared};
+use crate::timer::{TimerShutdown, TimerTask};
+use crate::topic::{Topic, TopicShared};
+use crate::worker::{Runtime, Worker};
+
+/// What to do after a failed attempt.
+pub(crate) enum Next<T> {
+    /// Nothing more (retry scheduled, dead-lettered, or no policy).
+    Done,
+    /// Deliver this copy again now, on this thread (the wheel is closed and
+    /// the shutdown policy fires everything).
+    RetryNow(Event<T>),
+}
+
+/// Per-subscription failure handling (type-erased over `T: Clone` so that
+/// `HandlerEntry<T>` needs no bound).
+pub(crate) trait OnFailure<T>: Send {
+    /// After attempt `ev.attempt()` failed with `error`.
+    fn failed(&mut self, sub: &SubShared, ev: &Event<T>, error: Box<str>) -> Next<T>;
+}
+
+/// The retry and dead-letter path of one subscription.
+pub(crate) struct Recovery<T> {
+    policy: RetryPolicy,
+    runtime: Arc<Runtime>,
+    topic: Arc<TopicShared<T>>,
+    dead_letters: Topic<DeadLetter<T>>,
+    worker: usize,
+    /// The key of the drain that holds the handler on `worker`.
+    key: (u64, usize),
+    group: bool,
+    jitter: Jitter,
+}
+
+impl<T: Clone + Send + 'static> Recovery<T> {
+    pub(crate) fn new(
+        policy: RetryPolicy,
+        runtime: Arc<Runtime>,
+        topic: Arc<TopicShared<T>>,
+        dead_letters: Topic<DeadLetter<T>>,
+        worker: usize,
+        key: (u64, usize),
+        group: bool,
+    ) -> Self {
+        Recovery {
+            policy,
+            runtime,
+            topic,
+            dead_letters,
+            worker,
+            key,
+            group,
+            jitter: Jitter::new(key.0 ^ (key.1 as u64) << 32 ^ worker as u64),
+        }
+    }
+
+    fn dead_letter(&self, sub: &SubShared, ev: &Event<T>, error: Box<str>) {
+        let letter = DeadLetter {
+            event: ev.get().clone(),
+            error: error.into(),
+            attempts: ev.attempt(),
+            topic: ev.topic.as_str(),
+            subscription: sub.name.clone(),
+            seq: ev.seq(),
+            trace_id: ev.trace_id(),
+            published_at: ev.published_at(),
+            failed_at: self.runtime.timers.now(),
+        };
+        if self.dead_letters.shared.has_subscribers() {
+            match self.dead_letters.publish(letter) {
+                Ok(()) => self.topic.dead.count(),
+                // Closed or full: keep it rather than lose it.
+                Err(e) => self.topic.dead.keep(e.into_inner()),
+            }
+        } else {
+            self.topic.dead.keep(letter);
+        }
+        // Release: a test that sees the count finds the letter.
+        sub.dead_lettered.fetch_add(1, Ordering::Release);
+    }
+}
+
+impl<T: Clone + Send + 'static> OnFailure<T> for Recovery<T> {
+    fn failed(&mut self, sub: &SubShared, ev: &Event<T>, error: Box<str>) -> Next<T> {
+        let attempt = ev.attempt();
+        if attempt >= self.policy.attempts() || sub.removed.load(Ordering::Relaxed) {
+            self.dead_letter(sub, ev, error);
+            return Next::Done;
+        }
+        let again = Event::new(
+            ev.get().clone(),
+            ev.topic,
+            Meta {
+                attempt: attempt + 1,
+                ..ev.meta
+            },
+        );
+        let delay = self.policy.delay_before(attempt + 1, self.jitter.unit());
+        let task = Box::new(RetryTask {
+            event: again,
+            sub: sub.id,
+            worker: self.worker,
+            key: self.key,
+            group: self.group,
+            guard: Inflight::new(self.runtime.clone()),
+        });
+        match self.runtime.timers.schedule_after(delay, task) {
+            Ok(_) => {
+                // Release: whoever sees the count sees the timer in the wheel
+                // (tests move a ManualClock once retries are counted).
+                sub.retried.fetch_add(1, Ordering::Release);
+                Next::Done
+            }
+            Err(refused) => {
+                // The wheel is closed: the engine is shutting down.
+                let Ok(task) = refused.task.into_any().downcast::<RetryTask<T>>() else {
+                    return Next::Done;
+                };
+                let task = *task;
+                if self.runtime.timer_policy == TimerShutdown::FireAllNow {
+                    sub.retried.fetch_add(1, Ordering::Release);
+                    task.guard.complete();
+                    Next::RetryNow(task.event)
+                } else {
+                    // Dropping the task counts it as a dropped retry.
+                    drop(task);
+                    Next::Done
+                }
+            }
+        }
+    }
+}
+
+/// One retry in flight: counted in `Runtime::inflight` from scheduling until
+/// the worker has run it, or counted as dropped if it never runs.
+pub(crate) struct Inflight {
+    runtime: Arc<Runtime>,
+    done: bool,
+}
+
+impl Inflight {
+    pub(crate) fn new(runtime: Arc<Runtime>) -> Self {
+        runtime.inflight.fetch_add(1, Ordering::SeqCst);
+        Inflight {
+            runtime,
+            done: false,
+        }
+    }
+
+    /// Marks the retry delivered (not dropped).
+    pub(crate) fn complete(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        if !self.done {
+            self.runtime.retries_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.runtime.task_done();
+    }
+}
+
+/// A retry waiting in the wheel.
+struct RetryTask<T> {
+    event: Event<T>,
+    sub: u64,
+    worker: usize,
+    key: (u64, usize),
+    group: bool,
+    guard: Inflight,
+}
+
+impl<T: Send + 'static> TimerTask for RetryTask<T> {
+    fn fire(self: Box<Self>) {
+        let RetryTask {
+            event,
+            sub,
+            worker,
+            key,
+            group,
+            guard,
+        } = *self;
+        let runtime = guard.runtime.clone();
+        // If the worker has exited the command (and the guard) is dropped:
+        // counted as a dropped retry.
+        runtime.send(
+            worker,
+            Box::new(move |w: &mut Worker| {
+                redeliver(w, key, group, sub, &event);
+                guard.complete();
+            }),
+        );
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any + Send> {
+        self
+    }
+}
+
+/// On the worker: calls subscription `sub`'s handler with `event` again, if
+/// the subscription still exists. (A removed subscription's retry is
+/// dropped; its handler is gone.)
+fn redeliver<T: Send + 'static>(
+    w: &mut Worker,
+    key: (u64, usize),
+    group: bool,
+    sub: u64,
+    event: &Event<T>,
+) {
+    let entry: Option<&mut HandlerEntry<T>> = if group {
+        w.find_drain::<GroupDrain<T>>(key)
+            .and_then(|d| d.members.iter_mut().find(|h| h.shared.id == sub))
+    } else {
+        w.find_drain::<PlainDrain<T>>(key)
+            .and_then(|d| d.handlers.iter_mut().find(|h| h.shared.id == sub))
+    };
+    match entry {
+        Some(entry) if entry.is_live() => {
+            entry.call_guarded(event);
+            entry.publish_counts();
+        }
+        _ => {
+            w.runtime().retries_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Reports a handler call that took longer than `threshold`.
+pub(crate) fn report_slow(sub: &SubShared, elapsed: Duration, threshold: Duration) {
+    sub.slow.fetch_add(1, Ordering::Relaxed);
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        topic = sub.topic,
+        subscription = %sub.name,
+        elapsed_us = elapsed.as_micros() as u64,
+        threshold_us = threshold.as_micros() as u64,
+        "pinbus: slow handler"
+    );
+    #[cfg(not(feature = "tracing"))]
+    let _ = (elapsed, threshold);
+}
