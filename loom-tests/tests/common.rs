@@ -1,4 +1,5 @@
 //! Helpers for the engine-level models.
+#![cfg(loom)]
 #![allow(dead_code)]
 
 use loom::sync::{Arc, Mutex};

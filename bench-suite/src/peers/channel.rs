@@ -1,0 +1,350 @@
+//! The channel-shaped peers (crossbeam-channel, flume, rtrb, tokio
+//! broadcast) behind one small interface, and every scenario written once
+//! for all of them: consumers are threads that poll their receivers and feed
+//! a [`Tally`].
+
+use std::thread::{self, JoinHandle};
+
+use crate::cores;
+use crate::harness::{ChurnFn, Ctx, LatencyRig, Load, Res, Rig, SendFn, SendOne, Sub, Teardown};
+use crate::payload::Payload;
+use crate::probe::{histogram_slot, LatencyTally, Probe, Tally, SENTINEL};
+
+/// What a non-blocking receive found.
+#[derive(Debug)]
+pub enum Recv<P> {
+    /// An event.
+    Item(P),
+    /// Nothing right now.
+    Empty,
+    /// This many events were overwritten before they were read.
+    Lagged(u64),
+    /// Every sender is gone and nothing is left.
+    Closed,
+}
+
+/// The sending half of a peer's channel.
+pub trait Tx<P: Payload>: Send + 'static {
+    /// Sends one event, waiting for room the peer's natural way.
+    fn send(&mut self, v: P) -> Res<()>;
+
+    /// Sends events `start..start + n` through the peer's batch API (only
+    /// called for peers whose [`Channel::BATCH`] is true).
+    fn send_batch(&mut self, start: u64, n: u64) -> Res<()> {
+        for i in start..start + n {
+            self.send(P::make(i))?;
+        }
+        Ok(())
+    }
+}
+
+/// The receiving half of a peer's channel.
+pub trait Rx<P: Payload>: Send + 'static {
+    /// Takes one event without blocking.
+    fn recv(&mut self) -> Recv<P>;
+}
+
+/// Senders and receivers of a peer's channels.
+pub type Ends<C, P> = (Vec<<C as Channel>::Tx<P>>, Vec<<C as Channel>::Rx<P>>);
+
+/// A peer shaped like a channel.
+pub trait Channel {
+    /// Whether [`Tx::send_batch`] is a real batch API.
+    const BATCH: bool;
+    /// Sending half.
+    type Tx<P: Payload>: Tx<P>;
+    /// Receiving half.
+    type Rx<P: Payload>: Rx<P>;
+
+    /// A bounded channel of `capacity`.
+    fn pair<P: Payload>(capacity: usize) -> (Self::Tx<P>, Self::Rx<P>);
+
+    /// A second sender into the same channel, if the peer is multi-producer.
+    fn clone_tx<P: Payload>(tx: &Self::Tx<P>) -> Option<Self::Tx<P>>;
+
+    /// Senders and `n` receivers such that sending once through every sender
+    /// delivers each event to every receiver. Default: `n` channels.
+    fn fanout<P: Payload>(capacity: usize, n: usize) -> Ends<Self, P> {
+        (0..n).map(|_| Self::pair(capacity)).unzip()
+    }
+
+    /// A subscribe/unsubscribe cycle against `tx`'s channel, if the peer has one.
+    fn churn<P: Payload>(_tx: &Self::Tx<P>) -> Option<ChurnFn> {
+        None
+    }
+}
+
+/// What a consumer does after a pass that found nothing.
+#[derive(Clone, Copy, Debug)]
+enum Idle {
+    /// Spin (a consumer alone on its core).
+    Spin,
+    /// Yield the core (more threads than cores).
+    Yield,
+}
+
+/// Polls `lanes` (receiver, index of its tally) until every tally finished.
+fn drain<P: Payload, R: Rx<P>>(mut lanes: Vec<(R, usize)>, mut tallies: Vec<Tally>, idle: Idle) {
+    loop {
+        let mut got = false;
+        let mut closed = 0;
+        for (rx, t) in lanes.iter_mut() {
+            for _ in 0..256 {
+                match rx.recv() {
+                    Recv::Item(v) => {
+                        tallies[*t].add(v.sum());
+                        got = true;
+                    }
+                    Recv::Lagged(n) => {
+                        tallies[*t].lag(n);
+                        got = true;
+                    }
+                    Recv::Empty => break,
+                    Recv::Closed => {
+                        closed += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        if !got {
+            if tallies.iter().all(Tally::finished) || closed >= lanes.len() {
+                return;
+            }
+            match idle {
+                Idle::Spin => std::hint::spin_loop(),
+                Idle::Yield => thread::yield_now(),
+            }
+        }
+    }
+}
+
+/// Starts a consumer thread on `core` draining `lanes`.
+fn consumer<P: Payload, R: Rx<P>>(
+    core: Option<usize>,
+    lanes: Vec<(R, usize)>,
+    tallies: Vec<Tally>,
+    idle: Idle,
+) -> Res<JoinHandle<()>> {
+    thread::Builder::new()
+        .name("consumer".into())
+        .spawn(move || {
+            cores::pin(core);
+            drain(lanes, tallies, idle);
+        })
+        .map_err(|e| format!("cannot spawn a consumer thread: {e}"))
+}
+
+/// Joins the consumer threads.
+fn join_all(joins: Vec<JoinHandle<()>>) -> Teardown {
+    Box::new(move || {
+        for j in joins {
+            j.join()
+                .map_err(|_| "a consumer thread panicked".to_string())?;
+        }
+        Ok(())
+    })
+}
+
+/// A producer sending single events or batches of `batch` through `tx`.
+fn sender<P: Payload, T: Tx<P>>(mut tx: T, batch: Option<usize>) -> SendFn {
+    match batch {
+        None => Box::new(move |start, n| {
+            for i in start..start + n {
+                tx.send(P::make(i))?;
+            }
+            Ok(())
+        }),
+        Some(b) => Box::new(move |start, n| {
+            let mut i = start;
+            while i < start + n {
+                let k = (b as u64).min(start + n - i);
+                tx.send_batch(i, k)?;
+                i += k;
+            }
+            Ok(())
+        }),
+    }
+}
+
+/// S1 (and S6): 1 producer → 1 pinned, spinning consumer.
+pub fn one_to_one<C: Channel, P: Payload>(
+    ctx: &Ctx,
+    load: Load,
+    batch: bool,
+    churn: bool,
+) -> Res<Rig> {
+    let (tx, rx) = C::pair::<P>(ctx.capacity);
+    let probe = Probe::new();
+    let (warm, total) = load.marks(1);
+    let tally = Tally::new(probe.clone(), warm, total);
+    let churn = if churn { C::churn(&tx) } else { None };
+    let join = consumer(cores::consumer(), vec![(rx, 0)], vec![tally], Idle::Spin)?;
+    Ok(Rig {
+        subs: vec![Sub { probe, warm, total }],
+        producers: vec![sender(tx, batch.then_some(ctx.batch))],
+        churn,
+        teardown: join_all(vec![join]),
+        copies: 1,
+        per_subscriber: false,
+    })
+}
+
+/// S2: 1 producer → 1 pinned consumer recording latency.
+pub fn latency<C: Channel>(ctx: &Ctx, warm: u64) -> Res<LatencyRig> {
+    let (mut tx, mut rx) = C::pair::<u64>(ctx.capacity);
+    let slot = histogram_slot();
+    let mut tally = LatencyTally::new(warm, slot.clone());
+    let core = cores::consumer();
+    let join = thread::Builder::new()
+        .name("consumer".into())
+        .spawn(move || {
+            cores::pin(core);
+            loop {
+                match rx.recv() {
+                    Recv::Item(v) => {
+                        tally.on(v);
+                        if v == SENTINEL {
+                            return;
+                        }
+                    }
+                    Recv::Empty | Recv::Lagged(_) => std::hint::spin_loop(),
+                    Recv::Closed => return,
+                }
+            }
+        })
+        .map_err(|e| format!("cannot spawn a consumer thread: {e}"))?;
+    let send: SendOne = Box::new(move |v| tx.send(v));
+    Ok(LatencyRig {
+        send,
+        slot,
+        teardown: join_all(vec![join]),
+    })
+}
+
+/// S3: 1 producer → `n` consumers, each seeing every event; consumers are
+/// unpinned and yield when idle (more threads than cores).
+pub fn fanout<C: Channel>(ctx: &Ctx, load: Load, n: usize) -> Res<Rig> {
+    let (txs, rxs) = C::fanout::<u64>(ctx.capacity, n);
+    let (warm, total) = load.marks(1);
+    let mut subs = Vec::with_capacity(n);
+    let mut joins = Vec::with_capacity(n);
+    for rx in rxs {
+        let probe = Probe::new();
+        let tally = Tally::new(probe.clone(), warm, total);
+        joins.push(consumer(None, vec![(rx, 0)], vec![tally], Idle::Yield)?);
+        subs.push(Sub { probe, warm, total });
+    }
+    let mut txs = txs;
+    let send: SendFn = Box::new(move |start, count| {
+        for i in start..start + count {
+            for tx in txs.iter_mut() {
+                tx.send(i)?;
+            }
+        }
+        Ok(())
+    });
+    Ok(Rig {
+        subs,
+        producers: vec![send],
+        churn: None,
+        teardown: join_all(joins),
+        copies: n as u64,
+        per_subscriber: true,
+    })
+}
+
+/// Senders for `producers` threads into one logical channel: clones of one
+/// sender where the peer is multi-producer, else one channel per producer
+/// (the consumer polls them all).
+fn senders<C: Channel>(capacity: usize, producers: usize) -> Ends<C, u64> {
+    let (tx, rx) = C::pair::<u64>(capacity);
+    let clones: Option<Vec<_>> = (1..producers).map(|_| C::clone_tx(&tx)).collect();
+    if let Some(mut txs) = clones {
+        txs.insert(0, tx);
+        (txs, vec![rx])
+    } else {
+        let mut txs = vec![tx];
+        let mut rxs = vec![rx];
+        for _ in 1..producers {
+            let (t, r) = C::pair::<u64>(capacity);
+            txs.push(t);
+            rxs.push(r);
+        }
+        (txs, rxs)
+    }
+}
+
+/// S4: `load.producers` producers → 1 pinned, spinning consumer.
+pub fn many_to_one<C: Channel>(ctx: &Ctx, load: Load) -> Res<Rig> {
+    let (txs, rxs) = senders::<C>(ctx.capacity, load.producers as usize);
+    let probe = Probe::new();
+    let (warm, total) = load.marks(1);
+    let tally = Tally::new(probe.clone(), warm, total);
+    let lanes = rxs.into_iter().map(|r| (r, 0)).collect();
+    let join = consumer(cores::consumer(), lanes, vec![tally], Idle::Spin)?;
+    Ok(Rig {
+        subs: vec![Sub { probe, warm, total }],
+        producers: txs.into_iter().map(|t| sender(t, None)).collect(),
+        churn: None,
+        teardown: join_all(vec![join]),
+        copies: 1,
+        per_subscriber: false,
+    })
+}
+
+/// S5: `topics` channels, one consumer thread per consumer core (topic `t`
+/// on consumer `t % consumers`), producers sending round-robin over topics.
+pub fn many_topics<C: Channel>(ctx: &Ctx, load: Load, topics: usize) -> Res<Rig> {
+    let producers = load.producers as usize;
+    let consumer_cores = cores::consumers();
+    let consumers = consumer_cores.len().max(1);
+    let (warm, total) = load.marks(topics as u64);
+    // per_producer[p][t]: producer p's sender for topic t.
+    let mut per_producer: Vec<Vec<C::Tx<u64>>> = (0..producers).map(|_| Vec::new()).collect();
+    let mut lanes: Vec<Vec<(C::Rx<u64>, usize)>> = (0..consumers).map(|_| Vec::new()).collect();
+    let mut tallies: Vec<Vec<Tally>> = (0..consumers).map(|_| Vec::new()).collect();
+    let mut subs = Vec::with_capacity(topics);
+    for t in 0..topics {
+        let w = t % consumers;
+        let (txs, rxs) = senders::<C>(ctx.capacity, producers);
+        for (p, tx) in txs.into_iter().enumerate() {
+            per_producer[p].push(tx);
+        }
+        let probe = Probe::new();
+        let idx = tallies[w].len();
+        tallies[w].push(Tally::new(probe.clone(), warm, total));
+        lanes[w].extend(rxs.into_iter().map(|r| (r, idx)));
+        subs.push(Sub { probe, warm, total });
+    }
+    let idle = if consumer_cores.is_empty() {
+        Idle::Yield
+    } else {
+        Idle::Spin
+    };
+    let mut joins = Vec::with_capacity(consumers);
+    for (w, (l, t)) in lanes.into_iter().zip(tallies).enumerate() {
+        joins.push(consumer(consumer_cores.get(w).copied(), l, t, idle)?);
+    }
+    let producers = per_producer
+        .into_iter()
+        .map(|mut txs| -> SendFn {
+            let mut next = 0;
+            Box::new(move |start, n| {
+                for i in start..start + n {
+                    txs[next].send(i)?;
+                    next = (next + 1) % txs.len();
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    Ok(Rig {
+        subs,
+        producers,
+        churn: None,
+        teardown: join_all(joins),
+        copies: 1,
+        per_subscriber: false,
+    })
+}

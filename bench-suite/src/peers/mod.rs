@@ -1,0 +1,56 @@
+//! The systems measured: pinbus and its peers, one module each.
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+pub mod channel;
+pub mod crossbeam;
+pub mod disruptor;
+pub mod flume;
+pub mod pinbus;
+pub mod rtrb;
+pub mod tokio_broadcast;
+
+/// A system under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Peer {
+    /// pinbus (always measured).
+    Pinbus,
+    /// The `disruptor` crate 4.x: handlers on the ring, BusySpin, pinned.
+    Disruptor,
+    /// crossbeam-channel, bounded.
+    #[value(alias = "crossbeam-channel")]
+    Crossbeam,
+    /// flume, bounded.
+    Flume,
+    /// tokio::sync::broadcast (lossy: counts events lost to lag).
+    #[value(alias = "tokio-broadcast", alias = "broadcast")]
+    Tokio,
+    /// rtrb, a raw SPSC ring: the practical limit.
+    Rtrb,
+}
+
+impl Peer {
+    /// Every peer, pinbus first.
+    pub const ALL: [Peer; 6] = [
+        Peer::Pinbus,
+        Peer::Disruptor,
+        Peer::Crossbeam,
+        Peer::Flume,
+        Peer::Tokio,
+        Peer::Rtrb,
+    ];
+
+    /// The name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Pinbus => "pinbus",
+            Peer::Disruptor => "disruptor",
+            Peer::Crossbeam => "crossbeam-channel",
+            Peer::Flume => "flume",
+            Peer::Tokio => "tokio-broadcast",
+            Peer::Rtrb => "rtrb",
+        }
+    }
+}

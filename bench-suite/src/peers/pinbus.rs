@@ -1,0 +1,226 @@
+//! pinbus: one engine per run, built from this (unpinned) thread so its
+//! workers are pinned explicitly; topics with `Backpressure::Block`.
+//!
+//! Built-in engine: `workers(1)`, `Pinning::Cores([last core])`,
+//! `IdleStrategy::BusySpin`, `lane_capacity(capacity)`; the spread
+//! scenario (S5) takes one worker per core but the first. With `--config`
+//! every engine comes from that configuration instead.
+
+use std::sync::Arc;
+
+use pinbus::{
+    Backpressure, Engine, Event, IdleStrategy, Pinning, Subscription, Topic, TopicOptions,
+};
+
+use crate::cores;
+use crate::harness::{ChurnFn, Ctx, LatencyRig, Load, Res, Rig, SendFn, Sub, Teardown};
+use crate::payload::Payload;
+use crate::probe::{histogram_slot, LatencyTally, Probe, Tally};
+
+/// Builds the engine of a run: one worker on the last core, or (`spread`)
+/// one worker per core but the first; `--config` replaces both.
+fn engine(ctx: &Ctx, spread: bool) -> Res<Arc<Engine>> {
+    let built = match &ctx.config {
+        Some(config) => Engine::from_config(config.clone()),
+        None => {
+            let (workers, pinning) = if spread {
+                let cores = cores::consumers();
+                match cores.len() {
+                    0 => (1, Pinning::None),
+                    n => (n, Pinning::Cores(cores)),
+                }
+            } else {
+                (
+                    1,
+                    cores::consumer().map_or(Pinning::None, |c| Pinning::Cores(vec![c])),
+                )
+            };
+            Engine::builder()
+                .workers(workers)
+                .pinning(pinning)
+                .idle(IdleStrategy::BusySpin)
+                .lane_capacity(ctx.capacity)
+                .build()
+        }
+    };
+    built
+        .map(Arc::new)
+        .map_err(|e| format!("pinbus engine: {e}"))
+}
+
+/// Opens `name` with `Backpressure::Block`.
+fn topic<P: Payload>(engine: &Engine, name: &str) -> Res<Topic<P>> {
+    engine
+        .topic_with::<P>(
+            name,
+            TopicOptions::default().backpressure(Backpressure::Block),
+        )
+        .map_err(|e| format!("pinbus topic: {e}"))
+}
+
+/// Subscribes a counting handler feeding a new probe.
+fn subscribe<P: Payload>(topic: &Topic<P>, warm: u64, total: u64) -> Res<(Sub, Subscription)> {
+    let probe = Probe::new();
+    let mut tally = Tally::new(probe.clone(), warm, total);
+    let sub = topic
+        .subscribe(move |ev: &Event<P>| tally.add(Payload::sum(&**ev)))
+        .map_err(|e| format!("pinbus subscribe: {e}"))?;
+    Ok((Sub { probe, warm, total }, sub))
+}
+
+/// Shuts the engine down (draining) once the run is over.
+fn shutdown(engine: Arc<Engine>, subs: Vec<Subscription>) -> Teardown {
+    Box::new(move || {
+        drop(subs);
+        engine.shutdown();
+        Ok(())
+    })
+}
+
+/// A producer publishing single events or batches of `batch`.
+fn publisher<P: Payload>(topic: Topic<P>, batch: Option<usize>) -> SendFn {
+    match batch {
+        None => Box::new(move |start, n| {
+            for i in start..start + n {
+                topic
+                    .publish(P::make(i))
+                    .map_err(|e| format!("pinbus publish: {e}"))?;
+            }
+            Ok(())
+        }),
+        Some(b) => Box::new(move |start, n| {
+            let mut i = start;
+            while i < start + n {
+                let k = (b as u64).min(start + n - i);
+                topic
+                    .publish_batch((i..i + k).map(P::make))
+                    .map_err(|e| format!("pinbus publish_batch: {e}"))?;
+                i += k;
+            }
+            Ok(())
+        }),
+    }
+}
+
+/// S1 (and S6 with `churn`): 1 producer → 1 subscriber on one worker.
+pub fn one_to_one<P: Payload>(ctx: &Ctx, load: Load, batch: bool, churn: bool) -> Res<Rig> {
+    let engine = engine(ctx, false)?;
+    let topic = topic::<P>(&engine, "bench.s1")?;
+    let (warm, total) = load.marks(1);
+    let (sub, handle) = subscribe(&topic, warm, total)?;
+    let churn = churn.then(|| -> ChurnFn {
+        let topic = topic.clone();
+        Box::new(move || {
+            let s = topic
+                .subscribe(|ev: &Event<P>| {
+                    std::hint::black_box(Payload::sum(&**ev));
+                })
+                .map_err(|e| format!("pinbus subscribe: {e}"))?;
+            s.unsubscribe();
+            Ok(())
+        })
+    });
+    Ok(Rig {
+        subs: vec![sub],
+        producers: vec![publisher(topic, batch.then_some(ctx.batch))],
+        churn,
+        teardown: shutdown(engine, vec![handle]),
+        copies: 1,
+        per_subscriber: false,
+    })
+}
+
+/// S2: 1 producer → 1 subscriber recording latency.
+pub fn latency(ctx: &Ctx, warm: u64) -> Res<LatencyRig> {
+    let engine = engine(ctx, false)?;
+    let topic = topic::<u64>(&engine, "bench.s2")?;
+    let slot = histogram_slot();
+    let mut tally = LatencyTally::new(warm, slot.clone());
+    let handle = topic
+        .subscribe(move |ev: &Event<u64>| tally.on(**ev))
+        .map_err(|e| format!("pinbus subscribe: {e}"))?;
+    Ok(LatencyRig {
+        send: Box::new(move |v| topic.publish(v).map_err(|e| format!("pinbus publish: {e}"))),
+        slot,
+        teardown: shutdown(engine, vec![handle]),
+    })
+}
+
+/// S3: 1 producer → `n` subscribers of one topic on one worker (one push
+/// per event serves all of them).
+pub fn fanout(ctx: &Ctx, load: Load, n: usize) -> Res<Rig> {
+    let engine = engine(ctx, false)?;
+    let topic = topic::<u64>(&engine, "bench.s3")?;
+    let (warm, total) = load.marks(1);
+    let (subs, handles): (Vec<_>, Vec<_>) = (0..n)
+        .map(|_| subscribe(&topic, warm, total))
+        .collect::<Res<Vec<_>>>()?
+        .into_iter()
+        .unzip();
+    Ok(Rig {
+        subs,
+        producers: vec![publisher(topic, None)],
+        churn: None,
+        teardown: shutdown(engine, handles),
+        copies: n as u64,
+        per_subscriber: true,
+    })
+}
+
+/// S4: `load.producers` producers → 1 subscriber.
+pub fn many_to_one(ctx: &Ctx, load: Load) -> Res<Rig> {
+    let engine = engine(ctx, false)?;
+    let topic = topic::<u64>(&engine, "bench.s4")?;
+    let (warm, total) = load.marks(1);
+    let (sub, handle) = subscribe(&topic, warm, total)?;
+    Ok(Rig {
+        subs: vec![sub],
+        producers: (0..load.producers)
+            .map(|_| publisher(topic.clone(), None))
+            .collect(),
+        churn: None,
+        teardown: shutdown(engine, vec![handle]),
+        copies: 1,
+        per_subscriber: false,
+    })
+}
+
+/// S5: `topics` topics spread over the workers (the engine's own
+/// placement), producers publishing round-robin over them.
+pub fn many_topics(ctx: &Ctx, load: Load, topics: usize) -> Res<Rig> {
+    let engine = engine(ctx, true)?;
+    let (warm, total) = load.marks(topics as u64);
+    let mut all = Vec::with_capacity(topics);
+    let mut subs = Vec::with_capacity(topics);
+    let mut handles = Vec::with_capacity(topics);
+    for t in 0..topics {
+        let topic = topic::<u64>(&engine, &format!("bench.s5.{t}"))?;
+        let (sub, handle) = subscribe(&topic, warm, total)?;
+        subs.push(sub);
+        handles.push(handle);
+        all.push(topic);
+    }
+    let producers = (0..load.producers)
+        .map(|_| -> SendFn {
+            let topics = all.clone();
+            let mut next = 0;
+            Box::new(move |start, n| {
+                for i in start..start + n {
+                    topics[next]
+                        .publish(i)
+                        .map_err(|e| format!("pinbus publish: {e}"))?;
+                    next = (next + 1) % topics.len();
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    Ok(Rig {
+        subs,
+        producers,
+        churn: None,
+        teardown: shutdown(engine, handles),
+        copies: 1,
+        per_subscriber: false,
+    })
+}

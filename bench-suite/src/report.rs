@@ -1,0 +1,449 @@
+//! The results of a suite run: medians, the tables printed on stdout, and
+//! the JSON written by `--json`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::harness::{Latency, Throughput};
+use crate::scenarios::{Plan, Scenario};
+
+/// Everything a run measured, as written by `--json`.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The machine and placement.
+    pub machine: Machine,
+    /// The settings of the run.
+    pub settings: Settings,
+    /// One entry per scenario run.
+    pub scenarios: Vec<ScenarioResult>,
+    /// Wall time of the whole suite.
+    pub elapsed_s: f64,
+}
+
+/// Where the suite ran.
+#[derive(Debug, Serialize)]
+pub struct Machine {
+    /// Cores the process could use at start.
+    pub cores: Vec<usize>,
+    /// Core of producer 0 (none with one core).
+    pub producer_core: Option<usize>,
+    /// Core of the consumer / pinbus worker.
+    pub consumer_core: Option<usize>,
+    /// Share of CPU time other work used just before the suite started
+    /// (Linux `/proc/stat`, over 300 ms), in percent.
+    pub busy_at_start_pct: Option<f64>,
+}
+
+/// The settings of the run.
+#[derive(Debug, Serialize)]
+pub struct Settings {
+    /// `--quick`.
+    pub quick: bool,
+    /// Runs per measurement (the median is reported).
+    pub runs: usize,
+    /// Capacity of every ring / channel / lane.
+    pub capacity: usize,
+    /// Batch size of the batch cases.
+    pub batch: usize,
+    /// Pause between sends in S2.
+    pub pace_ns: u64,
+    /// Event counts and topology.
+    pub plan: Plan,
+    /// The pinbus config file, if any.
+    pub config: Option<String>,
+    /// Peers measured.
+    pub peers: Vec<&'static str>,
+}
+
+/// The results of one scenario.
+#[derive(Debug, Serialize)]
+pub struct ScenarioResult {
+    /// `"S1"` ...
+    pub id: &'static str,
+    /// What it measures.
+    pub title: String,
+    /// Its cases (table columns).
+    pub cases: Vec<CaseResult>,
+}
+
+/// The results of one case for every peer.
+#[derive(Debug, Serialize)]
+pub struct CaseResult {
+    /// Column label.
+    pub label: String,
+    /// One entry per peer.
+    pub results: Vec<PeerResult>,
+}
+
+/// One peer's result in one case.
+#[derive(Debug, Serialize)]
+pub struct PeerResult {
+    /// Peer name.
+    pub peer: &'static str,
+    /// What came out.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+/// What a measurement came to.
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    /// Throughput: the median run and every run's rate.
+    Throughput {
+        /// The run with the median rate.
+        median: Throughput,
+        /// Rate of each run, events/s.
+        runs: Vec<f64>,
+    },
+    /// Latency: per-percentile medians and every run.
+    Latency {
+        /// Median of each field over the runs.
+        median: Latency,
+        /// Each run.
+        runs: Vec<Latency>,
+    },
+    /// The peer does not take part in this case.
+    NotApplicable {
+        /// Why.
+        reason: String,
+    },
+    /// The measurement failed.
+    Failed {
+        /// The error.
+        error: String,
+    },
+}
+
+impl Outcome {
+    /// Median of throughput runs.
+    pub fn throughput(mut runs: Vec<Throughput>) -> Outcome {
+        let rates = runs.iter().map(|t| t.rate).collect();
+        runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let median = runs.swap_remove(runs.len() / 2);
+        Outcome::Throughput {
+            median,
+            runs: rates,
+        }
+    }
+
+    /// Per-field median of latency runs.
+    pub fn latency(runs: Vec<Latency>) -> Outcome {
+        fn med<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+            v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+            v[v.len() / 2]
+        }
+        let median = Latency {
+            p50: med(runs.iter().map(|l| l.p50).collect()),
+            p99: med(runs.iter().map(|l| l.p99).collect()),
+            p999: med(runs.iter().map(|l| l.p999).collect()),
+            max: med(runs.iter().map(|l| l.max).collect()),
+            mean: med(runs.iter().map(|l| l.mean).collect()),
+            samples: med(runs.iter().map(|l| l.samples).collect()),
+        };
+        Outcome::Latency { median, runs }
+    }
+
+    /// The median rate, if a throughput.
+    pub fn rate(&self) -> Option<f64> {
+        match self {
+            Outcome::Throughput { median, .. } => Some(median.rate),
+            _ => None,
+        }
+    }
+}
+
+impl CaseResult {
+    /// pinbus's outcome in this case.
+    fn pinbus(&self) -> Option<&Outcome> {
+        self.results
+            .iter()
+            .find(|r| r.peer == "pinbus")
+            .map(|r| &r.outcome)
+    }
+}
+
+/// `12.3 M/s`.
+pub fn rate(r: f64) -> String {
+    let m = r / 1e6;
+    if m >= 100.0 {
+        format!("{m:.0} M/s")
+    } else if m >= 10.0 {
+        format!("{m:.1} M/s")
+    } else {
+        format!("{m:.2} M/s")
+    }
+}
+
+/// `1.35×`, `0.042×`.
+pub fn ratio(r: f64) -> String {
+    if r >= 0.1 {
+        format!("{r:.2}×")
+    } else {
+        format!("{r:.3}×")
+    }
+}
+
+/// `135 ns`, `3.2 µs`, `1.05 ms`.
+pub fn nanos(ns: u64) -> String {
+    let f = ns as f64;
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1} µs", f / 1e3)
+    } else {
+        format!("{:.2} ms", f / 1e6)
+    }
+}
+
+/// Prints `text` as a markdown table with right-aligned value columns.
+fn table(header: &[String], rows: &[Vec<String>]) -> String {
+    let cols = header.len();
+    let mut width = vec![0; cols];
+    for row in std::iter::once(header).chain(rows.iter().map(Vec::as_slice)) {
+        for (w, cell) in width.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, row: &[String]| {
+        out.push('|');
+        for (i, (cell, w)) in row.iter().zip(&width).enumerate() {
+            let pad = w - cell.chars().count();
+            if i == 0 {
+                let _ = write!(out, " {cell}{} |", " ".repeat(pad));
+            } else {
+                let _ = write!(out, " {}{cell} |", " ".repeat(pad));
+            }
+        }
+        out.push('\n');
+    };
+    line(&mut out, header);
+    out.push('|');
+    for (i, w) in width.iter().enumerate() {
+        let dashes = "-".repeat(*w);
+        if i == 0 {
+            let _ = write!(out, " {dashes} |");
+        } else {
+            let _ = write!(out, " {}: |", &dashes[1..]);
+        }
+    }
+    out.push('\n');
+    for row in rows {
+        line(&mut out, row);
+    }
+    out
+}
+
+/// Renders one scenario's table and notes.
+pub fn render(s: &ScenarioResult, peers: &[&'static str]) -> String {
+    let mut out = format!("\n### {} — {}\n\n", s.id, s.title);
+    let mut notes: Vec<String> = Vec::new();
+    let mut note = |n: String| {
+        if !notes.contains(&n) {
+            notes.push(n);
+        }
+    };
+    let latency = s.cases.iter().any(|c| {
+        c.results
+            .iter()
+            .any(|r| matches!(r.outcome, Outcome::Latency { .. }))
+    });
+    if latency {
+        let header: Vec<String> = ["peer", "p50", "p99", "p99.9", "max", "p50 peer/pinbus"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let mut rows = Vec::new();
+        for case in &s.cases {
+            let base = match case.pinbus() {
+                Some(Outcome::Latency { median, .. }) => Some(median.p50),
+                _ => None,
+            };
+            for r in &case.results {
+                let row = match &r.outcome {
+                    Outcome::Latency { median: l, .. } => vec![
+                        r.peer.to_string(),
+                        nanos(l.p50),
+                        nanos(l.p99),
+                        nanos(l.p999),
+                        nanos(l.max),
+                        match (base, r.peer) {
+                            (_, "pinbus") => "1.00×".into(),
+                            (Some(b), _) if b > 0 => ratio(l.p50 as f64 / b as f64),
+                            _ => "-".into(),
+                        },
+                    ],
+                    other => {
+                        let cell = short(other, &mut note, r.peer);
+                        vec![
+                            r.peer.to_string(),
+                            cell,
+                            "".into(),
+                            "".into(),
+                            "".into(),
+                            "".into(),
+                        ]
+                    }
+                };
+                rows.push(row);
+            }
+        }
+        out += &table(&header, &rows);
+        out += "\n(p50 peer/pinbus > 1: pinbus has the lower median latency)\n";
+    } else {
+        let churn = s.id == "S6";
+        let mut header = vec!["peer".to_string()];
+        header.extend(s.cases.iter().map(|c| c.label.clone()));
+        if churn {
+            header.push("drop with churn".into());
+            header.push("churn cycles/s".into());
+        }
+        let mut rows = Vec::new();
+        for peer in peers {
+            let mut row = vec![peer.to_string()];
+            let mut rates = Vec::new();
+            let mut churn_rate = None;
+            for case in &s.cases {
+                let Some(r) = case.results.iter().find(|r| r.peer == *peer) else {
+                    row.push("".into());
+                    continue;
+                };
+                let cell = match &r.outcome {
+                    Outcome::Throughput { median, .. } => {
+                        rates.push(median.rate);
+                        if let Some(c) = median.churn_per_s {
+                            churn_rate = Some(c);
+                        }
+                        let mut cell = rate(median.rate);
+                        let base = case.pinbus().and_then(Outcome::rate);
+                        if let (Some(b), false) = (base, *peer == "pinbus") {
+                            let _ = write!(cell, " ({})", ratio(b / median.rate));
+                        }
+                        if median.lagged > 0 {
+                            let lost = median.lagged as f64
+                                / (median.lagged + median.handled) as f64
+                                * 100.0;
+                            if lost >= 1.0 {
+                                let _ = write!(cell, " lost {lost:.0}%");
+                            } else {
+                                let _ = write!(cell, " lost {lost:.2}%");
+                            }
+                            note(format!(
+                                "{peer}: 'lost N%' = events overwritten before they were read (RecvError::Lagged); the rate counts delivered events only"
+                            ));
+                        }
+                        cell
+                    }
+                    other => short(other, &mut note, peer),
+                };
+                row.push(cell);
+            }
+            if churn {
+                row.push(match rates.as_slice() {
+                    [without, with] => format!("{:.1}%", (1.0 - with / without) * 100.0),
+                    _ => "".into(),
+                });
+                row.push(churn_rate.map_or("".into(), |c| format!("{c:.0}")));
+            }
+            rows.push(row);
+        }
+        out += &table(&header, &rows);
+        out += "\n(N×) = pinbus / peer in the same column: above 1, pinbus is faster.\n";
+    }
+    for n in notes {
+        out += &format!("- {n}\n");
+    }
+    out
+}
+
+/// A cell for a non-measurement, noting the reason.
+fn short(o: &Outcome, note: &mut impl FnMut(String), peer: &str) -> String {
+    match o {
+        Outcome::NotApplicable { reason } => {
+            note(format!("{peer}: n/a ({reason})"));
+            "n/a".into()
+        }
+        Outcome::Failed { error } => {
+            note(format!("{peer}: failed: {error}"));
+            "failed".into()
+        }
+        _ => "".into(),
+    }
+}
+
+/// The line on pinbus's allocations during S1's measured phase.
+pub fn allocations(s: &ScenarioResult) -> Option<String> {
+    let mut parts = Vec::new();
+    for case in &s.cases {
+        if let Some(Outcome::Throughput { median, .. }) = case.pinbus() {
+            let published = median.handled;
+            parts.push(format!(
+                "{}: {:.6}/publish ({} in {})",
+                case.label, median.allocations_per_publish, median.allocations, published
+            ));
+        }
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "pinbus allocations during the measured phase (goal 0): {}",
+            parts.join(" · ")
+        )
+    })
+}
+
+/// Title of a scenario for the tables.
+pub fn title(s: Scenario, plan: &Plan) -> String {
+    match s {
+        Scenario::S1 => "throughput, 1 producer → 1 subscriber (events handled/s)".into(),
+        Scenario::S2 => "one-way latency under paced load (u64 send timestamp)".into(),
+        Scenario::S3 => format!(
+            "fan-out, 1 producer → {} subscribers (delivered events/s per subscriber)",
+            plan.fanout
+        ),
+        Scenario::S4 => format!(
+            "{} producers → 1 subscriber (events handled/s)",
+            plan.producers
+        ),
+        Scenario::S5 => format!(
+            "{} topics over all workers, {} producer(s) round-robin (events handled/s, all topics)",
+            plan.topics, plan.producers
+        ),
+        Scenario::S6 => {
+            "1P→1S publisher throughput while another thread subscribes/unsubscribes (~1k/s)".into()
+        }
+    }
+}
+
+/// Writes the report as JSON to `path`.
+pub fn write_json(report: &Report, path: &Path) -> Result<(), String> {
+    let text = serde_json::to_string_pretty(report).map_err(|e| format!("JSON: {e}"))?;
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats() {
+        assert_eq!(rate(123.4e6), "123 M/s");
+        assert_eq!(rate(12.34e6), "12.3 M/s");
+        assert_eq!(nanos(135), "135 ns");
+        assert_eq!(nanos(3_200), "3.2 µs");
+        assert_eq!(ratio(1.349), "1.35×");
+        assert_eq!(ratio(0.0421), "0.042×");
+    }
+
+    #[test]
+    fn tables_align() {
+        let t = table(
+            &["peer".into(), "x".into()],
+            &[vec!["pinbus".into(), "1.0 M/s".into()]],
+        );
+        let widths: Vec<usize> = t.lines().map(|l| l.chars().count()).collect();
+        assert!(widths.windows(2).all(|w| w[0] == w[1]), "{t}");
+    }
+}

@@ -1,0 +1,337 @@
+//! The scenarios, the cases they measure, which peer takes part in which
+//! case (and why not), and the dispatch of one run to the peer's code.
+
+use clap::ValueEnum;
+use serde::Serialize;
+
+use crate::harness::{measure, measure_latency, Ctx, Latency, Load, Res, Throughput};
+use crate::payload::{Line, Payload};
+use crate::peers::channel::{self, Channel};
+use crate::peers::crossbeam::Crossbeam;
+use crate::peers::flume::Flume;
+use crate::peers::rtrb::Rtrb;
+use crate::peers::tokio_broadcast::TokioBroadcast;
+use crate::peers::{disruptor, pinbus, Peer};
+
+/// A scenario of the suite.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
+#[value(rename_all = "UPPER")]
+pub enum Scenario {
+    /// Throughput 1 producer -> 1 subscriber, u64 and 64-byte payloads, single and batch publish.
+    S1,
+    /// One-way latency under paced load (one u64 timestamp every --pace-ns): p50/p99/p99.9/max.
+    S2,
+    /// Fan-out 1 producer -> --fanout subscribers that each see every event: per-subscriber rate.
+    S3,
+    /// --producers producers -> 1 subscriber: total rate.
+    S4,
+    /// --topics topics spread over all workers, producers publishing round-robin: total rate.
+    S5,
+    /// 1P->1S publisher throughput while a thread subscribes/unsubscribes at ~1k/s: drop %.
+    S6,
+}
+
+impl Scenario {
+    /// Every scenario in order.
+    pub const ALL: [Scenario; 6] = [
+        Scenario::S1,
+        Scenario::S2,
+        Scenario::S3,
+        Scenario::S4,
+        Scenario::S5,
+        Scenario::S6,
+    ];
+
+    /// `"S1"` ...
+    pub fn id(self) -> &'static str {
+        match self {
+            Scenario::S1 => "S1",
+            Scenario::S2 => "S2",
+            Scenario::S3 => "S3",
+            Scenario::S4 => "S4",
+            Scenario::S5 => "S5",
+            Scenario::S6 => "S6",
+        }
+    }
+}
+
+/// The shape of the suite: counts and topology sizes.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// Measured events per case (S2: latency samples), by scenario.
+    pub events: [u64; 6],
+    /// Producers in S4 and S5.
+    pub producers: u64,
+    /// Topics in S5.
+    pub topics: usize,
+    /// Subscribers in S3.
+    pub fanout: usize,
+}
+
+impl Plan {
+    /// Measured events of `s`.
+    pub fn events(&self, s: Scenario) -> u64 {
+        self.events[s as usize]
+    }
+}
+
+/// One measured case of a scenario (a column of its table).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Case {
+    /// S1 with the 64-byte payload (`line`) or u64, batch or single.
+    Throughput {
+        /// 64-byte payload.
+        line: bool,
+        /// `publish_batch` / the peer's batch API.
+        batch: bool,
+    },
+    /// S2.
+    Latency,
+    /// S3.
+    Fanout,
+    /// S4.
+    ManyProducers,
+    /// S5.
+    ManyTopics,
+    /// S6 without churn, or with.
+    Churn(bool),
+}
+
+/// The cases of `s`.
+pub fn cases(s: Scenario, plan: &Plan) -> Vec<(Case, String)> {
+    match s {
+        Scenario::S1 => [(false, false), (false, true), (true, false), (true, true)]
+            .into_iter()
+            .map(|(line, batch)| {
+                let name = if line { Line::NAME } else { u64::NAME };
+                let label = if batch {
+                    format!("{name} batch")
+                } else {
+                    name.to_string()
+                };
+                (Case::Throughput { line, batch }, label)
+            })
+            .collect(),
+        Scenario::S2 => vec![(Case::Latency, "u64 paced".into())],
+        Scenario::S3 => vec![(Case::Fanout, format!("1→{} per subscriber", plan.fanout))],
+        Scenario::S4 => vec![(Case::ManyProducers, format!("{}→1", plan.producers))],
+        Scenario::S5 => vec![(
+            Case::ManyTopics,
+            format!("{} topics, {}P", plan.topics, plan.producers),
+        )],
+        Scenario::S6 => vec![
+            (Case::Churn(false), "without churn".into()),
+            (Case::Churn(true), "with churn".into()),
+        ],
+    }
+}
+
+/// Why `peer` does not take part in `case`, if it does not.
+pub fn not_applicable(peer: Peer, case: &Case) -> Option<&'static str> {
+    match (case, peer) {
+        (Case::Throughput { batch: true, .. }, Peer::Crossbeam | Peer::Flume | Peer::Tokio) => {
+            Some("no batch send API")
+        }
+        (Case::ManyTopics, Peer::Disruptor) => Some(
+            "one busy-spinning handler thread per ring: one per topic oversubscribes the cores",
+        ),
+        (Case::Churn(_), Peer::Crossbeam | Peer::Flume | Peer::Rtrb | Peer::Disruptor) => {
+            Some("no subscribe/unsubscribe on a live channel")
+        }
+        _ => None,
+    }
+}
+
+/// What one run produced.
+#[derive(Clone, Debug)]
+pub enum Measured {
+    /// A rate.
+    Throughput(Throughput),
+    /// Percentiles.
+    Latency(Latency),
+}
+
+/// The warm-up of a sender that sends `measured` events into `rings`
+/// rings of `capacity`: a tenth of the run, and at least two laps of every
+/// ring, so no page of a ring is first touched in the measured phase.
+fn warm_up(measured: u64, capacity: usize, rings: u64) -> u64 {
+    (measured / 10).max(2 * capacity as u64 * rings).max(1_000)
+}
+
+/// A load of `events` in total over `producers`, each sending into `rings`
+/// rings (topics); per-producer counts rounded to a multiple of `unit`.
+fn load(ctx: &Ctx, events: u64, producers: u64, rings: u64, unit: u64) -> Load {
+    let round = |n: u64| (n / unit).max(1) * unit;
+    let measured = round(events / producers);
+    Load {
+        producers,
+        warm: round(warm_up(measured, ctx.capacity, rings)),
+        measured,
+    }
+}
+
+/// Runs `case` once for `peer`.
+pub fn run(ctx: &Ctx, plan: &Plan, case: &Case, peer: Peer) -> Res<Measured> {
+    match case {
+        Case::Throughput { line: false, batch } => s1::<u64>(ctx, plan, peer, *batch),
+        Case::Throughput { line: true, batch } => s1::<Line>(ctx, plan, peer, *batch),
+        Case::Latency => {
+            let count = plan.events(Scenario::S2);
+            let warm = warm_up(count, ctx.capacity, 1);
+            let rig = match peer {
+                Peer::Pinbus => pinbus::latency(ctx, warm)?,
+                Peer::Disruptor => disruptor::latency(ctx, warm)?,
+                Peer::Crossbeam => channel::latency::<Crossbeam>(ctx, warm)?,
+                Peer::Flume => channel::latency::<Flume>(ctx, warm)?,
+                Peer::Tokio => channel::latency::<TokioBroadcast>(ctx, warm)?,
+                Peer::Rtrb => channel::latency::<Rtrb>(ctx, warm)?,
+            };
+            measure_latency(ctx, rig, warm, count).map(Measured::Latency)
+        }
+        Case::Fanout => {
+            let load = load(ctx, plan.events(Scenario::S3), 1, 1, 1);
+            let n = plan.fanout;
+            let rig = match peer {
+                Peer::Pinbus => pinbus::fanout(ctx, load, n)?,
+                Peer::Disruptor => disruptor::fanout(ctx, load, n)?,
+                Peer::Crossbeam => channel::fanout::<Crossbeam>(ctx, load, n)?,
+                Peer::Flume => channel::fanout::<Flume>(ctx, load, n)?,
+                Peer::Tokio => channel::fanout::<TokioBroadcast>(ctx, load, n)?,
+                Peer::Rtrb => channel::fanout::<Rtrb>(ctx, load, n)?,
+            };
+            measure::<u64>(ctx, rig, load).map(Measured::Throughput)
+        }
+        Case::ManyProducers => {
+            let load = load(ctx, plan.events(Scenario::S4), plan.producers, 1, 1);
+            let rig = match peer {
+                Peer::Pinbus => pinbus::many_to_one(ctx, load)?,
+                Peer::Disruptor => disruptor::many_to_one(ctx, load)?,
+                Peer::Crossbeam => channel::many_to_one::<Crossbeam>(ctx, load)?,
+                Peer::Flume => channel::many_to_one::<Flume>(ctx, load)?,
+                Peer::Tokio => channel::many_to_one::<TokioBroadcast>(ctx, load)?,
+                Peer::Rtrb => channel::many_to_one::<Rtrb>(ctx, load)?,
+            };
+            measure::<u64>(ctx, rig, load).map(Measured::Throughput)
+        }
+        Case::ManyTopics => {
+            let topics = plan.topics;
+            let load = load(
+                ctx,
+                plan.events(Scenario::S5),
+                plan.producers,
+                topics as u64,
+                topics as u64,
+            );
+            let rig = match peer {
+                Peer::Pinbus => pinbus::many_topics(ctx, load, topics)?,
+                Peer::Crossbeam => channel::many_topics::<Crossbeam>(ctx, load, topics)?,
+                Peer::Flume => channel::many_topics::<Flume>(ctx, load, topics)?,
+                Peer::Tokio => channel::many_topics::<TokioBroadcast>(ctx, load, topics)?,
+                Peer::Rtrb => channel::many_topics::<Rtrb>(ctx, load, topics)?,
+                Peer::Disruptor => return Err("not applicable".into()),
+            };
+            measure::<u64>(ctx, rig, load).map(Measured::Throughput)
+        }
+        Case::Churn(churn) => {
+            let load = load(ctx, plan.events(Scenario::S6), 1, 1, 1);
+            let rig = match peer {
+                Peer::Pinbus => pinbus::one_to_one::<u64>(ctx, load, false, *churn)?,
+                Peer::Tokio => {
+                    channel::one_to_one::<TokioBroadcast, u64>(ctx, load, false, *churn)?
+                }
+                _ => return Err("not applicable".into()),
+            };
+            measure::<u64>(ctx, rig, load).map(Measured::Throughput)
+        }
+    }
+}
+
+/// S1 for payload `P`.
+fn s1<P: Payload>(ctx: &Ctx, plan: &Plan, peer: Peer, batch: bool) -> Res<Measured> {
+    let unit = if batch { ctx.batch as u64 } else { 1 };
+    let load = load(ctx, plan.events(Scenario::S1), 1, 1, unit);
+    let rig = match peer {
+        Peer::Pinbus => pinbus::one_to_one::<P>(ctx, load, batch, false)?,
+        Peer::Disruptor => disruptor::one_to_one::<P>(ctx, load, batch)?,
+        Peer::Crossbeam => channel::one_to_one::<Crossbeam, P>(ctx, load, batch, false)?,
+        Peer::Flume => channel::one_to_one::<Flume, P>(ctx, load, batch, false)?,
+        Peer::Tokio => channel::one_to_one::<TokioBroadcast, P>(ctx, load, batch, false)?,
+        Peer::Rtrb => {
+            debug_assert!(<Rtrb as Channel>::BATCH || !batch);
+            channel::one_to_one::<Rtrb, P>(ctx, load, batch, false)?
+        }
+    };
+    measure::<P>(ctx, rig, load).map(Measured::Throughput)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> Ctx {
+        Ctx {
+            capacity: 1024,
+            batch: 64,
+            config: None,
+            pace_ns: 1_000,
+            timeout: std::time::Duration::from_secs(60),
+        }
+    }
+
+    #[test]
+    fn warm_up_laps_every_ring_twice() {
+        assert_eq!(warm_up(10, 1024, 1), 2048);
+        assert_eq!(warm_up(10, 1024, 8), 16_384);
+        assert_eq!(warm_up(1_000_000, 16, 1), 100_000);
+    }
+
+    #[test]
+    fn loads_round_to_the_unit() {
+        let l = load(&ctx(), 1_000_003, 2, 8, 8);
+        assert_eq!(l.measured % 8, 0);
+        assert_eq!(l.warm % 8, 0);
+        let (warm, total) = l.marks(8);
+        assert_eq!(total - warm, l.measured * 2 / 8);
+    }
+
+    #[test]
+    fn every_peer_runs_s1_single() {
+        let plan = Plan {
+            events: [20_000; 6],
+            producers: 2,
+            topics: 4,
+            fanout: 2,
+        };
+        let case = Case::Throughput {
+            line: false,
+            batch: false,
+        };
+        for peer in Peer::ALL {
+            match run(&ctx(), &plan, &case, peer) {
+                Ok(Measured::Throughput(t)) => assert!(t.rate > 0.0, "{peer:?}"),
+                other => panic!("{peer:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_applicable_case_runs_once() {
+        let plan = Plan {
+            events: [8_000, 2_000, 8_000, 8_000, 8_000, 8_000],
+            producers: 2,
+            topics: 4,
+            fanout: 2,
+        };
+        for s in Scenario::ALL {
+            for (case, label) in cases(s, &plan) {
+                for peer in Peer::ALL {
+                    if not_applicable(peer, &case).is_none() {
+                        if let Err(e) = run(&ctx(), &plan, &case, peer) {
+                            panic!("{label} {peer:?}: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
