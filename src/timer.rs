@@ -69,14 +69,35 @@ pub struct TimerKey {
     key: WheelKey,
 }
 
-/// What [`TimerService::shutdown`] does with the pending tasks.
+/// What engine shutdown does with delayed events and retries still waiting
+/// for their time ([`EngineBuilder::timer_shutdown`]). Whatever it does is
+/// counted in the [`ShutdownReport`] (`timers_fired`, `timers_dropped`,
+/// `retries_dropped`): nothing vanishes uncounted.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use pinbus::{Engine, TimerShutdown};
+/// let engine = Engine::builder().timer_shutdown(TimerShutdown::Drop).build()?;
+/// let later = engine.topic::<u8>("later")?;
+/// later.publish_after(Duration::from_secs(60), 1)?;
+/// let report = engine.shutdown();
+/// assert_eq!((report.timers_dropped, report.published), (1, 0));
+/// # Ok(()) }
+/// ```
+///
+/// [`EngineBuilder::timer_shutdown`]: crate::EngineBuilder::timer_shutdown
+/// [`ShutdownReport`]: crate::ShutdownReport
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimerShutdown {
-    /// Fire the tasks already due; drop the rest.
+    /// Fire the timers already due; drop the rest.
     FireDue,
-    /// Fire every pending task now, in due order.
+    /// Fire every pending timer now, in due order (the default: every
+    /// accepted event is delivered).
     FireAllNow,
-    /// Drop every pending task without firing it.
+    /// Drop every pending timer without firing it.
     Drop,
 }
 
