@@ -4,9 +4,8 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 pub mod channel;
-pub mod crossbeam;
 pub mod disruptor;
-pub mod flume;
+pub mod mpmc;
 pub mod pinbus;
 pub mod rtrb;
 pub mod tokio_broadcast;
