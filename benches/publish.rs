@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use crossbeam_utils::CachePadded;
 use pinbus::{Engine, IdleStrategy, Pinning, SubscribeOptions, Topic, TopicOptions};
 
 const CAPACITY: usize = 65_536;
@@ -63,6 +64,11 @@ fn engine() -> Engine {
         .expect("bench engine")
 }
 
+/// The consumer's count of events seen, on its own cache line: written per
+/// event by the consumer, so it must not share a line with anything the
+/// producer touches (a false-sharing artifact would tax every bench).
+type Counter = CachePadded<AtomicU64>;
+
 /// Waits (spinning) until `counter` reaches `target`.
 fn wait_for(counter: &AtomicU64, target: u64) {
     while counter.load(Ordering::Acquire) < target {
@@ -71,8 +77,8 @@ fn wait_for(counter: &AtomicU64, target: u64) {
 }
 
 /// A subscriber counting what it sees; returns the counter.
-fn counting_subscriber(topic: &Topic<u64>, subscribers: usize) -> Arc<AtomicU64> {
-    let seen = Arc::new(AtomicU64::new(0));
+fn counting_subscriber(topic: &Topic<u64>, subscribers: usize) -> Arc<Counter> {
+    let seen = Arc::new(Counter::default());
     for _ in 0..subscribers {
         let s = seen.clone();
         topic
@@ -116,7 +122,7 @@ fn publish_1p1s(c: &mut Criterion) {
 
     // Peer: crossbeam-channel bounded, consumer pinned like pinbus's worker.
     let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
-    let seen = Arc::new(AtomicU64::new(0));
+    let seen = Arc::new(Counter::default());
     let stop = Arc::new(AtomicBool::new(false));
     let consumer = {
         let (seen, stop) = (seen.clone(), stop.clone());
