@@ -248,6 +248,19 @@ impl EngineBuilder {
 
     /// Resolution of the timer wheel (default 1 ms); see
     /// [`Config::timer_tick`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), pinbus::ConfigError> {
+    /// use std::time::Duration;
+    /// use pinbus::{ConfigError, Engine};
+    /// let engine = Engine::builder().timer_tick(Duration::from_micros(100)).build()?;
+    /// # drop(engine);
+    /// let too_fine = Engine::builder().timer_tick(Duration::from_nanos(10)).build();
+    /// assert!(matches!(too_fine, Err(ConfigError::TimerTick { .. })));
+    /// # Ok(()) }
+    /// ```
     pub fn timer_tick(mut self, tick: Duration) -> Self {
         self.config.timer_tick = tick;
         self
@@ -255,6 +268,7 @@ impl EngineBuilder {
 
     /// What shutdown does with pending delayed events and retries (default
     /// [`TimerShutdown::FireAllNow`]); see [`ShutdownReport::timers_fired`].
+    /// The example on [`TimerShutdown`] shows one policy at work.
     pub fn timer_shutdown(mut self, policy: TimerShutdown) -> Self {
         self.config.timer_shutdown = policy;
         self

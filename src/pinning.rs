@@ -156,6 +156,17 @@ pub mod fault {
         REFUSED.lock().unwrap_or_else(|e| e.into_inner()).push(core);
     }
 
+    static TIMER_REFUSED: Mutex<bool> = Mutex::new(false);
+
+    /// Starting the timer thread fails (`refused = true`) or works again.
+    pub fn refuse_timer_thread(refused: bool) {
+        *TIMER_REFUSED.lock().unwrap_or_else(|e| e.into_inner()) = refused;
+    }
+
+    pub(crate) fn refuses_timer_thread() -> bool {
+        *TIMER_REFUSED.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn refuses(core: usize) -> bool {
         REFUSED
             .lock()

@@ -346,6 +346,15 @@ impl TimerService {
         }
         if shared.mode == Mode::Thread && !st.started {
             let s = shared.clone();
+            #[cfg(feature = "fault-injection")]
+            if crate::pinning::fault::refuses_timer_thread() {
+                return Err(ScheduleError {
+                    task,
+                    reason: ScheduleErrorReason::Spawn(std::io::Error::other(
+                        "timer thread refused by fault injection",
+                    )),
+                });
+            }
             let spawned = thread::Builder::new()
                 .name("pinbus-timer".into())
                 .spawn(move || run(s));

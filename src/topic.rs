@@ -1345,6 +1345,26 @@ impl<T: Clone + Send + 'static> Topic<T> {
 
     /// Takes the dead letters kept while the dead-letter topic had no
     /// subscriber (oldest first).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Engine, RetryPolicy, SubscribeOptions};
+    /// let engine = Engine::builder().build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// orders.subscribe_with(
+    ///     |_| Err::<(), _>("rejected"),
+    ///     SubscribeOptions::new().retry(RetryPolicy::never()),
+    /// )?;
+    /// orders.publish_and_wait(1)?;
+    /// orders.publish_and_wait(2)?;
+    /// assert_eq!((orders.dead_letter_count(), orders.dead_letters_kept()), (2, 2));
+    /// let kept: Vec<u32> = orders.take_dead_letters().into_iter().map(|d| d.into_event()).collect();
+    /// assert_eq!(kept, [1, 2]);
+    /// assert_eq!((orders.dead_letters_kept(), orders.dead_letters_dropped()), (0, 0));
+    /// # Ok(()) }
+    /// ```
     pub fn take_dead_letters(&self) -> Vec<DeadLetter<T>> {
         self.shared.dead.take()
     }
@@ -1469,6 +1489,23 @@ pub struct Timer<T> {
 impl<T: Send + 'static> Timer<T> {
     /// Takes the event back if it has not fired yet: `Some(event)` means it
     /// will never be published; `None` means it fired (or shutdown took it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use pinbus::{Engine, ManualClock};
+    /// let clock = ManualClock::new();
+    /// let engine = Engine::builder().clock(clock.clone()).build()?;
+    /// let alarms = engine.topic::<&'static str>("alarms")?;
+    /// let early = alarms.publish_after(Duration::from_secs(1), "early")?;
+    /// let late = alarms.publish_after(Duration::from_secs(9), "late")?;
+    /// clock.advance(Duration::from_secs(2)); // "early" fires
+    /// assert_eq!(early.cancel(), None);
+    /// assert_eq!(late.cancel(), Some("late"));
+    /// # Ok(()) }
+    /// ```
     pub fn cancel(self) -> Option<T> {
         let task = self.topic.runtime.timers.cancel(self.key)?;
         match task.into_any().downcast::<DelayTask<T>>() {

@@ -23,6 +23,10 @@ fn msg(e: &impl std::fmt::Display) -> String {
 
 #[test]
 fn config_errors_name_the_setting_and_the_fix() {
+    let tick = build_err(Engine::builder().timer_tick(std::time::Duration::from_nanos(10)));
+    assert!(matches!(tick, ConfigError::TimerTick { .. }), "{tick:?}");
+    assert!(msg(&tick).contains("timer_tick") && msg(&tick).contains("at least 1µs"));
+
     let e = build_err(Engine::builder().workers(0));
     assert!(matches!(e, ConfigError::ZeroWorkers));
     assert!(msg(&e).contains("workers(1)"), "{e}");
