@@ -216,8 +216,11 @@ impl<T: Send + 'static> TimerTask for RetryTask<T> {
         runtime.send(
             worker,
             Box::new(move |w: &mut Worker| {
-                redeliver(w, key, group, sub, &event);
-                guard.complete();
+                if redeliver(w, key, group, sub, &event) {
+                    guard.complete();
+                }
+                // Otherwise the guard drops here and counts the retry as
+                // dropped.
             }),
         );
     }
@@ -228,15 +231,15 @@ impl<T: Send + 'static> TimerTask for RetryTask<T> {
 }
 
 /// On the worker: calls subscription `sub`'s handler with `event` again, if
-/// the subscription still exists. (A removed subscription's retry is
-/// dropped; its handler is gone.)
+/// the subscription still exists, and says whether it did. (A removed
+/// subscription's retry is dropped; its handler is gone.)
 fn redeliver<T: Send + 'static>(
     w: &mut Worker,
     key: (u64, usize),
     group: bool,
     sub: u64,
     event: &Event<T>,
-) {
+) -> bool {
     let entry: Option<&mut HandlerEntry<T>> = if group {
         w.find_drain::<GroupDrain<T>>(key)
             .and_then(|d| d.members.iter_mut().find(|h| h.shared.id == sub))
@@ -248,10 +251,9 @@ fn redeliver<T: Send + 'static>(
         Some(entry) if entry.is_live() => {
             entry.call_guarded(event);
             entry.publish_counts();
+            true
         }
-        _ => {
-            w.runtime().retries_dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        _ => false,
     }
 }
 

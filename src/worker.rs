@@ -606,11 +606,6 @@ impl Worker {
             .and_then(|d| d.as_any().downcast_mut::<D>())
     }
 
-    /// The engine's shared runtime.
-    pub(crate) fn runtime(&self) -> &Runtime {
-        &self.runtime
-    }
-
     fn remove(&mut self, id: u64) {
         for d in &mut self.drains {
             if d.remove(id) {
