@@ -116,7 +116,7 @@ pub struct Throughput {
     pub handled: u64,
     /// Seconds from first measured send to last event handled.
     pub secs: f64,
-    /// Events lost to lag (tokio broadcast).
+    /// Measured-phase events lost to lag (tokio broadcast).
     pub lagged: u64,
     /// Allocation calls in the whole process during the measured phase.
     pub allocations: u64,
@@ -262,10 +262,11 @@ pub fn measure<P: Payload>(ctx: &Ctx, rig: Rig, load: Load) -> Res<Throughput> {
         .unwrap_or(0);
     let end = subs.iter().map(|s| s.probe.done_ns()).max().unwrap_or(0);
     let secs = (end.saturating_sub(start)).max(1) as f64 / 1e9;
-    let lagged: u64 = subs.iter().map(|s| s.probe.lagged()).sum();
+    let lagged_all: u64 = subs.iter().map(|s| s.probe.lagged()).sum();
+    let lagged: u64 = subs.iter().map(|s| s.probe.lagged_measured()).sum();
     let handled: u64 = subs.iter().map(|s| s.total - s.warm).sum::<u64>();
     let handled = handled.saturating_sub(lagged);
-    if lagged == 0 {
+    if lagged_all == 0 {
         let one: u64 = (0..n as u64).fold(0u64, |a, p| {
             a.wrapping_add(expected_sum::<P>(p * STRIDE, load.warm + load.measured))
         });

@@ -34,6 +34,8 @@ pub struct Probe {
     sum: AtomicU64,
     /// Events lost to lag (tokio broadcast) at the last mark.
     lagged: AtomicU64,
+    /// Events lost to lag by the first (warm-up) mark.
+    lagged_warm: AtomicU64,
 }
 
 impl Probe {
@@ -61,6 +63,13 @@ impl Probe {
     /// Events lost to lag at the last mark.
     pub fn lagged(&self) -> u64 {
         self.lagged.load(Ordering::Relaxed)
+    }
+
+    /// Events lost to lag after the warm-up mark (all of them when the
+    /// tally had no warm-up).
+    pub fn lagged_measured(&self) -> u64 {
+        self.lagged()
+            .saturating_sub(self.lagged_warm.load(Ordering::Relaxed))
     }
 }
 
@@ -102,8 +111,19 @@ impl Tally {
 
     /// Counts `n` events lost to lag.
     pub fn lag(&mut self, n: u64) {
-        self.lagged += n;
-        self.pos += n;
+        if self.mark < self.last && self.pos + n > self.mark {
+            // The loss straddles the warm-up mark: charge the warm-up its
+            // part first, so the measured phase is charged only its own.
+            let head = self.mark - self.pos;
+            self.lagged += head;
+            self.pos += head;
+            self.mark();
+            self.lagged += n - head;
+            self.pos += n - head;
+        } else {
+            self.lagged += n;
+            self.pos += n;
+        }
         if self.pos >= self.mark {
             self.mark();
         }
@@ -116,6 +136,10 @@ impl Tally {
 
     #[cold]
     fn mark(&mut self) {
+        if self.mark < self.last {
+            // The warm-up mark: losses so far are not the measured phase's.
+            self.probe.lagged_warm.store(self.lagged, Ordering::Relaxed);
+        }
         self.probe.done_ns.store(now_ns(), Ordering::Relaxed);
         self.probe.sum.store(self.sum, Ordering::Relaxed);
         self.probe.lagged.store(self.lagged, Ordering::Relaxed);
@@ -196,7 +220,24 @@ mod tests {
         t.add(4);
         assert!(t.finished());
         assert_eq!((probe.pos(), probe.sum(), probe.lagged()), (5, 35, 1));
+        assert_eq!(probe.lagged_measured(), 1);
         assert!(probe.done_ns() > 0);
+    }
+
+    #[test]
+    fn losses_in_warm_up_are_not_charged_to_the_measured_phase() {
+        let probe = Probe::new();
+        let mut t = Tally::new(probe.clone(), 4, 8);
+        t.add(1);
+        t.lag(2);
+        assert_eq!(probe.pos(), 0);
+        // Straddles the warm-up mark at 4: one lost in warm-up, two after.
+        t.lag(3);
+        assert_eq!((probe.pos(), probe.lagged_measured()), (4, 0));
+        t.add(1);
+        t.add(1);
+        assert!(t.finished());
+        assert_eq!((probe.lagged(), probe.lagged_measured()), (5, 2));
     }
 
     #[test]
