@@ -16,6 +16,9 @@ mod event;
 mod fence;
 mod lane;
 mod loom;
+/// NATS JetStream bridge: topics across processes and machines (feature `nats`).
+#[cfg(feature = "nats")]
+pub mod nats;
 mod pinning;
 mod producer;
 mod receipt;

@@ -1,0 +1,116 @@
+//! Topics across processes and machines: a bridge to NATS JetStream
+//! (feature `nats`).
+//!
+//! A [`Bridge`] connects an [`Engine`](crate::Engine) to a NATS server (or
+//! cluster). [`Bridge::export`] sends every event of a local topic to a NATS
+//! subject; [`Bridge::import`] publishes the messages of a JetStream durable
+//! consumer into a local topic. Any NATS client in any language can produce
+//! or consume the same subjects: the default [`Json`] codec writes plain
+//! JSON bodies.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use pinbus::Engine;
+//! use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
+//!
+//! #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+//! struct Order { id: u64, cents: u64 }
+//!
+//! // Process A
+//! let a = Engine::builder().build()?;
+//! let bridge_a = Bridge::connect("nats://127.0.0.1:4222", &a,
+//!     BridgeOptions::default().stream("ORDERS", ["orders.>"]))?;
+//! let created = a.topic::<Order>("orders.created")?;
+//! bridge_a.export(&created, "orders.created")?;
+//! created.publish(Order { id: 1, cents: 990 })?;
+//!
+//! // Process B (another machine)
+//! let b = Engine::builder().build()?;
+//! let bridge_b = Bridge::connect("nats://127.0.0.1:4222", &b,
+//!     BridgeOptions::default().stream("ORDERS", ["orders.>"]))?;
+//! let orders = b.topic::<Order>("orders.created")?;
+//! orders.subscribe(|ev| println!("billing order {}", ev.id))?;
+//! bridge_b.import::<Order, _>("orders.>", &orders, ImportOptions::durable("billing"))?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Topics and subjects
+//!
+//! pinbus topic names use the NATS token rules (dot-separated, no
+//! whitespace, `*` or `>`), so the natural mapping is the identity: topic
+//! `orders.created` exports to subject `orders.created`. The subject is
+//! given explicitly, so a prefix per service or region
+//! (`eu.orders.created`) is a choice, not a rule. Imports take NATS
+//! filters: `*` matches one token, a final `>` one or more. Every subject
+//! and filter must fall under the subjects of the bridge's stream
+//! ([`BridgeOptions::stream`]), which the bridge creates or extends.
+//!
+//! # Delivery: at least once, deduped on both sides
+//!
+//! - **Export.** A subscription on the local topic encodes each event and
+//!   puts it in a bounded queue; a tokio task publishes it with
+//!   `Nats-Msg-Id: <instance>-<topic>-<seq>` and keeps up to
+//!   `max_in_flight` acks outstanding. An ack that fails or times out makes
+//!   the task re-send its whole un-acked window in order, same ids: JetStream
+//!   stores each id once within its duplicate window
+//!   ([`BridgeOptions::duplicate_window`]). A full queue fails the event in
+//!   the local subscription, whose retry policy retries it and finally
+//!   dead-letters it on the topic: no unbounded buffer, nothing dropped
+//!   uncounted ([`BridgeStats`]).
+//! - **Import.** A durable pull consumer with explicit acks. Each new
+//!   message is published into the local topic with
+//!   [`publish_tracked`](crate::Topic::publish_tracked) and acked when the
+//!   receipt completes: every subscription live at publish time has handled
+//!   it. Undecodable messages are terminated (`+TERM`) and counted.
+//!
+//! # Dedupe
+//!
+//! A NATS 2.9 server killed with `-9` and restarted re-delivers tens to
+//! hundreds of messages that were already acked (its consumer state on disk
+//! lags the acks), and can lose the last milliseconds of stream writes it
+//! had acknowledged. The bridge covers both:
+//!
+//! - each import keeps a window of the last `dedupe_window` message ids
+//!   (default 65,536; a 128-bit hash each, about 64 bytes of memory per
+//!   entry). A delivery whose id is in the window is acked and not
+//!   published again; one whose first delivery is still being handled is
+//!   dropped (the first delivery's ack settles it). Messages without a
+//!   `Nats-Msg-Id` are keyed by stream sequence instead, with everything at
+//!   or below the oldest evicted sequence counted as seen.
+//!   `max_ack_pending` is at most half the window, so everything the
+//!   server may re-deliver is inside it.
+//! - each export, after a reconnect, re-sends the publishes acknowledged in
+//!   the last [`replay_window`](ExportOptions::replay_window) before the
+//!   connection dropped; the server drops the copies it kept and stores the
+//!   ones it lost.
+//!
+//! The window lives in memory: a *restarted importing process* relies on
+//! JetStream's acks alone, so messages it handled but had not acked yet
+//! are handled again (at least once).
+//!
+//! # Tracing
+//!
+//! Exports write the event's W3C trace context as a `traceparent` header;
+//! imports publish under that context, so the local event keeps the remote
+//! trace id and has the remote event's span as its parent.
+//!
+//! # Running across machines
+//!
+//! See `docs/nats.md`: a three-node NATS cluster with JetStream, one URL
+//! list per process, stream replicas, and the ack settings to tune.
+
+mod bridge;
+mod codec;
+mod dedupe;
+mod error;
+mod export;
+mod import;
+mod options;
+mod stats;
+mod subject;
+
+pub use bridge::{Bridge, Export, Import};
+pub use codec::{Binary, Codec, Json};
+pub use error::{BridgeError, CodecError};
+pub use options::{BridgeOptions, ExportOptions, ImportOptions};
+pub use stats::BridgeStats;
