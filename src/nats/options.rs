@@ -222,7 +222,7 @@ impl Default for ExportOptions<Json> {
             retry: RetryPolicy::exponential(Duration::from_millis(10), Duration::from_secs(1))
                 .max_attempts(20),
             worker: None,
-            replay_window: Duration::from_secs(1),
+            replay_window: Duration::from_millis(250),
             max_block: Duration::from_millis(100),
         }
     }
@@ -291,7 +291,8 @@ impl<C> ExportOptions<C> {
     /// How far back, before a lost connection, acknowledged publishes are
     /// sent again (same ids) once it is back. A NATS server killed without
     /// warning may lose the last milliseconds of writes it had already
-    /// acknowledged; the server drops the copies it still has. Default 1 s.
+    /// acknowledged (NATS 2.9 flushes its writes within milliseconds); the
+    /// server drops the copies it still has. Default 250 ms.
     pub fn replay_window(mut self, window: Duration) -> Self {
         self.replay_window = window;
         self
