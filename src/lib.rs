@@ -28,6 +28,7 @@ mod subscription;
 #[cfg_attr(not(test), allow(dead_code))]
 mod timer;
 mod topic;
+mod trace;
 #[cfg_attr(not(test), allow(dead_code))]
 mod wheel;
 mod worker;
@@ -49,6 +50,7 @@ pub use retry::RetryPolicy;
 pub use subscription::{HandlerOutcome, SubscribeOptions, Subscription, SubscriptionStats};
 pub use timer::TimerShutdown;
 pub use topic::{Backpressure, Group, Timer, Topic, TopicOptions};
+pub use trace::{TraceContext, TraceGuard};
 pub use worker::{IdleStrategy, IdleTuning};
 
 /// Internals exposed to the loom models in `loom-tests/` (only under

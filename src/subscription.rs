@@ -11,6 +11,7 @@ use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::loom::sync::Arc;
 use crate::recovery::{self, Next, OnFailure};
 use crate::retry::RetryPolicy;
+use crate::trace;
 use crate::worker::{self, Runtime};
 
 mod sealed {
@@ -236,6 +237,10 @@ impl<T> HandlerEntry<T> {
     /// [`call_guarded`](HandlerEntry::call_guarded).
     #[inline(always)]
     pub(crate) fn call(&mut self, event: &Event<T>) {
+        // While the handler runs, the event is this thread's trace context:
+        // what it publishes joins the event's trace (`trace.rs`).
+        // The guard restores the outer context even if the handler panics.
+        let _handling = trace::Handling::enter(event.topic, event.meta.seq, event.meta.trace);
         let outcome = match self.slow {
             None => (self.f)(event),
             Some(threshold) => self.call_timed(event, threshold),

@@ -32,6 +32,7 @@ use crate::subscription::{
     BoxedHandler, Detach, HandlerEntry, HandlerOutcome, SubShared, SubscribeOptions, Subscription,
 };
 use crate::timer::{TimerKey, TimerTask};
+use crate::trace::{self, TraceContext};
 use crate::worker::{self, Backlog, Runtime, Snooze, WorkerShared, DRAINING, RUNNING};
 
 /// Sequence numbers are handed to producer slots in blocks of this size, so
@@ -466,6 +467,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 if view.fast != usize::MAX
                     && access.version() == view.version
                     && view.seq.next != view.seq.end
+                    && !trace::active()
                 {
                     if let Some(Some(p)) = view.producers.get_mut(view.fast) {
                         match p.push_plain(value, view.seq.next, view.version) {
@@ -540,12 +542,14 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         let published = this.stamp();
         let seq = view.seq.next(&this.seq_blocks);
         let receipt = track.then(|| receipt::tracked(this.runtime.id, lanes.len()));
+        let trace = trace::carry();
         let out = |value| Outgoing {
             value,
             seq,
             version,
             published,
             tracker: receipt.as_ref().map(Receipt::share),
+            trace,
         };
         if let Some((last, rest)) = lanes.split_last() {
             for t in rest {
@@ -654,6 +658,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         let mut iter = events.into_iter();
         let fail = this.options.backpressure == Backpressure::Fail;
         let published = this.stamp();
+        let trace = trace::carry();
         this.slots.with_slot(hint, |view, access, info| {
             let mut count = 0u64;
             let mut snooze = Snooze::new(this.runtime.idle);
@@ -693,6 +698,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                                 version,
                                 published,
                                 tracker: None,
+                                trace,
                             };
                             for t in rest {
                                 let ev = out(value.clone());
@@ -738,6 +744,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                         version,
                         published,
                         tracker: None,
+                        trace,
                     };
                     for t in rest {
                         let ev = out(value.clone());
@@ -1283,6 +1290,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
         let task = Box::new(DelayTask {
             topic: shared.clone(),
             event,
+            trace: TraceContext::current(),
         });
         let timers = &shared.runtime.timers;
         let scheduled = match due {
@@ -1460,11 +1468,19 @@ pub(crate) fn dead_letter_name(topic: &str) -> String {
 struct DelayTask<T> {
     topic: Arc<TopicShared<T>>,
     event: T,
+    /// The trace context current when it was scheduled: the event joins it
+    /// when it fires.
+    trace: Option<TraceContext>,
 }
 
 impl<T: Clone + Send + 'static> TimerTask for DelayTask<T> {
     fn fire(self: Box<Self>) {
-        let DelayTask { topic, event } = *self;
+        let DelayTask {
+            topic,
+            event,
+            trace,
+        } = *self;
+        let _trace = trace.map(TraceContext::enter);
         let hint = AtomicUsize::new(usize::MAX);
         // Block (never Full): the timer waits for room rather than lose it.
         if TopicShared::send(&topic, &hint, event, false).is_err() {
