@@ -15,6 +15,7 @@ mod error;
 mod event;
 mod fence;
 mod lane;
+pub mod layer;
 mod loom;
 mod pinning;
 mod producer;

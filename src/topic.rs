@@ -22,6 +22,7 @@ use crate::engine::Hub;
 use crate::error::{PublishError, SubscribeError, TopicError};
 use crate::event::{now_nanos, Event, TopicName};
 use crate::lane::{lock, Lane, LaneProducer, Outgoing};
+use crate::layer::{Handle, Handler, Layers};
 use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::producer::{ProducerSlots, SlotInfo, SlotKind, SnapshotAccess};
@@ -1404,7 +1405,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     pub fn subscribe<F, R>(&self, handler: F) -> Result<Subscription, SubscribeError>
     where
         F: FnMut(&Event<T>) -> R + Send + 'static,
-        R: HandlerOutcome,
+        R: HandlerOutcome + 'static,
     {
         self.subscribe_with(handler, SubscribeOptions::new())
     }
@@ -1415,17 +1416,18 @@ impl<T: Clone + Send + 'static> Topic<T> {
     ///
     /// [`SubscribeError::Closed`] after shutdown started;
     /// [`SubscribeError::NoSuchWorker`] for a worker index the engine lacks.
-    pub fn subscribe_with<F, R>(
+    pub fn subscribe_with<F, R, L>(
         &self,
-        mut handler: F,
-        options: SubscribeOptions,
+        handler: F,
+        options: SubscribeOptions<L>,
     ) -> Result<Subscription, SubscribeError>
     where
         F: FnMut(&Event<T>) -> R + Send + 'static,
-        R: HandlerOutcome,
+        R: HandlerOutcome + 'static,
+        L: Layers<T>,
     {
-        let boxed: BoxedHandler<T> = Box::new(move |ev| handler(ev).into_outcome());
-        TopicShared::subscribe_plain(&self.shared, boxed, options)
+        let (options, layers) = options.split();
+        TopicShared::subscribe_plain(&self.shared, chain(handler, layers), options)
     }
 
     /// A consumer group of this topic: each event goes to exactly one of the
@@ -1492,6 +1494,19 @@ impl<T: Clone + Send + 'static> TimerTask for DelayTask<T> {
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
         self
     }
+}
+
+/// The handler with its layers around it, as the one boxed call a worker
+/// makes per event.
+fn chain<T, F, R, L>(handler: F, layers: L) -> BoxedHandler<T>
+where
+    T: 'static,
+    F: FnMut(&Event<T>) -> R + Send + 'static,
+    R: HandlerOutcome + 'static,
+    L: Layers<T>,
+{
+    let mut chain = layers.wrap(Handler::new(handler));
+    Box::new(move |ev| chain.handle(ev))
 }
 
 /// A delayed event ([`Topic::publish_after`], [`Topic::publish_at`]) that
@@ -1577,7 +1592,7 @@ impl<T: Clone + Send + 'static> Group<T> {
     pub fn subscribe<F, R>(&self, handler: F) -> Result<Subscription, SubscribeError>
     where
         F: FnMut(&Event<T>) -> R + Send + 'static,
-        R: HandlerOutcome,
+        R: HandlerOutcome + 'static,
     {
         self.subscribe_with(handler, SubscribeOptions::new())
     }
@@ -1588,17 +1603,18 @@ impl<T: Clone + Send + 'static> Group<T> {
     ///
     /// As [`subscribe`](Group::subscribe), plus
     /// [`SubscribeError::NoSuchWorker`].
-    pub fn subscribe_with<F, R>(
+    pub fn subscribe_with<F, R, L>(
         &self,
-        mut handler: F,
-        options: SubscribeOptions,
+        handler: F,
+        options: SubscribeOptions<L>,
     ) -> Result<Subscription, SubscribeError>
     where
         F: FnMut(&Event<T>) -> R + Send + 'static,
-        R: HandlerOutcome,
+        R: HandlerOutcome + 'static,
+        L: Layers<T>,
     {
-        let boxed: BoxedHandler<T> = Box::new(move |ev| handler(ev).into_outcome());
-        TopicShared::subscribe_group(&self.topic, &self.name, boxed, options)
+        let (options, layers) = options.split();
+        TopicShared::subscribe_group(&self.topic, &self.name, chain(handler, layers), options)
     }
 }
 
