@@ -14,6 +14,7 @@ mod engine;
 mod error;
 mod event;
 mod fence;
+pub mod intercept;
 mod lane;
 pub mod layer;
 mod loom;

@@ -304,6 +304,8 @@ pub(crate) struct TopicShared<T> {
     pub(crate) dead: DeadLetterStore<T>,
     /// Delayed events dropped because the engine closed before they fired.
     pub(crate) delayed_dropped: AtomicU64,
+    /// Events publish interceptors refused (`intercept.rs`).
+    pub(crate) rejected: AtomicU64,
 }
 
 impl<T: Clone + Send + 'static> TopicShared<T> {
@@ -351,6 +353,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             hub,
             dead: DeadLetterStore::new(),
             delayed_dropped: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
         }
     }
 
@@ -1391,6 +1394,17 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// Kept dead letters dropped because the store was full (oldest first).
     pub fn dead_letters_dropped(&self) -> u64 {
         self.shared.dead.dropped()
+    }
+
+    /// Events publish interceptors refused on this topic, through any
+    /// [`Intercepted`](crate::intercept::Intercepted) handle.
+    pub fn rejected_count(&self) -> u64 {
+        self.shared.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Counts one refused event.
+    pub(crate) fn count_rejected(&self) {
+        self.shared.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds a subscription: `handler` runs on a worker for every event
