@@ -26,9 +26,9 @@
 //! let engine = Engine::builder().workers(1).build()?;
 //! let orders = engine
 //!     .topic::<Order>("orders")?
-//!     .intercept(|o: &mut Order| {
+//!     .intercept(|o: &mut Order| -> Result<(), &str> {
 //!         if o.user.is_empty() {
-//!             return Err("anonymous orders are refused".into());
+//!             return Err("anonymous orders are refused");
 //!         }
 //!         o.user.make_ascii_lowercase(); // enrichment / normalisation
 //!         Ok(())
