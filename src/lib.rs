@@ -16,6 +16,7 @@ mod event;
 mod fence;
 mod lane;
 mod loom;
+mod metrics;
 mod pinning;
 mod producer;
 mod receipt;
@@ -40,6 +41,7 @@ pub use dead_letter::{DeadLetter, DEAD_LETTER_KEEP};
 pub use engine::{Engine, EngineBuilder, ShutdownReport};
 pub use error::{ConfigError, PublishError, SubscribeError, TopicError, WaitError};
 pub use event::{Event, TraceId};
+pub use metrics::{Metrics, SubscriptionMetrics, TopicMetrics};
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub use pinning::fault;
