@@ -18,6 +18,7 @@ pub mod intercept;
 mod lane;
 pub mod layer;
 mod loom;
+mod metrics;
 mod pinning;
 mod producer;
 mod receipt;
@@ -43,6 +44,7 @@ pub use dead_letter::{DeadLetter, DEAD_LETTER_KEEP};
 pub use engine::{Engine, EngineBuilder, ShutdownReport};
 pub use error::{ConfigError, PublishError, SubscribeError, TopicError, WaitError};
 pub use event::{Event, TraceId};
+pub use metrics::{Metrics, SubscriptionMetrics, TopicMetrics};
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub use pinning::fault;

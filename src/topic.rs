@@ -25,6 +25,7 @@ use crate::lane::{lock, Lane, LaneProducer, Outgoing};
 use crate::layer::{Handle, Handler, Layers};
 use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
+use crate::metrics::{SubscriptionMetrics, TopicMetrics};
 use crate::producer::{ProducerSlots, SlotInfo, SlotKind, SnapshotAccess};
 use crate::receipt::{self, Receipt};
 use crate::recovery::{OnFailure, Recovery};
@@ -215,6 +216,17 @@ struct Control<T> {
     /// Live plain subscriptions per worker.
     worker_subs: Vec<usize>,
     groups: Vec<GroupEntry>,
+    /// Live subscriptions, in subscription order, for `Engine::metrics`:
+    /// pushed once the worker has the handler, removed by their detach.
+    subs: Vec<LiveSub>,
+}
+
+/// A live subscription as the topic lists it (`Control::subs`).
+struct LiveSub {
+    shared: Arc<SubShared>,
+    /// Index into `Control::groups` for a group member.
+    group: Option<usize>,
+    worker: usize,
 }
 
 struct GroupEntry {
@@ -251,6 +263,11 @@ impl<T> Control<T> {
         });
         self.lanes.push(lane);
         self.groups.len() - 1
+    }
+
+    /// Drops subscription `id` from the live list (its detach).
+    fn forget(&mut self, id: u64) {
+        self.subs.retain(|s| s.shared.id != id);
     }
 
     /// The snapshot for the current bookkeeping.
@@ -297,6 +314,10 @@ pub(crate) struct TopicShared<T> {
     /// Lane copies dropped outside a worker: a group lane lost its last
     /// member while a producer waited on it, or held events at shutdown.
     discarded: AtomicU64,
+    /// Publish calls refused with `PublishError::Full`. Touched only on that
+    /// cold path, never per accepted event. Relaxed: a statistic, read by
+    /// `Engine::metrics` with no other data depending on it.
+    full: AtomicU64,
     control: Mutex<Control<T>>,
     /// The engine's topic registry (opens the dead-letter topic).
     hub: Arc<Hub>,
@@ -343,12 +364,14 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             slots,
             seq_blocks: CachePadded::new(AtomicU64::new(0)),
             discarded: AtomicU64::new(0),
+            full: AtomicU64::new(0),
             control: Mutex::new(Control {
                 state: RUNNING,
                 lanes: Vec::new(),
                 worker_lane: vec![None; workers],
                 worker_subs: vec![0; workers],
                 groups: Vec::new(),
+                subs: Vec::new(),
             }),
             hub,
             dead: DeadLetterStore::new(),
@@ -540,6 +563,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 .iter()
                 .all(|t| producer_for(&mut view.producers, &t.lane).has_room())
         {
+            this.count_full();
             return Err(PublishError::Full(value));
         }
         let version = view.version;
@@ -690,6 +714,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                     .unwrap_or(0);
                 if room == 0 {
                     if fail {
+                        this.count_full();
                         break Err(PublishError::Full(iter.collect()));
                     }
                     if info.kind == SlotKind::Worker {
@@ -788,6 +813,13 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         })
     }
 
+    /// Counts a publish refused for a full lane (`TopicMetrics::full`).
+    #[cold]
+    #[inline(never)]
+    fn count_full(&self) {
+        self.full.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Writes into a lane whose room the caller checked; commits later.
     #[inline(always)]
     fn write(
@@ -848,18 +880,26 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             }
             control.targets(&this.runtime)
         });
+        if sent {
+            control.subs.push(LiveSub {
+                shared: sub.clone(),
+                group: None,
+                worker: w,
+            });
+        }
         drop(control);
         if !sent {
             return Err(this.closed());
         }
         Ok(Subscription {
-            shared: sub,
-            runtime: this.runtime.clone(),
-            worker: w,
             detach: Box::new(PlainDetach {
                 topic: this.clone(),
                 worker: w,
+                sub: sub.id,
             }),
+            shared: sub,
+            runtime: this.runtime.clone(),
+            worker: w,
         })
     }
 
@@ -919,19 +959,27 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             }
             control.targets(&this.runtime)
         });
+        if sent {
+            control.subs.push(LiveSub {
+                shared: sub.clone(),
+                group: Some(g),
+                worker: w,
+            });
+        }
         drop(control);
         if !sent {
             return Err(this.closed());
         }
         Ok(Subscription {
-            shared: sub,
-            runtime: this.runtime.clone(),
-            worker: w,
             detach: Box::new(GroupDetach {
                 topic: this.clone(),
                 group: g,
                 worker: w,
+                sub: sub.id,
             }),
+            shared: sub,
+            runtime: this.runtime.clone(),
+            worker: w,
         })
     }
 
@@ -964,11 +1012,14 @@ fn invalid_group_name(name: &str) -> Option<&'static str> {
 struct PlainDetach<T> {
     topic: Arc<TopicShared<T>>,
     worker: usize,
+    /// `SubShared::id`, to drop it from `Control::subs`.
+    sub: u64,
 }
 
 impl<T: Clone + Send + 'static> Detach for PlainDetach<T> {
     fn detach(&self) {
         let mut control = lock(&self.topic.control);
+        control.forget(self.sub);
         let subs = &mut control.worker_subs[self.worker];
         *subs = subs.saturating_sub(1);
         if *subs == 0 {
@@ -981,11 +1032,14 @@ struct GroupDetach<T> {
     topic: Arc<TopicShared<T>>,
     group: usize,
     worker: usize,
+    /// `SubShared::id`, to drop it from `Control::subs`.
+    sub: u64,
 }
 
 impl<T: Clone + Send + 'static> Detach for GroupDetach<T> {
     fn detach(&self) {
         let mut control = lock(&self.topic.control);
+        control.forget(self.sub);
         let entry = &mut control.groups[self.group];
         let members = &mut entry.members[self.worker];
         *members = members.saturating_sub(1);
@@ -1046,6 +1100,9 @@ pub(crate) trait TopicControl: Send + Sync {
     fn discarded(&self) -> u64;
     /// Dead letters produced for this topic's events.
     fn dead_letters(&self) -> u64;
+    /// The topic's counters; appends its live subscriptions' counters to
+    /// `subs` (`Engine::metrics`).
+    fn metrics(&self, subs: &mut Vec<SubscriptionMetrics>) -> TopicMetrics;
 }
 
 impl<C: TopicControl + ?Sized> TopicControl for Arc<C> {
@@ -1066,6 +1123,9 @@ impl<C: TopicControl + ?Sized> TopicControl for Arc<C> {
     }
     fn dead_letters(&self) -> u64 {
         (**self).dead_letters()
+    }
+    fn metrics(&self, subs: &mut Vec<SubscriptionMetrics>) -> TopicMetrics {
+        (**self).metrics(subs)
     }
 }
 
@@ -1104,6 +1164,24 @@ impl<T: Clone + Send + 'static> TopicControl for TopicShared<T> {
     }
     fn dead_letters(&self) -> u64 {
         self.dead.total()
+    }
+
+    fn metrics(&self, subs: &mut Vec<SubscriptionMetrics>) -> TopicMetrics {
+        {
+            let control = lock(&self.control);
+            subs.extend(control.subs.iter().map(|s| {
+                let group = s.group.map(|g| &*control.groups[g].name);
+                SubscriptionMetrics::read(&s.shared, group, s.worker)
+            }));
+        }
+        TopicMetrics {
+            name: self.name.as_str().to_owned(),
+            published: self.published(),
+            full: self.full.load(Ordering::Relaxed),
+            discarded: self.discarded(),
+            dead_letters: self.dead.total(),
+            dead_letters_kept: self.dead.kept(),
+        }
     }
 }
 
