@@ -34,8 +34,8 @@ fn event<T>(value: T, d: &Delivered, topic: &'static TopicName, clock: u64) -> E
         Meta {
             seq: d.seq,
             published: if d.published != 0 { d.published } else { clock },
-            trace: [0, 0],
-            parent_span: 0,
+            trace: d.trace.trace,
+            parent_span: d.trace.parent_span,
             attempt: 1,
             version: d.version,
         },

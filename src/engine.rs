@@ -14,6 +14,7 @@ use crate::lane::lock;
 use crate::loom::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::loom::thread::{self, JoinHandle};
+use crate::metrics::Metrics;
 use crate::pinning::Pinning;
 use crate::timer::{TimerService, TimerShutdown};
 use crate::topic::{Topic, TopicControl, TopicOptions, TopicShared};
@@ -476,6 +477,53 @@ impl Engine {
         options: TopicOptions,
     ) -> Result<Topic<T>, TopicError> {
         Hub::open(&self.hub, name, Some(options))
+    }
+
+    /// A snapshot of the engine's counters: per topic (published, refused
+    /// for a full lane, discarded, dead letters) and per live subscription
+    /// (handled, failed, retried, ...).
+    ///
+    /// Reading it takes the topic registry's lock and each topic's
+    /// subscription lock, never a lock or counter of the publish or dispatch
+    /// path. Subscription counts are published by their worker at the end of
+    /// each batch, so they can lag the handler calls by up to one batch; see
+    /// [Lag](Metrics#lag). Works after shutdown too (the
+    /// subscriptions are then still listed, with their final counts).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Engine, SubscribeOptions};
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// orders.subscribe_with(|_| (), SubscribeOptions::new().name("audit"))?;
+    /// orders.group("billing").subscribe(|_| Err::<(), _>("declined"))?;
+    /// orders.publish_and_wait(1)?;
+    /// engine.shutdown(); // settles the per-batch counts for this example
+    ///
+    /// let metrics = engine.metrics();
+    /// assert_eq!(metrics.workers, 1);
+    /// assert_eq!((metrics.topics[0].name.as_str(), metrics.topics[0].published), ("orders", 1));
+    /// let audit = &metrics.subscriptions[0];
+    /// assert_eq!((audit.name.as_str(), audit.handled), ("audit", 1));
+    /// let billing = &metrics.subscriptions[1];
+    /// assert_eq!((billing.group.as_deref(), billing.failed), (Some("billing"), 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let registry = lock(&self.hub.registry);
+        let mut subscriptions = Vec::new();
+        let topics = registry
+            .topics
+            .values()
+            .map(|t| t.control.metrics(&mut subscriptions))
+            .collect();
+        Metrics {
+            topics,
+            subscriptions,
+            workers: self.workers(),
+        }
     }
 
     /// Stops intake, drains every lane through its handlers, and joins the

@@ -368,6 +368,13 @@ pub enum PublishError<T> {
     /// `publish_after`/`publish_at` could not start the engine's timer
     /// thread (the OS refused a thread).
     TimerUnavailable(T),
+    /// A publish interceptor refused the event (see [`crate::intercept`]).
+    Rejected {
+        /// The event, handed back.
+        event: T,
+        /// Why the interceptor refused it.
+        reason: Box<str>,
+    },
 }
 
 impl<T> PublishError<T> {
@@ -377,7 +384,8 @@ impl<T> PublishError<T> {
             PublishError::Full(v)
             | PublishError::Closed(v)
             | PublishError::WouldDeadlock(v)
-            | PublishError::TimerUnavailable(v) => v,
+            | PublishError::TimerUnavailable(v)
+            | PublishError::Rejected { event: v, .. } => v,
         }
     }
 
@@ -390,6 +398,11 @@ impl<T> PublishError<T> {
     pub fn is_closed(&self) -> bool {
         matches!(self, PublishError::Closed(_))
     }
+
+    /// Whether an interceptor refused the event.
+    pub fn is_rejected(&self) -> bool {
+        matches!(self, PublishError::Rejected { .. })
+    }
 }
 
 impl<T> fmt::Debug for PublishError<T> {
@@ -399,6 +412,10 @@ impl<T> fmt::Debug for PublishError<T> {
             PublishError::Closed(_) => f.write_str("Closed(..)"),
             PublishError::WouldDeadlock(_) => f.write_str("WouldDeadlock(..)"),
             PublishError::TimerUnavailable(_) => f.write_str("TimerUnavailable(..)"),
+            PublishError::Rejected { reason, .. } => f
+                .debug_struct("Rejected")
+                .field("reason", reason)
+                .finish_non_exhaustive(),
         }
     }
 }
@@ -423,6 +440,10 @@ impl<T> fmt::Display for PublishError<T> {
                 "the timer thread for delayed events could not be started (the OS refused a \
                  new thread; the event is returned in the error); free resources or raise the \
                  process's thread limit, then try again",
+            ),
+            PublishError::Rejected { reason, .. } => write!(
+                f,
+                "a publish interceptor refused the event (it is returned in the error): {reason}"
             ),
         }
     }

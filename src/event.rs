@@ -12,6 +12,8 @@ use std::fmt;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::trace::{self, TraceContext};
+
 /// The process-wide reference point of every event timestamp.
 pub(crate) fn epoch() -> Instant {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -197,22 +199,54 @@ impl<T> Event<T> {
         self.meta.attempt
     }
 
-    /// The trace this event belongs to. An event published outside any trace
-    /// gets an id derived from its topic and sequence number; the id is the
-    /// same for every subscription that receives the event.
+    /// The trace this event belongs to. An event published while a trace
+    /// context was current on the publishing thread — inside a handler (the
+    /// handled event's trace), or under [`TraceContext::enter`] — joins that
+    /// trace. Any other event starts a trace of its own, with an id derived
+    /// from its topic and sequence number. The id is the same for every
+    /// subscription that receives the event.
     pub fn trace_id(&self) -> TraceId {
-        let [hi, lo] = self.meta.trace;
-        if hi != 0 || lo != 0 {
-            return TraceId(((hi as u128) << 64) | lo as u128);
-        }
-        let name = self.topic as *const TopicName as usize as u64;
-        let hi = mix64(name ^ 0x7069_6e62_7573_0001);
-        let lo = mix64(self.meta.seq ^ hi);
-        // Never all-zero: the mix is a bijection, force a bit if both are 0.
-        TraceId((((hi as u128) << 64) | lo as u128).max(1))
+        let trace = if self.meta.trace != [0, 0] {
+            self.meta.trace
+        } else {
+            trace::derived_trace(self.topic, self.meta.seq)
+        };
+        TraceId(trace::join(trace))
     }
 
-    /// The span id of the event whose handler published this one, if any.
+    /// This event's own span id: derived from its topic and sequence
+    /// number, the same for every subscription that receives it, never 0.
+    /// Events published while handling it name it as their parent span.
+    pub fn span_id(&self) -> u64 {
+        trace::span_of(self.topic, self.meta.seq)
+    }
+
+    /// This event's trace context: its trace id and its own span id — what
+    /// a `traceparent` header for work caused by this event should carry.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::Engine;
+    /// use std::sync::mpsc;
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// let (tx, rx) = mpsc::channel();
+    /// orders.subscribe(move |ev| {
+    ///     let _ = tx.send(ev.trace_context().to_traceparent());
+    /// })?;
+    /// orders.publish(1)?;
+    /// let header = rx.recv()?;
+    /// assert!(pinbus::TraceContext::from_traceparent(&header).is_some());
+    /// engine.shutdown();
+    /// # Ok(()) }
+    /// ```
+    pub fn trace_context(&self) -> TraceContext {
+        TraceContext::new(self.trace_id(), self.span_id())
+    }
+
+    /// The parent span: the span id of the event whose handler published
+    /// this one, or of the [`TraceContext`] entered when it was published;
+    /// `None` for a root event.
     pub fn parent_span_id(&self) -> Option<u64> {
         (self.meta.parent_span != 0).then_some(self.meta.parent_span)
     }

@@ -20,10 +20,10 @@
 //! - the sequence number: one more than the previous event's in the same
 //!   ring, except after a jump;
 //! - the snapshot version: changes only on subscribe/unsubscribe;
-//! - the publish time: in the tag (59 bits, relative to a time base).
+//! - the publish time: in the tag (58 bits, relative to a time base).
 //!
 //! Rare data — a version change, a sequence jump, a new time base (after
-//! 2^59 ns), a receipt share — goes into the ring's *side queue*, and the
+//! 2^58 ns), a receipt share, a trace context (`trace.rs`) — goes into the ring's *side queue*, and the
 //! event's tag flags say which items to pop. Producer and consumer apply the
 //! same items to a [`Cursor`] they keep in step. Every slot holds exactly one
 //! event, so `lane_capacity` events fit per producer.
@@ -32,8 +32,8 @@
 //!
 //! | tag bits | meaning |
 //! |---|---|
-//! | 0–3 | side items to pop, in this order: version, seq, time base, receipt share |
-//! | 4–62 | publish time − time base + 1, or 0 = not stamped |
+//! | 0–4 | side items to pop, in this order: version, seq, time base, receipt share, trace |
+//! | 5–62 | publish time − time base + 1, or 0 = not stamped |
 //!
 //! # Orderings
 //!
@@ -53,16 +53,18 @@ use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex, MutexGuard};
 use crate::receipt::TrackerRef;
 use crate::ring::{self, Consumer, Probe, Producer};
+use crate::trace::Carry;
 
 /// Tag flags: side items to pop for this event, in this order.
 const SIDE_VERSION: u64 = 1 << 0;
 const SIDE_SEQ: u64 = 1 << 1;
 const SIDE_TIME_BASE: u64 = 1 << 2;
 const SIDE_TRACKER: u64 = 1 << 3;
-const SIDE_MASK: u64 = 0xf;
-/// Publish time: tag bits 4–62.
-const TIME_SHIFT: u32 = 4;
-const TIME_LIMIT: u64 = 1 << 59;
+const SIDE_TRACE: u64 = 1 << 4;
+const SIDE_MASK: u64 = 0x1f;
+/// Publish time: tag bits 5–62.
+const TIME_SHIFT: u32 = 5;
+const TIME_LIMIT: u64 = 1 << 58;
 
 /// Rare per-event data, carried beside the ring (module docs).
 enum SideItem {
@@ -70,6 +72,7 @@ enum SideItem {
     Seq(u64),
     TimeBase(u64),
     Tracker(TrackerRef),
+    Trace(Carry),
 }
 
 /// Whether `published` needs a new time base before it fits the tag.
@@ -107,6 +110,8 @@ pub(crate) struct Outgoing<T> {
     /// Nanoseconds since the event epoch, or 0 = not stamped.
     pub(crate) published: u64,
     pub(crate) tracker: Option<TrackerRef>,
+    /// The trace context it was published under, if any.
+    pub(crate) trace: Option<Carry>,
 }
 
 /// What a consumer learns about each event besides its value.
@@ -117,6 +122,8 @@ pub(crate) struct Delivered {
     /// Held for its `Drop`, which counts this lane's copy as done (receipts).
     #[allow(dead_code)]
     pub(crate) tracker: Option<TrackerRef>,
+    /// The trace context it was published under; all zeros if none.
+    pub(crate) trace: Carry,
 }
 
 pub(crate) struct Lane<T> {
@@ -271,15 +278,19 @@ impl<T> LaneProducer<T> {
         if ev.tracker.is_some() {
             flags |= SIDE_TRACKER;
         }
+        if ev.trace.is_some() {
+            flags |= SIDE_TRACE;
+        }
         let Outgoing {
             value,
             seq,
             version,
             published,
             tracker,
+            trace,
         } = ev;
         if flags != 0 {
-            self.attach(flags, seq, version, published, tracker);
+            self.attach(flags, seq, version, published, tracker, trace);
         }
         let c = &mut self.cursor;
         c.next_seq = seq.wrapping_add(1);
@@ -303,6 +314,7 @@ impl<T> LaneProducer<T> {
         version: u64,
         published: u64,
         tracker: Option<TrackerRef>,
+        trace: Option<Carry>,
     ) {
         let c = &mut self.cursor;
         let mut items = lock(&self.side.items);
@@ -319,6 +331,9 @@ impl<T> LaneProducer<T> {
         }
         if let Some(t) = tracker {
             items.push_back(SideItem::Tracker(t));
+        }
+        if let Some(t) = trace {
+            items.push_back(SideItem::Trace(t));
         }
     }
 
@@ -371,10 +386,10 @@ impl<T> LaneConsumer<T> {
     pub(crate) fn consume(&mut self, max: usize, mut f: impl FnMut(T, Delivered)) -> usize {
         let LaneConsumer { ring, side, cursor } = self;
         ring.consume(max, |tag, value| {
-            let tracker = if tag & SIDE_MASK != 0 {
+            let (tracker, trace) = if tag & SIDE_MASK != 0 {
                 detach(tag, side, cursor)
             } else {
-                None
+                (None, Carry::default())
             };
             let time = tag >> TIME_SHIFT;
             let delivered = Delivered {
@@ -386,6 +401,7 @@ impl<T> LaneConsumer<T> {
                     cursor.time_base + time - 1
                 },
                 tracker,
+                trace,
             };
             cursor.next_seq = cursor.next_seq.wrapping_add(1);
             f(value, delivered);
@@ -394,12 +410,19 @@ impl<T> LaneConsumer<T> {
 }
 
 /// Pops the side items `tag` announces, applies them to the cursor, and
-/// returns the receipt share, if any.
+/// returns the receipt share and trace context, if any.
 #[cold]
-fn detach(tag: u64, side: &Side, cursor: &mut Cursor) -> Option<TrackerRef> {
+fn detach(tag: u64, side: &Side, cursor: &mut Cursor) -> (Option<TrackerRef>, Carry) {
     let mut items = lock(&side.items);
     let mut tracker = None;
-    for flag in [SIDE_VERSION, SIDE_SEQ, SIDE_TIME_BASE, SIDE_TRACKER] {
+    let mut trace = Carry::default();
+    for flag in [
+        SIDE_VERSION,
+        SIDE_SEQ,
+        SIDE_TIME_BASE,
+        SIDE_TRACKER,
+        SIDE_TRACE,
+    ] {
         if tag & flag == 0 {
             continue;
         }
@@ -408,12 +431,13 @@ fn detach(tag: u64, side: &Side, cursor: &mut Cursor) -> Option<TrackerRef> {
             Some(SideItem::Seq(s)) => cursor.next_seq = s,
             Some(SideItem::TimeBase(b)) => cursor.time_base = b,
             Some(SideItem::Tracker(t)) => tracker = Some(t),
+            Some(SideItem::Trace(t)) => trace = t,
             // The producer pushes one item per flag before publishing the
             // slot, so the queue cannot run short.
             None => debug_assert!(false, "side queue out of step"),
         }
     }
-    tracker
+    (tracker, trace)
 }
 
 /// The consumer side of a group lane: members take batches under `claim`

@@ -14,8 +14,11 @@ mod engine;
 mod error;
 mod event;
 mod fence;
+pub mod intercept;
 mod lane;
+pub mod layer;
 mod loom;
+mod metrics;
 /// NATS JetStream bridge: topics across processes and machines (feature `nats`).
 #[cfg(feature = "nats")]
 pub mod nats;
@@ -31,6 +34,7 @@ mod subscription;
 #[cfg_attr(not(test), allow(dead_code))]
 mod timer;
 mod topic;
+mod trace;
 #[cfg_attr(not(test), allow(dead_code))]
 mod wheel;
 mod worker;
@@ -43,6 +47,7 @@ pub use dead_letter::{DeadLetter, DEAD_LETTER_KEEP};
 pub use engine::{Engine, EngineBuilder, ShutdownReport};
 pub use error::{ConfigError, PublishError, SubscribeError, TopicError, WaitError};
 pub use event::{Event, TraceId};
+pub use metrics::{Metrics, SubscriptionMetrics, TopicMetrics};
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub use pinning::fault;
@@ -52,6 +57,7 @@ pub use retry::RetryPolicy;
 pub use subscription::{HandlerOutcome, SubscribeOptions, Subscription, SubscriptionStats};
 pub use timer::TimerShutdown;
 pub use topic::{Backpressure, Group, Timer, Topic, TopicOptions};
+pub use trace::{TraceContext, TraceGuard};
 pub use worker::{IdleStrategy, IdleTuning};
 
 /// Internals exposed to the loom models in `loom-tests/` (only under

@@ -22,8 +22,10 @@ use crate::engine::Hub;
 use crate::error::{PublishError, SubscribeError, TopicError};
 use crate::event::{now_nanos, Event, TopicName};
 use crate::lane::{lock, Lane, LaneProducer, Outgoing};
+use crate::layer::{Handle, Handler, Layers};
 use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
+use crate::metrics::{SubscriptionMetrics, TopicMetrics};
 use crate::producer::{ProducerSlots, SlotInfo, SlotKind, SnapshotAccess};
 use crate::receipt::{self, Receipt};
 use crate::recovery::{OnFailure, Recovery};
@@ -32,6 +34,7 @@ use crate::subscription::{
     BoxedHandler, Detach, HandlerEntry, HandlerOutcome, SubShared, SubscribeOptions, Subscription,
 };
 use crate::timer::{TimerKey, TimerTask};
+use crate::trace::{self, TraceContext};
 use crate::worker::{self, Backlog, Runtime, Snooze, WorkerShared, DRAINING, RUNNING};
 
 /// Sequence numbers are handed to producer slots in blocks of this size, so
@@ -213,6 +216,17 @@ struct Control<T> {
     /// Live plain subscriptions per worker.
     worker_subs: Vec<usize>,
     groups: Vec<GroupEntry>,
+    /// Live subscriptions, in subscription order, for `Engine::metrics`:
+    /// pushed once the worker has the handler, removed by their detach.
+    subs: Vec<LiveSub>,
+}
+
+/// A live subscription as the topic lists it (`Control::subs`).
+struct LiveSub {
+    shared: Arc<SubShared>,
+    /// Index into `Control::groups` for a group member.
+    group: Option<usize>,
+    worker: usize,
 }
 
 struct GroupEntry {
@@ -249,6 +263,11 @@ impl<T> Control<T> {
         });
         self.lanes.push(lane);
         self.groups.len() - 1
+    }
+
+    /// Drops subscription `id` from the live list (its detach).
+    fn forget(&mut self, id: u64) {
+        self.subs.retain(|s| s.shared.id != id);
     }
 
     /// The snapshot for the current bookkeeping.
@@ -295,6 +314,10 @@ pub(crate) struct TopicShared<T> {
     /// Lane copies dropped outside a worker: a group lane lost its last
     /// member while a producer waited on it, or held events at shutdown.
     discarded: AtomicU64,
+    /// Publish calls refused with `PublishError::Full`. Touched only on that
+    /// cold path, never per accepted event. Relaxed: a statistic, read by
+    /// `Engine::metrics` with no other data depending on it.
+    full: AtomicU64,
     control: Mutex<Control<T>>,
     /// The engine's topic registry (opens the dead-letter topic).
     hub: Arc<Hub>,
@@ -302,6 +325,8 @@ pub(crate) struct TopicShared<T> {
     pub(crate) dead: DeadLetterStore<T>,
     /// Delayed events dropped because the engine closed before they fired.
     pub(crate) delayed_dropped: AtomicU64,
+    /// Events publish interceptors refused (`intercept.rs`).
+    pub(crate) rejected: AtomicU64,
 }
 
 impl<T: Clone + Send + 'static> TopicShared<T> {
@@ -339,16 +364,19 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             slots,
             seq_blocks: CachePadded::new(AtomicU64::new(0)),
             discarded: AtomicU64::new(0),
+            full: AtomicU64::new(0),
             control: Mutex::new(Control {
                 state: RUNNING,
                 lanes: Vec::new(),
                 worker_lane: vec![None; workers],
                 worker_subs: vec![0; workers],
                 groups: Vec::new(),
+                subs: Vec::new(),
             }),
             hub,
             dead: DeadLetterStore::new(),
             delayed_dropped: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
         }
     }
 
@@ -466,6 +494,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 if view.fast != usize::MAX
                     && access.version() == view.version
                     && view.seq.next != view.seq.end
+                    && !trace::active()
                 {
                     if let Some(Some(p)) = view.producers.get_mut(view.fast) {
                         match p.push_plain(value, view.seq.next, view.version) {
@@ -534,18 +563,21 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 .iter()
                 .all(|t| producer_for(&mut view.producers, &t.lane).has_room())
         {
+            this.count_full();
             return Err(PublishError::Full(value));
         }
         let version = view.version;
         let published = this.stamp();
         let seq = view.seq.next(&this.seq_blocks);
         let receipt = track.then(|| receipt::tracked(this.runtime.id, lanes.len()));
+        let trace = trace::carry();
         let out = |value| Outgoing {
             value,
             seq,
             version,
             published,
             tracker: receipt.as_ref().map(Receipt::share),
+            trace,
         };
         if let Some((last, rest)) = lanes.split_last() {
             for t in rest {
@@ -654,6 +686,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         let mut iter = events.into_iter();
         let fail = this.options.backpressure == Backpressure::Fail;
         let published = this.stamp();
+        let trace = trace::carry();
         this.slots.with_slot(hint, |view, access, info| {
             let mut count = 0u64;
             let mut snooze = Snooze::new(this.runtime.idle);
@@ -681,6 +714,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                     .unwrap_or(0);
                 if room == 0 {
                     if fail {
+                        this.count_full();
                         break Err(PublishError::Full(iter.collect()));
                     }
                     if info.kind == SlotKind::Worker {
@@ -693,6 +727,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                                 version,
                                 published,
                                 tracker: None,
+                                trace,
                             };
                             for t in rest {
                                 let ev = out(value.clone());
@@ -738,6 +773,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                         version,
                         published,
                         tracker: None,
+                        trace,
                     };
                     for t in rest {
                         let ev = out(value.clone());
@@ -775,6 +811,13 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             info.count_published(count);
             result
         })
+    }
+
+    /// Counts a publish refused for a full lane (`TopicMetrics::full`).
+    #[cold]
+    #[inline(never)]
+    fn count_full(&self) {
+        self.full.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Writes into a lane whose room the caller checked; commits later.
@@ -837,18 +880,26 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             }
             control.targets(&this.runtime)
         });
+        if sent {
+            control.subs.push(LiveSub {
+                shared: sub.clone(),
+                group: None,
+                worker: w,
+            });
+        }
         drop(control);
         if !sent {
             return Err(this.closed());
         }
         Ok(Subscription {
-            shared: sub,
-            runtime: this.runtime.clone(),
-            worker: w,
             detach: Box::new(PlainDetach {
                 topic: this.clone(),
                 worker: w,
+                sub: sub.id,
             }),
+            shared: sub,
+            runtime: this.runtime.clone(),
+            worker: w,
         })
     }
 
@@ -908,19 +959,27 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             }
             control.targets(&this.runtime)
         });
+        if sent {
+            control.subs.push(LiveSub {
+                shared: sub.clone(),
+                group: Some(g),
+                worker: w,
+            });
+        }
         drop(control);
         if !sent {
             return Err(this.closed());
         }
         Ok(Subscription {
-            shared: sub,
-            runtime: this.runtime.clone(),
-            worker: w,
             detach: Box::new(GroupDetach {
                 topic: this.clone(),
                 group: g,
                 worker: w,
+                sub: sub.id,
             }),
+            shared: sub,
+            runtime: this.runtime.clone(),
+            worker: w,
         })
     }
 
@@ -953,11 +1012,14 @@ fn invalid_group_name(name: &str) -> Option<&'static str> {
 struct PlainDetach<T> {
     topic: Arc<TopicShared<T>>,
     worker: usize,
+    /// `SubShared::id`, to drop it from `Control::subs`.
+    sub: u64,
 }
 
 impl<T: Clone + Send + 'static> Detach for PlainDetach<T> {
     fn detach(&self) {
         let mut control = lock(&self.topic.control);
+        control.forget(self.sub);
         let subs = &mut control.worker_subs[self.worker];
         *subs = subs.saturating_sub(1);
         if *subs == 0 {
@@ -970,11 +1032,14 @@ struct GroupDetach<T> {
     topic: Arc<TopicShared<T>>,
     group: usize,
     worker: usize,
+    /// `SubShared::id`, to drop it from `Control::subs`.
+    sub: u64,
 }
 
 impl<T: Clone + Send + 'static> Detach for GroupDetach<T> {
     fn detach(&self) {
         let mut control = lock(&self.topic.control);
+        control.forget(self.sub);
         let entry = &mut control.groups[self.group];
         let members = &mut entry.members[self.worker];
         *members = members.saturating_sub(1);
@@ -1035,6 +1100,9 @@ pub(crate) trait TopicControl: Send + Sync {
     fn discarded(&self) -> u64;
     /// Dead letters produced for this topic's events.
     fn dead_letters(&self) -> u64;
+    /// The topic's counters; appends its live subscriptions' counters to
+    /// `subs` (`Engine::metrics`).
+    fn metrics(&self, subs: &mut Vec<SubscriptionMetrics>) -> TopicMetrics;
 }
 
 impl<C: TopicControl + ?Sized> TopicControl for Arc<C> {
@@ -1055,6 +1123,9 @@ impl<C: TopicControl + ?Sized> TopicControl for Arc<C> {
     }
     fn dead_letters(&self) -> u64 {
         (**self).dead_letters()
+    }
+    fn metrics(&self, subs: &mut Vec<SubscriptionMetrics>) -> TopicMetrics {
+        (**self).metrics(subs)
     }
 }
 
@@ -1093,6 +1164,24 @@ impl<T: Clone + Send + 'static> TopicControl for TopicShared<T> {
     }
     fn dead_letters(&self) -> u64 {
         self.dead.total()
+    }
+
+    fn metrics(&self, subs: &mut Vec<SubscriptionMetrics>) -> TopicMetrics {
+        {
+            let control = lock(&self.control);
+            subs.extend(control.subs.iter().map(|s| {
+                let group = s.group.map(|g| &*control.groups[g].name);
+                SubscriptionMetrics::read(&s.shared, group, s.worker)
+            }));
+        }
+        TopicMetrics {
+            name: self.name.as_str().to_owned(),
+            published: self.published(),
+            full: self.full.load(Ordering::Relaxed),
+            discarded: self.discarded(),
+            dead_letters: self.dead.total(),
+            dead_letters_kept: self.dead.kept(),
+        }
     }
 }
 
@@ -1283,6 +1372,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
         let task = Box::new(DelayTask {
             topic: shared.clone(),
             event,
+            trace: TraceContext::current(),
         });
         let timers = &shared.runtime.timers;
         let scheduled = match due {
@@ -1384,6 +1474,17 @@ impl<T: Clone + Send + 'static> Topic<T> {
         self.shared.dead.dropped()
     }
 
+    /// Events publish interceptors refused on this topic, through any
+    /// [`Intercepted`](crate::intercept::Intercepted) handle.
+    pub fn rejected_count(&self) -> u64 {
+        self.shared.rejected.load(Ordering::Relaxed)
+    }
+
+    /// Counts one refused event.
+    pub(crate) fn count_rejected(&self) {
+        self.shared.rejected.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Adds a subscription: `handler` runs on a worker for every event
     /// published from now on, in per-producer order.
     ///
@@ -1396,7 +1497,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     pub fn subscribe<F, R>(&self, handler: F) -> Result<Subscription, SubscribeError>
     where
         F: FnMut(&Event<T>) -> R + Send + 'static,
-        R: HandlerOutcome,
+        R: HandlerOutcome + 'static,
     {
         self.subscribe_with(handler, SubscribeOptions::new())
     }
@@ -1407,17 +1508,18 @@ impl<T: Clone + Send + 'static> Topic<T> {
     ///
     /// [`SubscribeError::Closed`] after shutdown started;
     /// [`SubscribeError::NoSuchWorker`] for a worker index the engine lacks.
-    pub fn subscribe_with<F, R>(
+    pub fn subscribe_with<F, R, L>(
         &self,
-        mut handler: F,
-        options: SubscribeOptions,
+        handler: F,
+        options: SubscribeOptions<L>,
     ) -> Result<Subscription, SubscribeError>
     where
         F: FnMut(&Event<T>) -> R + Send + 'static,
-        R: HandlerOutcome,
+        R: HandlerOutcome + 'static,
+        L: Layers<T>,
     {
-        let boxed: BoxedHandler<T> = Box::new(move |ev| handler(ev).into_outcome());
-        TopicShared::subscribe_plain(&self.shared, boxed, options)
+        let (options, layers) = options.split();
+        TopicShared::subscribe_plain(&self.shared, chain(handler, layers), options)
     }
 
     /// A consumer group of this topic: each event goes to exactly one of the
@@ -1460,11 +1562,19 @@ pub(crate) fn dead_letter_name(topic: &str) -> String {
 struct DelayTask<T> {
     topic: Arc<TopicShared<T>>,
     event: T,
+    /// The trace context current when it was scheduled: the event joins it
+    /// when it fires.
+    trace: Option<TraceContext>,
 }
 
 impl<T: Clone + Send + 'static> TimerTask for DelayTask<T> {
     fn fire(self: Box<Self>) {
-        let DelayTask { topic, event } = *self;
+        let DelayTask {
+            topic,
+            event,
+            trace,
+        } = *self;
+        let _trace = trace.map(TraceContext::enter);
         let hint = AtomicUsize::new(usize::MAX);
         // Block (never Full): the timer waits for room rather than lose it.
         if TopicShared::send(&topic, &hint, event, false).is_err() {
@@ -1476,6 +1586,19 @@ impl<T: Clone + Send + 'static> TimerTask for DelayTask<T> {
     fn into_any(self: Box<Self>) -> Box<dyn std::any::Any + Send> {
         self
     }
+}
+
+/// The handler with its layers around it, as the one boxed call a worker
+/// makes per event.
+fn chain<T, F, R, L>(handler: F, layers: L) -> BoxedHandler<T>
+where
+    T: 'static,
+    F: FnMut(&Event<T>) -> R + Send + 'static,
+    R: HandlerOutcome + 'static,
+    L: Layers<T>,
+{
+    let mut chain = layers.wrap(Handler::new(handler));
+    Box::new(move |ev| chain.handle(ev))
 }
 
 /// A delayed event ([`Topic::publish_after`], [`Topic::publish_at`]) that
@@ -1561,7 +1684,7 @@ impl<T: Clone + Send + 'static> Group<T> {
     pub fn subscribe<F, R>(&self, handler: F) -> Result<Subscription, SubscribeError>
     where
         F: FnMut(&Event<T>) -> R + Send + 'static,
-        R: HandlerOutcome,
+        R: HandlerOutcome + 'static,
     {
         self.subscribe_with(handler, SubscribeOptions::new())
     }
@@ -1572,17 +1695,18 @@ impl<T: Clone + Send + 'static> Group<T> {
     ///
     /// As [`subscribe`](Group::subscribe), plus
     /// [`SubscribeError::NoSuchWorker`].
-    pub fn subscribe_with<F, R>(
+    pub fn subscribe_with<F, R, L>(
         &self,
-        mut handler: F,
-        options: SubscribeOptions,
+        handler: F,
+        options: SubscribeOptions<L>,
     ) -> Result<Subscription, SubscribeError>
     where
         F: FnMut(&Event<T>) -> R + Send + 'static,
-        R: HandlerOutcome,
+        R: HandlerOutcome + 'static,
+        L: Layers<T>,
     {
-        let boxed: BoxedHandler<T> = Box::new(move |ev| handler(ev).into_outcome());
-        TopicShared::subscribe_group(&self.topic, &self.name, boxed, options)
+        let (options, layers) = options.split();
+        TopicShared::subscribe_group(&self.topic, &self.name, chain(handler, layers), options)
     }
 }
 
