@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use nats_server::NatsServer;
 use pinbus::nats::{Binary, Bridge, BridgeError, BridgeOptions, ExportOptions, ImportOptions};
-use pinbus::{Engine, IdleStrategy, RetryPolicy, SubscribeOptions};
+use pinbus::{Engine, IdleStrategy, RetryPolicy, SubscribeOptions, TraceContext};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -461,4 +461,62 @@ fn a_bridge_works_when_called_from_inside_a_tokio_runtime() {
         bridge.close().exported
     });
     assert_eq!(exported, 1);
+}
+
+#[test]
+fn the_trace_id_survives_a_to_nats_to_b_and_b_points_at_a_as_parent() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let a = engine();
+    let bridge_a = Bridge::connect(&server.url(), &a, orders_stream()).unwrap();
+    let out = a.topic::<u64>("orders.traced").unwrap();
+    let sent = Arc::new(Mutex::new(Vec::new()));
+    let s = sent.clone();
+    out.subscribe(move |ev| s.lock().unwrap().push(ev.trace_context()))
+        .unwrap();
+    bridge_a.export(&out, "orders.traced").unwrap();
+
+    let b = engine();
+    let bridge_b = Bridge::connect(&server.url(), &b, orders_stream()).unwrap();
+    let incoming = b.topic::<u64>("orders.traced.in").unwrap();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    incoming
+        .subscribe(move |ev| g.lock().unwrap().push((ev.trace_id(), ev.parent_span_id())))
+        .unwrap();
+    bridge_b
+        .import::<u64, _>("orders.traced", &incoming, ImportOptions::durable("traced"))
+        .unwrap();
+
+    // One event under an explicit (remote-looking) trace, one root event.
+    let upstream =
+        TraceContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .unwrap();
+    {
+        let _guard = upstream.enter();
+        out.publish(1).unwrap();
+    }
+    out.publish(2).unwrap();
+    assert!(eventually(Duration::from_secs(20), || got
+        .lock()
+        .unwrap()
+        .len()
+        == 2));
+    let sent = sent.lock().unwrap().clone();
+    let got = got.lock().unwrap().clone();
+    assert_eq!(sent[0].trace_id(), upstream.trace_id());
+    for (a_ctx, (b_trace, b_parent)) in sent.iter().zip(&got) {
+        assert_eq!(
+            *b_trace,
+            a_ctx.trace_id(),
+            "B's event is in A's event's trace"
+        );
+        assert_eq!(
+            *b_parent,
+            Some(a_ctx.span_id()),
+            "with A's event as its parent span"
+        );
+    }
+    assert_ne!(got[0].0, got[1].0, "two traces stay two traces");
 }

@@ -120,7 +120,7 @@ where
         let out = Outgoing {
             id: format!("{id_prefix}{}", ev.seq()),
             payload: Bytes::from(payload),
-            traceparent: None,
+            traceparent: Some(ev.trace_context().to_traceparent()),
         };
         let sent = match tx.try_send(out) {
             Ok(()) => Ok(()),

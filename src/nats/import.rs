@@ -38,7 +38,7 @@ use super::dedupe::{Key, Verdict, Window};
 use super::export::{CONTENT_TYPE, TRACEPARENT};
 use super::stats::{add, Counters};
 use crate::loom::sync::{Arc, Mutex};
-use crate::{Receipt, Topic};
+use crate::{Receipt, Topic, TraceContext};
 
 /// How long the import thread waits on the oldest receipt before it looks
 /// for new messages again.
@@ -252,8 +252,15 @@ where
             add(&self.counters.import_terminated, 1);
             return;
         };
-        let _traceparent = headers.and_then(|h| h.get(TRACEPARENT)).map(|v| v.as_str());
-        match self.topic.publish_tracked(value) {
+        // The remote event's trace: the local event joins it, with the
+        // remote event's span as parent.
+        let guard = headers
+            .and_then(|h| h.get(TRACEPARENT))
+            .and_then(|v| TraceContext::from_traceparent(v.as_str()))
+            .map(TraceContext::enter);
+        let published = self.topic.publish_tracked(value);
+        drop(guard);
+        match published {
             Ok(receipt) => pending.push_back((receipt, msg, key)),
             Err(_closed) => {
                 let _ = self.runtime.block_on(msg.ack_with(AckKind::Nak(None)));
