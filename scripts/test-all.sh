@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project: unit, integration and doc tests (all
-# features), the loom models, and Miri on the modules with unsafe code.
-# Installs what it needs (nightly Miri) when missing.
+# features, the NATS bridge tests against real nats-server processes
+# included), the loom models, and Miri on the modules with unsafe code.
+# Installs what it needs (nats-server, a nats-py venv, nightly Miri) when
+# missing.
 #
 #   bash scripts/test-all.sh            # everything
 #   PINBUS_SKIP_LOOM=1 / PINBUS_SKIP_MIRI=1 to leave a part out locally
@@ -10,6 +12,11 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
+
+step "NATS bridge prerequisites (nats-server package, nats-py venv under target/)"
+# The bridge tests (tests/nats_*.rs) start their own nats-server processes;
+# here a missing server or Python is a failure, not a skip.
+eval "$(bash scripts/test-nats.sh --setup)"
 
 step "cargo test (workspace, all features)"
 cargo test --workspace --all-features
