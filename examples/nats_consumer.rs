@@ -1,0 +1,150 @@
+//! Consumer side of a pinbus service bridged over NATS JetStream: imports a
+//! subject filter through a durable consumer into a local topic, handles
+//! each order in a subscriber, and prints the import rate. Run it again with
+//! the same `--durable` and it resumes where it stopped.
+//!
+//! ```text
+//! cargo run --release --features nats --example nats_consumer -- \
+//!     [--url nats://127.0.0.1:4222] [--filter orders.>] [--durable billing] \
+//!     [--count 100000] [--codec json|binary] [--json]
+//! ```
+//!
+//! `--count 0` runs until interrupted.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pinbus::nats::{Binary, Bridge, BridgeOptions, ImportOptions};
+use pinbus::{Engine, IdleStrategy};
+use serde::{Deserialize, Serialize};
+
+/// The event both examples share (in any language: it is plain JSON).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Order {
+    id: u64,
+    cents: u64,
+    customer: String,
+}
+
+struct Args {
+    url: String,
+    filter: String,
+    durable: String,
+    count: u64,
+    binary: bool,
+    json: bool,
+}
+
+fn args() -> Result<Args, String> {
+    let mut a = Args {
+        url: "nats://127.0.0.1:4222".into(),
+        filter: "orders.>".into(),
+        durable: "billing".into(),
+        count: 100_000,
+        binary: false,
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--url" => a.url = value()?,
+            "--filter" => a.filter = value()?,
+            "--durable" => a.durable = value()?,
+            "--count" => a.count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
+            "--codec" => a.binary = value()? == "binary",
+            "--json" => a.json = true,
+            other => return Err(format!("unknown argument {other}; see the example's docs")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let a = args()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if !a.json {
+        println!(
+            "nats_consumer: {cores} cores, durable {:?} on {} at {} ({} codec)",
+            a.durable,
+            a.filter,
+            a.url,
+            if a.binary { "binary" } else { "JSON" }
+        );
+    }
+    let engine = Engine::builder()
+        .workers(1)
+        .idle(IdleStrategy::Park)
+        .lane_capacity(16_384)
+        .build()?;
+    let stream_subject = match a.filter.split_once('.') {
+        Some((first, _)) => format!("{first}.>"),
+        None => a.filter.clone(),
+    };
+    let bridge = Bridge::connect(
+        &a.url,
+        &engine,
+        BridgeOptions::default()
+            .stream("ORDERS", [stream_subject])
+            .name("pinbus-nats-consumer"),
+    )?;
+    let orders = engine.topic::<Order>("orders.incoming")?;
+    let handled = Arc::new(AtomicU64::new(0));
+    let revenue = Arc::new(AtomicU64::new(0));
+    let (h, r) = (handled.clone(), revenue.clone());
+    orders.subscribe(move |ev| {
+        r.fetch_add(ev.cents, Ordering::Relaxed);
+        h.fetch_add(1, Ordering::Relaxed);
+    })?;
+
+    let started = Instant::now();
+    let options = ImportOptions::durable(a.durable.as_str());
+    if a.binary {
+        bridge.import(&a.filter, &orders, options.codec(Binary))?;
+    } else {
+        bridge.import::<Order, _>(&a.filter, &orders, options)?;
+    }
+    let mut last = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(if a.json { 5 } else { 1000 }));
+        let n = handled.load(Ordering::Relaxed);
+        if !a.json && n != last {
+            println!(
+                "  {n} orders handled ({} cents)",
+                revenue.load(Ordering::Relaxed)
+            );
+            last = n;
+        }
+        if a.count > 0 && n >= a.count {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    let stats = bridge.close();
+    let rate = handled.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
+    if a.json {
+        println!(
+            "{{\"side\":\"import\",\"events\":{},\"seconds\":{:.3},\"events_per_s\":{rate:.0},\
+             \"codec\":\"{}\",\"acked\":{},\"duplicates_skipped\":{}}}",
+            handled.load(Ordering::Relaxed),
+            elapsed.as_secs_f64(),
+            if a.binary { "binary" } else { "json" },
+            stats.imported,
+            stats.duplicates_skipped
+        );
+    } else {
+        println!();
+        println!("| events handled | seconds | events/s | acked | duplicates skipped |");
+        println!("|---:|---:|---:|---:|---:|");
+        println!(
+            "| {} | {:.2} | {rate:.0} | {} | {} |",
+            handled.load(Ordering::Relaxed),
+            elapsed.as_secs_f64(),
+            stats.imported,
+            stats.duplicates_skipped
+        );
+    }
+    engine.shutdown();
+    Ok(())
+}
