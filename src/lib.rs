@@ -19,7 +19,7 @@ mod lane;
 pub mod layer;
 mod loom;
 mod metrics;
-/// NATS JetStream bridge: topics across processes and machines (feature `nats`).
+// The NATS JetStream bridge (feature `nats`); its docs are in src/nats/mod.rs.
 #[cfg(feature = "nats")]
 pub mod nats;
 mod pinning;

@@ -520,3 +520,26 @@ fn the_trace_id_survives_a_to_nats_to_b_and_b_points_at_a_as_parent() {
     }
     assert_ne!(got[0].0, got[1].0, "two traces stay two traces");
 }
+
+#[test]
+fn an_existing_stream_gets_only_the_subjects_it_does_not_capture_yet() {
+    let Some(server) = NatsServer::start() else {
+        return;
+    };
+    let e = engine();
+    let first = Bridge::connect(&server.url(), &e, orders_stream()).unwrap();
+    // `orders.created` is already under `orders.>` (adding it would
+    // overlap); `invoices.>` is new.
+    let second = Bridge::connect(
+        &server.url(),
+        &e,
+        BridgeOptions::default().stream("ORDERS", ["orders.created", "invoices.>"]),
+    )
+    .unwrap();
+    let invoices = e.topic::<u64>("invoices.sent").unwrap();
+    second.export(&invoices, "invoices.sent").unwrap();
+    invoices.publish_and_wait(1).unwrap();
+    second.flush(Duration::from_secs(10)).unwrap();
+    assert_eq!(second.stats().exported, 1);
+    drop(first);
+}

@@ -848,11 +848,12 @@ fn stream_config(o: &BridgeOptions) -> stream::Config {
             stream::StorageType::File
         },
         duplicate_window: o.duplicate_window,
+        num_replicas: o.replicas,
         ..Default::default()
     }
 }
 
-/// Creates the stream, or adds the subjects it lacks.
+/// Creates the stream, or adds the subjects it does not capture yet.
 async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Result<(), BridgeError> {
     let name = config.name.clone();
     let fail = |action: String| {
@@ -873,7 +874,7 @@ async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Resul
     let missing: Vec<String> = config
         .subjects
         .iter()
-        .filter(|s| !existing.subjects.contains(s))
+        .filter(|s| !existing.subjects.iter().any(|e| subject::covers(e, s)))
         .cloned()
         .collect();
     if !missing.is_empty() {

@@ -9,8 +9,8 @@ use crate::RetryPolicy;
 /// Options for [`Bridge::connect`](super::Bridge::connect): the JetStream
 /// stream the bridge uses, timeouts, and the bridge's own threads.
 ///
-/// Defaults: stream `PINBUS` capturing `pinbus.>`, file storage, a
-/// two-minute duplicate window, 5 s request timeout, 5 s connect timeout,
+/// Defaults: stream `PINBUS` capturing `pinbus.>`, file storage, one
+/// replica, a two-minute duplicate window, 5 s request timeout, 5 s connect timeout,
 /// reconnect delays up to 1 s, one runtime thread, a random instance id.
 ///
 /// # Examples
@@ -31,6 +31,7 @@ pub struct BridgeOptions {
     pub(crate) subjects: Vec<String>,
     pub(crate) duplicate_window: Duration,
     pub(crate) memory_storage: bool,
+    pub(crate) replicas: usize,
     pub(crate) request_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_reconnect_delay: Duration,
@@ -47,6 +48,7 @@ impl Default for BridgeOptions {
             subjects: vec!["pinbus.>".to_owned()],
             duplicate_window: Duration::from_secs(120),
             memory_storage: false,
+            replicas: 1,
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             max_reconnect_delay: Duration::from_secs(1),
@@ -85,6 +87,13 @@ impl BridgeOptions {
     /// the server stops). Off by default.
     pub fn memory_storage(mut self, on: bool) -> Self {
         self.memory_storage = on;
+        self
+    }
+
+    /// Copies of the stream kept on a NATS cluster's servers when the bridge
+    /// creates it (1 to 5; 3 survives the loss of one server). Default 1.
+    pub fn replicas(mut self, replicas: usize) -> Self {
+        self.replicas = replicas;
         self
     }
 
@@ -154,6 +163,13 @@ impl BridgeOptions {
         }
         for s in &self.subjects {
             super::subject::validate(s, true)?;
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return bad(format!(
+                "replicas({}): JetStream keeps 1 to 5 copies of a stream; use 3 on a \
+                 three-server cluster",
+                self.replicas
+            ));
         }
         if self.threads == 0 {
             return bad("threads(0): the bridge needs at least one runtime thread".into());
@@ -453,6 +469,8 @@ mod tests {
             .stream("S", Vec::<String>::new())
             .validate();
         assert!(e.unwrap_err().to_string().contains("at least one subject"));
+        let e = BridgeOptions::default().replicas(0).validate();
+        assert!(e.unwrap_err().to_string().contains("use 3"));
         let e = BridgeOptions::default().threads(0).validate();
         assert!(e.unwrap_err().to_string().contains("threads(0)"));
         let e = ImportOptions::durable("b")
