@@ -169,5 +169,10 @@ fn three_kill_9_restarts_mid_stream_lose_and_duplicate_nothing() {
         "outages are shorter than the retry policy"
     );
     assert_eq!((sa.exported, sa.export_failed), (u64::from(N), 0));
-    assert!(sb.reconnects >= u64::from(KILLS) && sa.reconnects >= u64::from(KILLS));
+    // B cannot get past a kill mark without reconnecting; A may publish
+    // everything between two kills and reconnect fewer times.
+    assert!(
+        sb.reconnects >= u64::from(KILLS) && sa.reconnects >= 1,
+        "{sa:?} {sb:?}"
+    );
 }
