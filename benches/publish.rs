@@ -22,59 +22,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use crossbeam_utils::CachePadded;
-use pinbus::{Engine, IdleStrategy, Pinning, SubscribeOptions, Topic, TopicOptions};
+use pinbus::{SubscribeOptions, Topic, TopicOptions};
 
-const CAPACITY: usize = 65_536;
+mod support;
 
-/// The first and last core this process may use, read once before anything
-/// is pinned: a thread inherits its creator's affinity, so asking again after
-/// the bench thread pinned itself would see only that one core.
-fn cores() -> (Option<usize>, Option<usize>) {
-    static CORES: std::sync::OnceLock<(Option<usize>, Option<usize>)> = std::sync::OnceLock::new();
-    *CORES.get_or_init(|| {
-        let mut ids: Vec<usize> = core_affinity::get_core_ids()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
-        ids.sort_unstable();
-        match ids.as_slice() {
-            [first, .., last] => (Some(*first), Some(*last)),
-            _ => (None, None),
-        }
-    })
-}
-
-fn pin_bench_thread() {
-    if let (Some(first), _) = cores() {
-        core_affinity::set_for_current(core_affinity::CoreId { id: first });
-    }
-}
-
-fn engine() -> Engine {
-    let (_, last) = cores();
-    let pinning = last.map_or(Pinning::None, |c| Pinning::Cores(vec![c]));
-    Engine::builder()
-        .workers(1)
-        .pinning(pinning)
-        .idle(IdleStrategy::BusySpin)
-        .lane_capacity(CAPACITY)
-        .build()
-        .expect("bench engine")
-}
-
-/// The consumer's count of events seen, on its own cache line: written per
-/// event by the consumer, so it must not share a line with anything the
-/// producer touches (a false-sharing artifact would tax every bench).
-type Counter = CachePadded<AtomicU64>;
-
-/// Waits (spinning) until `counter` reaches `target`.
-fn wait_for(counter: &AtomicU64, target: u64) {
-    while counter.load(Ordering::Acquire) < target {
-        std::hint::spin_loop();
-    }
-}
+use support::{cores, engine, pin_bench_thread, wait_for, Counter, CAPACITY};
 
 /// A subscriber counting what it sees; returns the counter.
 fn counting_subscriber(topic: &Topic<u64>, subscribers: usize) -> Arc<Counter> {

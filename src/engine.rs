@@ -14,7 +14,7 @@ use crate::lane::lock;
 use crate::loom::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::loom::thread::{self, JoinHandle};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, WorkerMetrics};
 use crate::pinning::Pinning;
 use crate::timer::{TimerService, TimerShutdown};
 use crate::topic::{Topic, TopicControl, TopicOptions, TopicShared};
@@ -480,8 +480,11 @@ impl Engine {
     }
 
     /// A snapshot of the engine's counters: per topic (published, refused
-    /// for a full lane, discarded, dead letters) and per live subscription
-    /// (handled, failed, retried, ...).
+    /// for a full lane or by an interceptor, discarded, dead letters), per
+    /// live subscription (handled, failed, retried, skipped, lane lag,
+    /// sampled latency percentiles) and per worker (busy share). With the
+    /// `metrics` feature, [`Metrics::export`] hands it to the `metrics`
+    /// crate facade.
     ///
     /// Reading it takes the topic registry's lock and each topic's
     /// subscription lock, never a lock or counter of the publish or dispatch
@@ -503,7 +506,7 @@ impl Engine {
     /// engine.shutdown(); // settles the per-batch counts for this example
     ///
     /// let metrics = engine.metrics();
-    /// assert_eq!(metrics.workers, 1);
+    /// assert_eq!(metrics.workers.len(), 1);
     /// assert_eq!((metrics.topics[0].name.as_str(), metrics.topics[0].published), ("orders", 1));
     /// let audit = &metrics.subscriptions[0];
     /// assert_eq!((audit.name.as_str(), audit.handled), ("audit", 1));
@@ -522,7 +525,12 @@ impl Engine {
         Metrics {
             topics,
             subscriptions,
-            workers: self.workers(),
+            workers: self
+                .runtime
+                .workers
+                .iter()
+                .map(|w| WorkerMetrics::read(w))
+                .collect(),
         }
     }
 

@@ -29,15 +29,29 @@ use crate::loom::sync::atomic::Ordering;
 mod imp {
     use std::sync::OnceLock;
 
-    use crate::loom::sync::atomic::{compiler_fence, fence, Ordering};
+    use crate::loom::sync::atomic::{compiler_fence, fence, AtomicBool, Ordering};
 
     /// `true` once the process is registered for expedited membarrier.
     static EXPEDITED: OnceLock<bool> = OnceLock::new();
 
+    /// A copy of `EXPEDITED` for the hot side: one plain load instead of the
+    /// `OnceLock` state check. Set only after `EXPEDITED` is `true`, so a
+    /// `light()` that sees it set pairs with a `heavy()` that uses the
+    /// membarrier; one that sees it unset takes the full fence (always
+    /// correct).
+    static LIGHT_IS_COMPILER_FENCE: AtomicBool = AtomicBool::new(false);
+
     /// Registers the process (idempotent). Must run before any thread relies on
     /// `light` being light, i.e. before the first engine starts.
     pub(super) fn init() -> bool {
-        *EXPEDITED.get_or_init(register)
+        let expedited = *EXPEDITED.get_or_init(register);
+        if expedited {
+            // Relaxed: the flag orders nothing; `EXPEDITED` was set first by
+            // this thread, and a reader that misses the store is still
+            // correct (see the flag's docs).
+            LIGHT_IS_COMPILER_FENCE.store(true, Ordering::Relaxed);
+        }
+        expedited
     }
 
     #[cfg(target_os = "linux")]
@@ -61,9 +75,9 @@ mod imp {
 
     #[inline(always)]
     pub(super) fn light() {
-        // `get()` is an Acquire load of a word that never changes after
-        // start-up: it stays in cache and the branch is predicted.
-        if EXPEDITED.get().copied().unwrap_or(false) {
+        // A word that never changes after start-up: it stays in cache and
+        // the branch is predicted.
+        if LIGHT_IS_COMPILER_FENCE.load(Ordering::Relaxed) {
             compiler_fence(Ordering::SeqCst);
         } else {
             fence(Ordering::SeqCst);

@@ -206,6 +206,12 @@ impl<T> Lane<T> {
         }
     }
 
+    /// About how many events wait in the lane (racy, for metrics).
+    pub(crate) fn depth(&self) -> usize {
+        let rings: usize = lock(&self.probes).iter().map(Probe::len).sum();
+        rings + self.group.as_ref().map_or(0, |g| lock(&g.returned).len())
+    }
+
     /// Whether every ring of the lane was empty when looked at (racy; exact
     /// once no producer and no consumer is active).
     pub(crate) fn is_empty(&self) -> bool {

@@ -47,7 +47,7 @@ pub use dead_letter::{DeadLetter, DEAD_LETTER_KEEP};
 pub use engine::{Engine, EngineBuilder, ShutdownReport};
 pub use error::{ConfigError, PublishError, SubscribeError, TopicError, WaitError};
 pub use event::{Event, TraceId};
-pub use metrics::{Metrics, SubscriptionMetrics, TopicMetrics};
+pub use metrics::{LatencyMetrics, Metrics, SubscriptionMetrics, TopicMetrics, WorkerMetrics};
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
 pub use pinning::fault;

@@ -369,6 +369,30 @@ impl<T> Probe<T> {
         let head = self.ring.head.load(Ordering::Acquire);
         self.ring.stamp_if_ready(head).is_none()
     }
+
+    /// About how many values the ring holds (racy, for metrics). The
+    /// producer fills slots in order, so the ready slots form one run from
+    /// `head`: a binary search over the slots' stamps finds its end in
+    /// `log2(capacity)` loads.
+    pub fn len(&self) -> usize {
+        let head = self.ring.head.load(Ordering::Acquire);
+        // Invariant: the first `lo` slots from `head` are ready; those past
+        // `hi` are not.
+        let (mut lo, mut hi) = (0usize, self.ring.mask + 1);
+        while lo < hi {
+            let mid = lo + (hi - lo).div_ceil(2);
+            if self
+                .ring
+                .stamp_if_ready(head.wrapping_add(mid - 1))
+                .is_some()
+            {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        lo
+    }
 }
 
 impl<T> Clone for Probe<T> {
@@ -476,6 +500,30 @@ mod tests {
         assert!(!probe.is_empty() && c.has_next());
         c.pop();
         assert!(probe.is_empty() && !c.has_next());
+    }
+
+    #[test]
+    fn probe_len_counts_ready_values_across_laps() {
+        let (mut p, mut c) = channel::<u64>(8);
+        let probe = p.probe();
+        assert_eq!(probe.len(), 0);
+        for round in 0..3u64 {
+            for i in 0..8 {
+                p.push(round * 8 + i).unwrap();
+                assert_eq!(probe.len(), i as usize + 1);
+            }
+            for left in (0..8).rev() {
+                c.pop();
+                assert_eq!(probe.len(), left);
+            }
+        }
+        // A partial lap that straddles the end of the array.
+        for i in 0..5 {
+            p.push(i).unwrap();
+        }
+        c.pop();
+        c.pop();
+        assert_eq!(probe.len(), 3);
     }
 
     #[test]

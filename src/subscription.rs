@@ -6,14 +6,16 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use crate::event::Event;
+use crate::event::{now_nanos, Event};
+use crate::lane::lock;
 use crate::layer::{Disposition, Identity, Outcome, Stack};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use crate::loom::sync::Arc;
+use crate::loom::sync::{Arc, Mutex};
 use crate::recovery::{self, Next, OnFailure};
 use crate::retry::RetryPolicy;
 use crate::trace;
 use crate::worker::{self, Runtime};
+use hdrhistogram::Histogram;
 
 mod sealed {
     pub trait Sealed {}
@@ -67,6 +69,7 @@ pub struct SubscribeOptions<L = Identity> {
     pub(crate) worker: Option<usize>,
     pub(crate) retry: Option<RetryPolicy>,
     pub(crate) slow: Option<Duration>,
+    pub(crate) latency_every: u32,
     pub(crate) layers: L,
 }
 
@@ -113,6 +116,27 @@ impl<L> SubscribeOptions<L> {
         self
     }
 
+    /// Records the publish→handle latency of one event in every `every`
+    /// (at least 1) in an HDR histogram, reported as percentiles by
+    /// [`Engine::metrics`](crate::Engine::metrics). Off by default; when
+    /// on, a sampled call costs a clock read and a histogram update under a
+    /// lock only this subscription's worker and metrics readers take.
+    ///
+    /// The latency is exact for topics with
+    /// [`TopicOptions::timestamps`](crate::TopicOptions::timestamps) on;
+    /// otherwise events carry the worker's dispatch clock and the figure is
+    /// the time from the start of the worker's burst to the handler call.
+    ///
+    /// ```
+    /// use pinbus::SubscribeOptions;
+    /// let opts = SubscribeOptions::new().latency_sampling(64);
+    /// # let _ = opts;
+    /// ```
+    pub fn latency_sampling(mut self, every: u32) -> Self {
+        self.latency_every = every.max(1);
+        self
+    }
+
     /// Adds a middleware layer inside the ones added before: the first layer
     /// added sees each event first (see [`crate::layer`] for the contract).
     /// Layers compose with static dispatch: no allocation or indirect call
@@ -133,6 +157,7 @@ impl<L> SubscribeOptions<L> {
             worker: base.worker,
             retry: base.retry,
             slow: base.slow,
+            latency_every: base.latency_every,
             layers: Stack::new(layers, layer),
         }
     }
@@ -144,6 +169,7 @@ impl<L> SubscribeOptions<L> {
             worker,
             retry,
             slow,
+            latency_every,
             layers,
         } = self;
         (
@@ -152,6 +178,7 @@ impl<L> SubscribeOptions<L> {
                 worker,
                 retry,
                 slow,
+                latency_every,
                 layers: Identity,
             },
             layers,
@@ -199,11 +226,20 @@ pub(crate) struct SubShared {
     pub(crate) retried: AtomicU64,
     pub(crate) dead_lettered: AtomicU64,
     pub(crate) slow: AtomicU64,
+    /// Publish→handle latency samples (`SubscribeOptions::latency_sampling`):
+    /// one in `latency_every` calls; 0 = off.
+    pub(crate) latency_every: u32,
+    pub(crate) latency: Option<Mutex<Histogram<u64>>>,
 }
 
 impl SubShared {
-    pub(crate) fn new(name: Option<String>, topic: &'static str) -> Self {
+    pub(crate) fn new(name: Option<String>, topic: &'static str, latency_every: u32) -> Self {
         let id = crate::loom::unique_id();
+        // 1 ns .. 1 hour at 3 significant digits.
+        let latency = (latency_every > 0)
+            .then(|| Histogram::new_with_bounds(1, 3_600_000_000_000, 3).ok())
+            .flatten()
+            .map(Mutex::new);
         SubShared {
             id,
             name: name.unwrap_or_else(|| format!("{topic}#{id}")),
@@ -216,6 +252,8 @@ impl SubShared {
             retried: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             slow: AtomicU64::new(0),
+            latency_every: if latency.is_some() { latency_every } else { 0 },
+            latency,
         }
     }
 
@@ -250,12 +288,16 @@ pub(crate) struct HandlerEntry<T> {
     on_failure: Option<Box<dyn OnFailure<T>>>,
     /// The slow-handler threshold, if reports are on.
     slow: Option<Duration>,
+    /// Slow reports or latency samples are on: calls take the instrumented
+    /// path.
+    instrumented: bool,
+    /// Calls until the next latency sample.
+    sample_in: u32,
 }
 
 impl<T> HandlerEntry<T> {
     pub(crate) fn new(shared: Arc<SubShared>, since: u64, f: BoxedHandler<T>) -> Self {
         HandlerEntry {
-            shared,
             since,
             f,
             handled: 0,
@@ -264,6 +306,9 @@ impl<T> HandlerEntry<T> {
             skipped: 0,
             on_failure: None,
             slow: None,
+            instrumented: shared.latency_every > 0,
+            sample_in: shared.latency_every,
+            shared,
         }
     }
 
@@ -275,6 +320,7 @@ impl<T> HandlerEntry<T> {
     ) -> Self {
         self.on_failure = on_failure;
         self.slow = slow;
+        self.instrumented |= slow.is_some();
         self
     }
 
@@ -298,9 +344,10 @@ impl<T> HandlerEntry<T> {
         // what it publishes joins the event's trace (`trace.rs`).
         // The guard restores the outer context even if the handler panics.
         let _handling = trace::Handling::enter(event.topic, event.meta.seq, event.meta.trace);
-        let outcome = match self.slow {
-            None => (self.f)(event),
-            Some(threshold) => self.call_timed(event, threshold),
+        let outcome = if self.instrumented {
+            self.call_instrumented(event)
+        } else {
+            (self.f)(event)
         };
         match outcome {
             Ok(Disposition::Handled) => self.handled += 1,
@@ -312,8 +359,22 @@ impl<T> HandlerEntry<T> {
         }
     }
 
+    /// A call with slow-handler reports and/or a latency sample.
     #[inline(never)]
-    fn call_timed(&mut self, event: &Event<T>, threshold: Duration) -> Outcome {
+    fn call_instrumented(&mut self, event: &Event<T>) -> Outcome {
+        if self.shared.latency_every > 0 {
+            self.sample_in -= 1;
+            if self.sample_in == 0 {
+                self.sample_in = self.shared.latency_every;
+                let waited = now_nanos().saturating_sub(event.meta.published);
+                if let Some(h) = &self.shared.latency {
+                    lock(h).saturating_record(waited.max(1));
+                }
+            }
+        }
+        let Some(threshold) = self.slow else {
+            return (self.f)(event);
+        };
         let start = Instant::now();
         let outcome = (self.f)(event);
         let elapsed = start.elapsed();

@@ -851,7 +851,11 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         }
         let recovery = Self::prepare_recovery(this, options.retry)?;
         let slow = options.slow;
-        let sub = Arc::new(SubShared::new(options.name, this.name.as_str()));
+        let sub = Arc::new(SubShared::new(
+            options.name,
+            this.name.as_str(),
+            options.latency_every,
+        ));
         let mut control = lock(&this.control);
         if control.state != RUNNING {
             return Err(this.closed());
@@ -921,7 +925,11 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         }
         let recovery = Self::prepare_recovery(this, options.retry)?;
         let slow = options.slow;
-        let sub = Arc::new(SubShared::new(options.name, this.name.as_str()));
+        let sub = Arc::new(SubShared::new(
+            options.name,
+            this.name.as_str(),
+            options.latency_every,
+        ));
         let mut control = lock(&this.control);
         if control.state != RUNNING {
             return Err(this.closed());
@@ -1170,14 +1178,20 @@ impl<T: Clone + Send + 'static> TopicControl for TopicShared<T> {
         {
             let control = lock(&self.control);
             subs.extend(control.subs.iter().map(|s| {
-                let group = s.group.map(|g| &*control.groups[g].name);
-                SubscriptionMetrics::read(&s.shared, group, s.worker)
+                let group = s.group.map(|g| &control.groups[g]);
+                let lane = match group {
+                    Some(g) => control.lanes.get(g.lane),
+                    None => control.worker_lane[s.worker].and_then(|l| control.lanes.get(l)),
+                };
+                let lag = lane.map_or(0, |l| l.depth());
+                SubscriptionMetrics::read(&s.shared, group.map(|g| &*g.name), s.worker, lag)
             }));
         }
         TopicMetrics {
             name: self.name.as_str().to_owned(),
             published: self.published(),
             full: self.full.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
             discarded: self.discarded(),
             dead_letters: self.dead.total(),
             dead_letters_kept: self.dead.kept(),

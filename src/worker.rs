@@ -355,6 +355,12 @@ pub(crate) struct WorkerShared {
     pending: AtomicBool,
     /// Busy/idle transitions: even = busy, odd = idle (module docs).
     epoch: AtomicU64,
+    /// When the worker was created (nanoseconds since the event epoch).
+    pub(crate) started: u64,
+    /// Nanoseconds spent in busy bursts, from a burst's first dispatch-clock
+    /// read to its idle transition; written by the worker at each idle
+    /// transition (a statistic: `Relaxed`).
+    pub(crate) busy_ns: AtomicU64,
 }
 
 impl WorkerShared {
@@ -367,6 +373,8 @@ impl WorkerShared {
             commands: Mutex::new(CommandQueue::default()),
             pending: AtomicBool::new(false),
             epoch: AtomicU64::new(0),
+            started: crate::event::now_nanos(),
+            busy_ns: AtomicU64::new(0),
         }
     }
 
@@ -454,6 +462,9 @@ pub(crate) struct DispatchClock {
     nanos: u64,
     /// Events stamped since the last read; `u32::MAX` = read before next use.
     since_read: u32,
+    /// The first read of the current busy burst; 0 = none yet. Busy time is
+    /// counted from it to the next idle transition.
+    burst_start: u64,
 }
 
 const CLOCK_EVERY: u32 = 64;
@@ -493,6 +504,9 @@ impl DrainCx<'_> {
         if c.since_read >= CLOCK_EVERY {
             c.nanos = crate::event::now_nanos();
             c.since_read = 0;
+            if c.burst_start == 0 {
+                c.burst_start = c.nanos;
+            }
         }
         c.nanos
     }
@@ -573,6 +587,7 @@ impl Worker {
             clock: DispatchClock {
                 nanos: 0,
                 since_read: u32::MAX,
+                burst_start: 0,
             },
             totals: Totals::default(),
         }
@@ -677,6 +692,13 @@ impl Worker {
     }
 
     fn set_idle(&mut self) {
+        if self.clock.burst_start != 0 {
+            // Once per burst: one clock read, off the per-event path.
+            let busy = crate::event::now_nanos().saturating_sub(self.clock.burst_start);
+            self.clock.burst_start = 0;
+            let total = self.shared.busy_ns.load(Ordering::Relaxed) + busy;
+            self.shared.busy_ns.store(total, Ordering::Relaxed);
+        }
         // The next burst reads the clock afresh.
         self.clock.invalidate();
         if !self.idle {

@@ -414,9 +414,13 @@ fn run(cli: Cli) -> Res<()> {
             id: s.id(),
             title: report::title(*s, &plan),
             cases,
+            pinbus_metrics: peers::pinbus::take_metrics(),
         };
         progress.finish();
         print!("{}", report::render(&result, &peer_names));
+        if let Some(m) = &result.pinbus_metrics {
+            println!("- {}", report::metrics_line(m));
+        }
         if *s == Scenario::S1 {
             if let Some(line) = report::allocations(&result) {
                 println!("- {line}");

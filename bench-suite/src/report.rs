@@ -66,6 +66,27 @@ pub struct ScenarioResult {
     pub title: String,
     /// Its cases (table columns).
     pub cases: Vec<CaseResult>,
+    /// `Engine::metrics` of the scenario's last pinbus run, taken after its
+    /// engine shut down (final counts).
+    pub pinbus_metrics: Option<pinbus::Metrics>,
+}
+
+/// One line summing up a pinbus engine's metrics snapshot.
+pub fn metrics_line(m: &pinbus::Metrics) -> String {
+    let published: u64 = m.topics.iter().map(|t| t.published).sum();
+    let handled: u64 = m.subscriptions.iter().map(|s| s.handled).sum();
+    let failed: u64 = m.subscriptions.iter().map(|s| s.failed).sum();
+    let lag = m.subscriptions.iter().map(|s| s.lag).max().unwrap_or(0);
+    let busy: Vec<String> = m
+        .workers
+        .iter()
+        .map(|w| format!("{:.0}%", 100.0 * w.busy_share))
+        .collect();
+    format!(
+        "pinbus engine metrics (last run): {published} published, {handled} handled, \
+         {failed} failed, lag {lag} at shutdown, worker busy share [{}]",
+        busy.join(", ")
+    )
 }
 
 /// The results of one case for every peer.

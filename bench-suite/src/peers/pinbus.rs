@@ -6,10 +6,10 @@
 //! scenario (S5) takes one worker per core but the first. With `--config`
 //! every engine comes from that configuration instead.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use pinbus::{
-    Backpressure, Engine, Event, IdleStrategy, Pinning, Subscription, Topic, TopicOptions,
+    Backpressure, Engine, Event, IdleStrategy, Metrics, Pinning, Subscription, Topic, TopicOptions,
 };
 
 use crate::cores;
@@ -68,11 +68,23 @@ fn subscribe<P: Payload>(topic: &Topic<P>, warm: u64, total: u64) -> Res<(Sub, S
     Ok((Sub { probe, warm, total }, sub))
 }
 
-/// Shuts the engine down (draining) once the run is over.
+/// The metrics of the last pinbus engine shut down.
+static LAST_METRICS: Mutex<Option<Metrics>> = Mutex::new(None);
+
+/// Takes the metrics of the last pinbus run, if one ran since the last call.
+pub fn take_metrics() -> Option<Metrics> {
+    LAST_METRICS.lock().ok()?.take()
+}
+
+/// Shuts the engine down (draining) once the run is over, and keeps its
+/// final metrics for the report.
 fn shutdown(engine: Arc<Engine>, subs: Vec<Subscription>) -> Teardown {
     Box::new(move || {
         drop(subs);
         engine.shutdown();
+        if let Ok(mut last) = LAST_METRICS.lock() {
+            *last = Some(engine.metrics());
+        }
         Ok(())
     })
 }
