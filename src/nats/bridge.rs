@@ -5,20 +5,22 @@ use std::fmt;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::{self, consumer, stream};
+use async_nats::jetstream::{self, consumer};
 use tokio::sync::{mpsc, watch};
 
 use super::codec::{Codec, Json};
 use super::dedupe::Window;
 use super::error::BridgeError;
 use super::export;
+use super::handles::{Export, ExportShared, Import, ImportShared};
 use super::import;
 use super::options::{BridgeOptions, ExportOptions, ImportOptions};
 use super::stats::{add, BridgeStats, Counters};
+use super::stream::{ensure_stream, stream_config};
 use super::subject;
 use crate::loom::sync::{Arc, Mutex, MutexGuard};
 use crate::loom::thread;
-use crate::{Engine, SubscribeOptions, Subscription, Topic};
+use crate::{Engine, SubscribeOptions, Topic};
 
 /// Locks `m`, recovering from poisoning (no bridge state is left half-made
 /// by a panic).
@@ -57,8 +59,9 @@ pub(crate) struct ConnState {
 ///
 /// ## Backpressure
 ///
-/// Each export has a bounded queue; when NATS is slow or down the export
-/// subscription fails events, which its retry policy retries and finally
+/// Each export has a bounded queue; when it is full the export
+/// subscription waits up to `ExportOptions::max_block` (the lane backs up),
+/// then fails the event, which its retry policy retries and finally
 /// dead-letters on the topic ([`Topic::dead_letters`]). An import has at
 /// most `ImportOptions::max_ack_pending` messages in flight and publishes
 /// with the topic's backpressure (`Block` waits for room).
@@ -123,24 +126,6 @@ struct Inner {
     /// Set when the close timeout has passed: export tasks count what they
     /// still hold as failed and end.
     abort: Arc<watch::Sender<bool>>,
-}
-
-struct ExportShared {
-    subject: String,
-    topic: String,
-    subscription: Mutex<Option<Subscription>>,
-    /// `dead_lettered` of the subscription when it was removed.
-    final_dead: Mutex<u64>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
-struct ImportShared {
-    filter: String,
-    topic: String,
-    durable: String,
-    stop: watch::Sender<bool>,
-    thread: Mutex<Option<thread::JoinHandle<()>>>,
-    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl Bridge {
@@ -698,129 +683,6 @@ impl fmt::Debug for Bridge {
     }
 }
 
-impl ExportShared {
-    fn unsubscribe(&self) {
-        if let Some(sub) = lock(&self.subscription).take() {
-            *lock(&self.final_dead) = sub.stats().dead_lettered;
-            sub.unsubscribe();
-        }
-    }
-}
-
-impl ImportShared {
-    fn stop_and_join(&self) {
-        let _ = self.stop.send(true);
-        if let Some(thread) = lock(&self.thread).take() {
-            let _ = thread.join();
-        }
-        lock(&self.task).take();
-    }
-}
-
-/// One export: the local subscription and the task that publishes its
-/// events ([`Bridge::export`]).
-///
-/// # Examples
-///
-/// ```no_run
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # use pinbus::nats::{Bridge, BridgeOptions};
-/// # let engine = pinbus::Engine::builder().build()?;
-/// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine,
-/// #     BridgeOptions::default().stream("ORDERS", ["orders.>"]))?;
-/// # let orders = engine.topic::<u64>("orders.created")?;
-/// let export = bridge.export(&orders, "orders.created")?;
-/// println!("{export:?}");
-/// export.stop(); // events published from now on stay local
-/// # Ok(()) }
-/// ```
-pub struct Export {
-    shared: Arc<ExportShared>,
-}
-
-impl Export {
-    /// The NATS subject events go to.
-    pub fn subject(&self) -> &str {
-        &self.shared.subject
-    }
-
-    /// The local topic's name.
-    pub fn topic(&self) -> &str {
-        &self.shared.topic
-    }
-
-    /// Removes the local subscription: events published from now on are
-    /// not exported; those already queued still are.
-    pub fn stop(&self) {
-        self.shared.unsubscribe();
-    }
-}
-
-impl fmt::Debug for Export {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Export")
-            .field("topic", &self.shared.topic)
-            .field("subject", &self.shared.subject)
-            .finish()
-    }
-}
-
-/// One import: the durable consumer's pull task and the thread that
-/// publishes into the local topic ([`Bridge::import`]).
-///
-/// # Examples
-///
-/// ```no_run
-/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// # use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
-/// # let engine = pinbus::Engine::builder().build()?;
-/// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine,
-/// #     BridgeOptions::default().stream("ORDERS", ["orders.>"]))?;
-/// # let orders = engine.topic::<u64>("orders.in")?;
-/// let import = bridge.import("orders.*", &orders, ImportOptions::durable("audit"))?;
-/// assert_eq!((import.filter(), import.topic()), ("orders.*", "orders.in"));
-/// import.stop(); // waits for outstanding receipts, acks them, stops pulling
-/// # Ok(()) }
-/// ```
-pub struct Import {
-    shared: Arc<ImportShared>,
-}
-
-impl Import {
-    /// The subject filter.
-    pub fn filter(&self) -> &str {
-        &self.shared.filter
-    }
-
-    /// The local topic's name.
-    pub fn topic(&self) -> &str {
-        &self.shared.topic
-    }
-
-    /// The durable consumer's name.
-    pub fn durable(&self) -> &str {
-        &self.shared.durable
-    }
-
-    /// Stops pulling, waits (up to the bridge's close timeout) for the
-    /// messages already published locally to be handled, and acks them.
-    /// The durable consumer stays on the server; importing again with the
-    /// same name resumes.
-    pub fn stop(&self) {
-        self.shared.stop_and_join();
-    }
-}
-
-impl fmt::Debug for Import {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Import")
-            .field("filter", &self.shared.filter)
-            .field("topic", &self.shared.topic)
-            .field("durable", &self.shared.durable)
-            .finish()
-    }
-}
-
 fn on_event(conn: &watch::Sender<ConnState>, counters: &Counters, event: async_nats::Event) {
     match event {
         async_nats::Event::Connected => conn.send_modify(|s| {
@@ -836,57 +698,6 @@ fn on_event(conn: &watch::Sender<ConnState>, counters: &Counters, event: async_n
         }),
         _ => {}
     }
-}
-
-fn stream_config(o: &BridgeOptions) -> stream::Config {
-    stream::Config {
-        name: o.stream.clone(),
-        subjects: o.subjects.clone(),
-        storage: if o.memory_storage {
-            stream::StorageType::Memory
-        } else {
-            stream::StorageType::File
-        },
-        duplicate_window: o.duplicate_window,
-        num_replicas: o.replicas,
-        ..Default::default()
-    }
-}
-
-/// Creates the stream, or adds the subjects it does not capture yet.
-async fn ensure_stream(js: &jetstream::Context, config: stream::Config) -> Result<(), BridgeError> {
-    let name = config.name.clone();
-    let fail = |action: String| {
-        move |e: &dyn fmt::Display| BridgeError::JetStream {
-            action,
-            reason: e.to_string(),
-        }
-    };
-    let mut stream = js
-        .get_or_create_stream(config.clone())
-        .await
-        .map_err(|e| fail(format!("create stream {name:?}"))(&e))?;
-    let info = stream
-        .info()
-        .await
-        .map_err(|e| fail(format!("read stream {name:?}"))(&e))?;
-    let mut existing = info.config.clone();
-    let missing: Vec<String> = config
-        .subjects
-        .iter()
-        .filter(|s| !existing.subjects.iter().any(|e| subject::covers(e, s)))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        existing.subjects.extend(missing);
-        js.update_stream(existing).await.map_err(|e| {
-            fail(format!(
-                "add subjects {:?} to stream {name:?}",
-                config.subjects
-            ))(&e)
-        })?;
-    }
-    Ok(())
 }
 
 /// Runs `fut` on the bridge's runtime and waits for it from this thread,

@@ -104,13 +104,16 @@ mod codec;
 mod dedupe;
 mod error;
 mod export;
+mod handles;
 mod import;
 mod options;
 mod stats;
+mod stream;
 mod subject;
 
-pub use bridge::{Bridge, Export, Import};
+pub use bridge::Bridge;
 pub use codec::{Binary, Codec, Json};
 pub use error::{BridgeError, CodecError};
+pub use handles::{Export, Import};
 pub use options::{BridgeOptions, ExportOptions, ImportOptions};
 pub use stats::BridgeStats;
