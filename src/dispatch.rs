@@ -27,8 +27,8 @@ const GROUP_BATCH: usize = 32;
 
 /// The event handlers see, built from a drained value.
 #[inline(always)]
-fn event<T>(value: T, d: &Delivered, topic: &'static TopicName, clock: u64) -> Event<T> {
-    Event::new(
+fn event<T>(value: T, d: Delivered, topic: &'static TopicName, clock: u64) -> Event<T> {
+    Event::tracked(
         value,
         topic,
         Meta {
@@ -39,6 +39,7 @@ fn event<T>(value: T, d: &Delivered, topic: &'static TopicName, clock: u64) -> E
             attempt: 1,
             version: d.version,
         },
+        d.tracker,
     )
 }
 
@@ -121,7 +122,7 @@ impl<T: Send + 'static> PlainDrain<T> {
         let handlers = &mut self.handlers;
         let discarded = &mut self.discarded;
         self.rings[r].consume(n, |value, d| {
-            let ev = event(value, &d, name, clock);
+            let ev = event(value, d, name, clock);
             if !deliver(handlers, &ev) {
                 *discarded += 1;
             }
@@ -241,7 +242,7 @@ impl<T: Send + 'static> GroupDrain<T> {
                 }
                 break;
             };
-            let ev = event(value, &d, self.name, clock);
+            let ev = event(value, d, self.name, clock);
             self.members[m].call_guarded(&ev);
             handled += 1;
             // `ev` and the receipt share in `d` drop here.

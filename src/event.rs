@@ -12,6 +12,7 @@ use std::fmt;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::receipt::TrackerRef;
 use crate::trace::{self, TraceContext};
 
 /// The process-wide reference point of every event timestamp.
@@ -157,12 +158,37 @@ pub struct Event<T> {
     pub(crate) meta: Meta,
     pub(crate) topic: &'static TopicName,
     pub(crate) value: T,
+    /// The lane's share of a tracked event's receipt: held while the event
+    /// (or a retry copy of it) is alive, so the receipt completes after the
+    /// last attempt or the dead letter.
+    pub(crate) receipt: Option<TrackerRef>,
 }
 
 impl<T> Event<T> {
-    #[inline(always)]
+    #[cfg(test)]
     pub(crate) fn new(value: T, topic: &'static TopicName, meta: Meta) -> Self {
-        Event { meta, topic, value }
+        Event {
+            meta,
+            topic,
+            value,
+            receipt: None,
+        }
+    }
+
+    /// The same, holding a receipt share.
+    #[inline(always)]
+    pub(crate) fn tracked(
+        value: T,
+        topic: &'static TopicName,
+        meta: Meta,
+        receipt: Option<TrackerRef>,
+    ) -> Self {
+        Event {
+            meta,
+            topic,
+            value,
+            receipt,
+        }
     }
 
     /// The payload (also reachable through `Deref`).

@@ -32,6 +32,17 @@ pub(crate) struct Tracker {
 /// One lane's share of a tracked event; dropping it counts that lane done.
 pub(crate) struct TrackerRef(Arc<Tracker>);
 
+impl TrackerRef {
+    /// One more share (a retry copy of the event): the receipt now also
+    /// waits for it.
+    pub(crate) fn another(&self) -> TrackerRef {
+        // Relaxed, as for an `Arc` clone: `self` is a live share, so the
+        // count is at least 1 and cannot reach 0 (completion) meanwhile.
+        self.0.remaining.fetch_add(1, Ordering::Relaxed);
+        TrackerRef(self.0.clone())
+    }
+}
+
 impl Drop for TrackerRef {
     fn drop(&mut self) {
         if self.0.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
@@ -57,7 +68,9 @@ pub(crate) fn tracked(engine: u64, lanes: usize) -> Receipt {
 /// Completion of one event published with [`Topic::publish_tracked`]: complete
 /// once every subscription that was live when the event was published has
 /// handled it (each consumer group counts once, through the member that took
-/// it). A handler that fails or panics has handled the event too.
+/// it). A handler that fails or panics has handled the event too — unless
+/// its subscription has a [`RetryPolicy`](crate::RetryPolicy): then the
+/// receipt waits for the event's last attempt, or for its dead letter.
 ///
 /// Subscriptions removed before they got to the event do not hold it back.
 ///

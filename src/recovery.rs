@@ -25,6 +25,7 @@ use crate::dispatch::{GroupDrain, PlainDrain};
 use crate::event::{Event, Meta};
 use crate::loom::sync::atomic::Ordering;
 use crate::loom::sync::Arc;
+use crate::receipt::TrackerRef;
 use crate::retry::{Jitter, RetryPolicy};
 use crate::subscription::{HandlerEntry, SubShared};
 use crate::timer::{TimerShutdown, TimerTask};
@@ -115,13 +116,16 @@ impl<T: Clone + Send + 'static> OnFailure<T> for Recovery<T> {
             self.dead_letter(sub, ev, error);
             return Next::Done;
         }
-        let again = Event::new(
+        // The copy holds its own receipt share: a tracked event's receipt
+        // completes after its last attempt (or its dead letter).
+        let again = Event::tracked(
             ev.get().clone(),
             ev.topic,
             Meta {
                 attempt: attempt + 1,
                 ..ev.meta
             },
+            ev.receipt.as_ref().map(TrackerRef::another),
         );
         let delay = self.policy.delay_before(attempt + 1, self.jitter.unit());
         let task = Box::new(RetryTask {

@@ -100,3 +100,70 @@ fn a_failing_handler_still_completes_the_receipt() {
     let _ = std::panic::take_hook();
     assert_eq!((report.failed, report.panicked), (2, 1));
 }
+
+#[test]
+fn with_a_retry_policy_the_receipt_waits_for_the_last_attempt_or_the_dead_letter() {
+    use pinbus::{Engine, IdleStrategy, ManualClock, RetryPolicy};
+    let clock = ManualClock::new();
+    let engine = Engine::builder()
+        .workers(1)
+        .idle(IdleStrategy::Park)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let topic = engine.topic::<u32>("tracked.retry").unwrap();
+    // Event 1 succeeds on its second attempt; event 2 never does.
+    let sub = topic
+        .subscribe_with(
+            |ev: &pinbus::Event<u32>| {
+                if **ev == 2 || ev.attempt() == 1 {
+                    Err("not yet")
+                } else {
+                    Ok(())
+                }
+            },
+            SubscribeOptions::new()
+                .retry(RetryPolicy::fixed(Duration::from_millis(10)).max_attempts(2)),
+        )
+        .unwrap();
+    let first = topic.publish_tracked(1).unwrap();
+    let second = topic.publish_tracked(2).unwrap();
+    assert!(common::eventually(common::PATIENCE, || sub.stats().retried == 2));
+    // Both first attempts failed and wait in the wheel: not complete.
+    assert!(!first.is_complete() && !second.is_complete());
+    clock.advance(Duration::from_millis(10));
+    assert!(first.wait_timeout(common::PATIENCE), "retry succeeded");
+    assert!(second.wait_timeout(common::PATIENCE), "dead-lettered");
+    assert!(common::eventually(common::PATIENCE, || sub
+        .stats()
+        .dead_lettered
+        == 1));
+    engine.shutdown();
+    assert_eq!(topic.take_dead_letters().len(), 1);
+}
+
+#[test]
+fn a_retry_dropped_at_shutdown_releases_its_receipt() {
+    use pinbus::{Engine, IdleStrategy, ManualClock, RetryPolicy, TimerShutdown};
+    let clock = ManualClock::new();
+    let engine = Engine::builder()
+        .workers(1)
+        .idle(IdleStrategy::Park)
+        .clock(clock)
+        .timer_shutdown(TimerShutdown::Drop)
+        .build()
+        .unwrap();
+    let topic = engine.topic::<u32>("tracked.drop").unwrap();
+    let sub = topic
+        .subscribe_with(
+            |_: &pinbus::Event<u32>| Err::<(), _>("always"),
+            SubscribeOptions::new().retry(RetryPolicy::fixed(Duration::from_secs(60))),
+        )
+        .unwrap();
+    let r = topic.publish_tracked(1).unwrap();
+    assert!(common::eventually(common::PATIENCE, || sub.stats().retried == 1));
+    assert!(!r.is_complete());
+    let report = engine.shutdown();
+    assert_eq!(report.retries_dropped, 1);
+    assert!(r.is_complete(), "nothing holds the receipt after shutdown");
+}
