@@ -325,6 +325,8 @@ pub struct Engine {
     report: Mutex<Option<ShutdownReport>>,
     /// `Config::producer_cores`.
     producer_cores: Vec<usize>,
+    /// See [`Engine::instance_id`].
+    instance_id: u64,
 }
 
 /// The topic registry, shared by the engine and its topics (a topic opens
@@ -399,6 +401,7 @@ impl Engine {
             stop_workers(&runtime, joins);
             return Err(ConfigError::PinFailed { worker, core });
         }
+        let runtime_seed = runtime.id;
         Ok(Engine {
             hub: Arc::new(Hub {
                 runtime: runtime.clone(),
@@ -412,7 +415,25 @@ impl Engine {
             joins: Mutex::new(joins),
             report: Mutex::new(None),
             producer_cores: config.producer_cores,
+            instance_id: random_instance_id(runtime_seed),
         })
+    }
+
+    /// A random id for this engine, drawn when it was built: different for
+    /// every engine, in this process and (with overwhelming likelihood) in
+    /// any other. It names the engine outside the process — the NATS
+    /// bridge starts every `Nats-Msg-Id` with it, so a restarted process
+    /// never collides with the messages of its previous life.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let a = pinbus::Engine::builder().workers(1).build()?;
+    /// let b = pinbus::Engine::builder().workers(1).build()?;
+    /// assert_ne!(a.instance_id(), b.instance_id());
+    /// # Ok(()) }
+    /// ```
+    pub fn instance_id(&self) -> u64 {
+        self.instance_id
     }
 
     /// The number of worker threads.
@@ -781,4 +802,19 @@ impl fmt::Debug for Engine {
             .field("idle", &self.runtime.idle)
             .finish_non_exhaustive()
     }
+}
+
+/// A random 64-bit id: the process's random hash keys mixed with the wall
+/// clock, the process id and `seed` (unique within the process).
+fn random_instance_id(seed: u64) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.write_u64(seed);
+    h.finish()
 }

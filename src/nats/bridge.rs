@@ -215,7 +215,7 @@ impl Bridge {
         let inner = Arc::new(Inner {
             url: url.to_owned(),
             js,
-            instance: options.instance_id.unwrap_or_else(random_instance),
+            instance: options.instance_id.unwrap_or_else(|| engine.instance_id()),
             workers: engine.workers(),
             options,
             counters,
@@ -712,17 +712,4 @@ where
         let _ = tx.send(fut.await);
     });
     rx.recv().map_err(|_| BridgeError::Closed)
-}
-
-/// A random 64-bit id (std's randomly keyed hasher, the time and the pid).
-fn random_instance() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
 }

@@ -133,8 +133,9 @@ impl BridgeOptions {
     }
 
     /// The instance id that starts every `Nats-Msg-Id` this bridge writes
-    /// (`<instance>-<topic>-<seq>`). Random by default; set it only if
-    /// you know no two running bridges share it.
+    /// (`<instance>-<topic>-<seq>`). By default the engine's
+    /// [`Engine::instance_id`](crate::Engine::instance_id) (random per
+    /// engine); set it only if you know no two running bridges share it.
     pub fn instance_id(mut self, id: u64) -> Self {
         self.instance_id = Some(id);
         self
