@@ -53,6 +53,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::PublishError;
 use crate::event::now_nanos;
+use crate::gcra::Gcra;
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
 use crate::loom::sync::Arc;
 use crate::receipt::Receipt;
@@ -267,9 +268,7 @@ impl<T, I: Interceptor<T>> Interceptor<T> for ArcI<I> {
 /// ```
 #[derive(Debug)]
 pub struct RateLimit {
-    rate: u32,
-    interval: u64,
-    tolerance: u64,
+    gcra: Gcra,
     wait: bool,
     /// Nanoseconds since the event epoch when the next event is due.
     tat: AtomicU64,
@@ -279,27 +278,22 @@ impl RateLimit {
     /// `rate` events per second (at least 1), bursts of `rate / 10` (at
     /// least 1), refusing the excess.
     pub fn per_second(rate: u32) -> Self {
-        let rate = rate.max(1);
-        RateLimit::with(rate, (rate / 10).max(1), false)
+        RateLimit::with(Gcra::new(rate, rate.max(1) / 10), false)
     }
 
     /// Lets up to `burst` (at least 1) events through back to back.
     pub fn burst(self, burst: u32) -> Self {
-        RateLimit::with(self.rate, burst.max(1), self.wait)
+        RateLimit::with(Gcra::new(self.gcra.rate, burst), self.wait)
     }
 
     /// Waits for a token instead of refusing the event (a throttle).
     pub fn wait(self) -> Self {
-        let burst = self.tolerance / self.interval + 1;
-        RateLimit::with(self.rate, burst as u32, true)
+        RateLimit::with(Gcra::new(self.gcra.rate, self.gcra.burst()), true)
     }
 
-    fn with(rate: u32, burst: u32, wait: bool) -> Self {
-        let interval = (1_000_000_000 / u64::from(rate)).max(1);
+    fn with(gcra: Gcra, wait: bool) -> Self {
         RateLimit {
-            rate,
-            interval,
-            tolerance: u64::from(burst - 1) * interval,
+            gcra,
             wait,
             tat: AtomicU64::new(0),
         }
@@ -311,16 +305,14 @@ impl RateLimit {
         // token go to one publisher.
         let mut tat = self.tat.load(Ordering::Relaxed);
         loop {
-            let due = tat.max(now);
-            if due - now > self.tolerance {
-                return Some(due - now - self.tolerance);
-            }
-            match self.tat.compare_exchange_weak(
-                tat,
-                due + self.interval,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            ) {
+            let next = match self.gcra.step(tat, now) {
+                Ok(next) => next,
+                Err(wait) => return Some(wait),
+            };
+            match self
+                .tat
+                .compare_exchange_weak(tat, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
                 Ok(_) => return None,
                 Err(current) => tat = current,
             }
@@ -340,7 +332,7 @@ impl<T> Interceptor<T> for RateLimit {
                 Some(wait) => {
                     return Err(format!(
                         "rate limit of {} events/s reached; next token in {:?}",
-                        self.rate,
+                        self.gcra.rate,
                         Duration::from_nanos(wait)
                     )
                     .into())

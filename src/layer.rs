@@ -48,6 +48,7 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::event::Event;
+use crate::gcra::Gcra;
 use crate::subscription::HandlerOutcome;
 
 /// What became of an event that did not fail.
@@ -261,14 +262,14 @@ impl RateLimit {
     pub fn per_second(rate: u32) -> Self {
         let rate = rate.max(1);
         RateLimit {
-            bucket: Bucket::new(rate, (rate / 10).max(1)),
+            bucket: Bucket::new(Gcra::new(rate, rate / 10)),
             excess: Excess::Wait,
         }
     }
 
     /// Lets up to `burst` (at least 1) events through back to back.
     pub fn burst(mut self, burst: u32) -> Self {
-        self.bucket = Bucket::new(self.bucket.rate, burst.max(1));
+        self.bucket = Bucket::new(Gcra::new(self.bucket.gcra.rate, burst));
         self
     }
 
@@ -288,7 +289,7 @@ impl<T> Layer<T> for RateLimit {
                 Excess::Skip => Ok(Disposition::Skipped),
                 Excess::Fail => Err(format!(
                     "rate limit: {} events/s exceeded (next token in {wait:?})",
-                    self.bucket.rate
+                    self.bucket.gcra.rate
                 )
                 .into()),
                 Excess::Wait => {
@@ -302,27 +303,20 @@ impl<T> Layer<T> for RateLimit {
     }
 }
 
-/// A token bucket in nanoseconds: `tat` is the theoretical arrival time of
-/// the next event (GCRA form), so the state is one timestamp.
+/// A token bucket owned by one subscription (`gcra.rs`); times are
+/// nanoseconds since its first event.
 #[derive(Clone, Debug)]
 struct Bucket {
-    rate: u32,
-    /// Nanoseconds per token.
-    interval: u64,
-    /// How far ahead of now `tat` may run: `(burst - 1) * interval`.
-    tolerance: u64,
+    gcra: Gcra,
     start: Option<Instant>,
-    /// Nanoseconds since `start`.
+    /// The next event's theoretical arrival time, nanoseconds since `start`.
     tat: u64,
 }
 
 impl Bucket {
-    fn new(rate: u32, burst: u32) -> Self {
-        let interval = (1_000_000_000 / u64::from(rate)).max(1);
+    fn new(gcra: Gcra) -> Self {
         Bucket {
-            rate,
-            interval,
-            tolerance: u64::from(burst - 1) * interval,
+            gcra,
             start: None,
             tat: 0,
         }
@@ -332,12 +326,13 @@ impl Bucket {
     fn take(&mut self, now: Instant) -> Option<Duration> {
         let start = *self.start.get_or_insert(now);
         let now = now.saturating_duration_since(start).as_nanos() as u64;
-        let tat = self.tat.max(now);
-        if tat - now > self.tolerance {
-            return Some(Duration::from_nanos(tat - now - self.tolerance));
+        match self.gcra.step(self.tat, now) {
+            Ok(tat) => {
+                self.tat = tat;
+                None
+            }
+            Err(wait) => Some(Duration::from_nanos(wait)),
         }
-        self.tat = tat + self.interval;
-        None
     }
 }
 

@@ -14,6 +14,7 @@ mod engine;
 mod error;
 mod event;
 mod fence;
+mod gcra;
 pub mod intercept;
 mod lane;
 pub mod layer;
