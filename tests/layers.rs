@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{eventually, Log, PATIENCE};
 use pinbus::layer::{Disposition, Excess, Filter, Handle, Layer, Outcome, RateLimit};
-use pinbus::{Engine, Event, IdleStrategy, ManualClock, RetryPolicy, SubscribeOptions};
+use pinbus::{Engine, Event, RetryPolicy, SubscribeOptions};
 
 /// Records when an event enters and leaves it, and what came back.
 struct Trail {
@@ -100,13 +100,7 @@ impl Layer<u32> for Reject {
 
 #[test]
 fn a_layer_failure_is_retried_then_dead_lettered_like_a_handler_failure() {
-    let clock = ManualClock::new();
-    let engine = Engine::builder()
-        .workers(1)
-        .idle(IdleStrategy::Park)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (engine, clock) = common::manual_engine(1);
     let t = engine.topic::<u32>("layers.reject").unwrap();
     let calls = Arc::new(Mutex::new(Vec::new()));
     let c = calls.clone();

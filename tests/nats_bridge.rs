@@ -5,15 +5,17 @@
 //! Each test starts its own server (tests/support/nats_server.rs) and skips
 //! with a message when none is installed, unless PINBUS_REQUIRE_NATS=1.
 
+mod common;
 #[path = "support/nats_server.rs"]
 mod nats_server;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nats_server::NatsServer;
+use common::eventually;
+use nats_server::{engine, NatsServer};
 use pinbus::nats::{Binary, Bridge, BridgeError, BridgeOptions, ExportOptions, ImportOptions};
-use pinbus::{Engine, IdleStrategy, RetryPolicy, SubscribeOptions, TraceContext};
+use pinbus::{RetryPolicy, SubscribeOptions, TraceContext};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -23,31 +25,10 @@ struct Order {
     note: String,
 }
 
-fn engine() -> Engine {
-    Engine::builder()
-        .workers(1)
-        .idle(IdleStrategy::Park)
-        .lane_capacity(4096)
-        .build()
-        .expect("valid engine config")
-}
-
 fn orders_stream() -> BridgeOptions {
     BridgeOptions::default()
         .stream("ORDERS", ["orders.>"])
         .close_timeout(Duration::from_secs(10))
-}
-
-/// Polls `cond` until it holds or `timeout` passes.
-fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    cond()
 }
 
 #[test]

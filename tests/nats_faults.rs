@@ -11,9 +11,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nats_server::NatsServer;
+use nats_server::{engine, NatsServer};
 use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
-use pinbus::{Engine, IdleStrategy};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -26,15 +25,6 @@ const N: u32 = 20_000;
 const KILLS: u32 = 3;
 /// How long the server stays down each time (an outage, not a wait).
 const OUTAGE: Duration = Duration::from_millis(300);
-
-fn engine() -> Engine {
-    Engine::builder()
-        .workers(1)
-        .idle(IdleStrategy::Park)
-        .lane_capacity(4096)
-        .build()
-        .expect("valid engine config")
-}
 
 fn options() -> BridgeOptions {
     BridgeOptions::default()

@@ -103,14 +103,8 @@ fn a_failing_handler_still_completes_the_receipt() {
 
 #[test]
 fn with_a_retry_policy_the_receipt_waits_for_the_last_attempt_or_the_dead_letter() {
-    use pinbus::{Engine, IdleStrategy, ManualClock, RetryPolicy};
-    let clock = ManualClock::new();
-    let engine = Engine::builder()
-        .workers(1)
-        .idle(IdleStrategy::Park)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    use pinbus::RetryPolicy;
+    let (engine, clock) = common::manual_engine(1);
     let topic = engine.topic::<u32>("tracked.retry").unwrap();
     // Event 1 succeeds on its second attempt; event 2 never does.
     let sub = topic

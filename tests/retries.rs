@@ -9,22 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{eventually, Log, PATIENCE};
+use common::{eventually, manual_engine, Log, PATIENCE};
 use pinbus::{
-    Engine, IdleStrategy, ManualClock, RetryPolicy, SubscribeError, SubscribeOptions, Subscription,
-    TimerShutdown,
+    Engine, ManualClock, RetryPolicy, SubscribeError, SubscribeOptions, Subscription, TimerShutdown,
 };
-
-fn manual_engine(workers: usize) -> (Engine, ManualClock) {
-    let clock = ManualClock::new();
-    let engine = Engine::builder()
-        .workers(workers)
-        .idle(IdleStrategy::Park)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
-    (engine, clock)
-}
 
 fn wait_for(what: &str, sub: &Subscription, cond: impl Fn(pinbus::SubscriptionStats) -> bool) {
     assert!(

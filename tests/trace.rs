@@ -8,9 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::{eventually, Log, PATIENCE};
-use pinbus::{
-    Engine, IdleStrategy, ManualClock, RetryPolicy, SubscribeOptions, TraceContext, TraceId,
-};
+use pinbus::{Engine, RetryPolicy, SubscribeOptions, TraceContext, TraceId};
 
 /// What a handler saw of one event: (payload, trace id, span id, parent span).
 type Seen = (u32, TraceId, u64, Option<u64>);
@@ -133,13 +131,7 @@ fn a_consumer_group_member_passes_its_trace_on() {
 
 #[test]
 fn a_delayed_event_and_a_retry_keep_the_trace() {
-    let clock = ManualClock::new();
-    let engine = Engine::builder()
-        .workers(1)
-        .idle(IdleStrategy::Park)
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let (engine, clock) = common::manual_engine(1);
     let t = engine.topic::<u32>("trace.later").unwrap();
     let seen: Log<(u32, u32, TraceId, Option<u64>)> = Log::new();
     let log = seen.clone();

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pinbus::{Engine, IdleStrategy};
+use pinbus::{Engine, IdleStrategy, ManualClock};
 
 /// Every idle strategy, so behaviour tests run against each.
 pub const STRATEGIES: [IdleStrategy; 4] = [
@@ -40,6 +40,18 @@ impl<T: Clone> Log<T> {
     pub fn len(&self) -> usize {
         self.0.lock().unwrap().len()
     }
+}
+
+/// An engine on virtual time (`Park` idle strategy), and its clock.
+pub fn manual_engine(workers: usize) -> (Engine, ManualClock) {
+    let clock = ManualClock::new();
+    let engine = Engine::builder()
+        .workers(workers)
+        .idle(IdleStrategy::Park)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    (engine, clock)
 }
 
 /// Polls `cond` until it holds or `timeout` passes; returns whether it held.

@@ -217,3 +217,13 @@ impl Drop for NatsServer {
         }
     }
 }
+
+/// The one-worker engine the bridge tests run on either side of NATS.
+pub fn engine() -> pinbus::Engine {
+    pinbus::Engine::builder()
+        .workers(1)
+        .idle(pinbus::IdleStrategy::Park)
+        .lane_capacity(4096)
+        .build()
+        .expect("valid engine config")
+}
