@@ -223,6 +223,47 @@ impl<V, S> ProducerSlots<V, S> {
         self.with_slot_slow(me, hint, f)
     }
 
+    /// The publish fast path's way in: when the slot `hint` names is the
+    /// calling thread's own, runs `f` on its view with the topic's current
+    /// version and the slot's [`Published`] counter, inside the shutdown
+    /// grace period (as [`with_slot`](Self::with_slot) does). Otherwise
+    /// hands `arg` straight back, and so does `f` when it declines: the
+    /// caller then goes through `with_slot`.
+    ///
+    /// Nothing is built for the general path here (no [`SnapshotAccess`],
+    /// no [`SlotInfo`]), so a hit costs the owner check, the version load and
+    /// `f` itself.
+    #[inline(always)]
+    pub fn fast<A, R>(
+        &self,
+        hint: &crate::loom::sync::atomic::AtomicUsize,
+        arg: A,
+        f: impl FnOnce(&mut V, u64, Published<'_>, A) -> Result<R, A>,
+    ) -> Result<R, A> {
+        let i = hint.load(Ordering::Relaxed);
+        let Some(slot) = self.slots.get(i) else {
+            return Err(arg);
+        };
+        let me = thread_token();
+        // Relaxed: only this thread ever stores `me` (see module docs).
+        if me == 0 || slot.owner.load(Ordering::Relaxed) != me {
+            return Err(arg);
+        }
+        slot.active.store(true, Ordering::Relaxed);
+        // Pairs with `fence::heavy` in shutdown, as in `run`.
+        fence::light();
+        let _active = Active(&slot.active);
+        let version = self.snapshot.version();
+        slot.view.with_mut(|v| {
+            // SAFETY: the slot's `owner` is this thread's token (checked
+            // above; only this thread stores it, and it is replaced only
+            // after this thread's `alive` flag is cleared at thread exit), so
+            // this thread holds the slot exclusively, as in `run`. The
+            // `&mut V` lives only for the duration of `f`, on this thread.
+            f(unsafe { &mut *v }, version, Published(&slot.published), arg)
+        })
+    }
+
     #[cold]
     #[inline(never)]
     fn with_slot_slow<R>(
@@ -393,12 +434,24 @@ pub struct SlotInfo<'a> {
 }
 
 impl SlotInfo<'_> {
-    /// Adds `n` to the slot's published counter (single writer: the slot
-    /// holder; a plain load and store, not a read-modify-write).
+    /// Adds `n` to the slot's published counter (see [`Published::add`]).
     #[inline(always)]
     pub fn count_published(&self, n: u64) {
-        let c = self.published;
-        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+        Published(self.published).add(n);
+    }
+}
+
+/// A held slot's count of events published through it.
+#[derive(Clone, Copy)]
+pub struct Published<'a>(&'a AtomicU64);
+
+impl Published<'_> {
+    /// Adds `n` (single writer: the slot holder; a plain load and store, not
+    /// a read-modify-write).
+    #[inline(always)]
+    pub fn add(self, n: u64) {
+        self.0
+            .store(self.0.load(Ordering::Relaxed) + n, Ordering::Relaxed);
     }
 }
 

@@ -484,39 +484,58 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         value: T,
         fail_if_full: bool,
     ) -> Result<(), PublishError<T>> {
-        this.slots.with_slot(
-            hint,
-            #[inline(always)]
-            |view, access, info| {
-                let mut value = value;
-                // Fast path: one lane, nothing to tell the consumer but the
-                // value.
-                if view.fast != usize::MAX
-                    && access.version() == view.version
-                    && view.seq.next != view.seq.end
-                    && !trace::active()
+        // Fast path: the thread's own slot, one lane, nothing to tell the
+        // consumer but the value.
+        let fast = this
+            .slots
+            .fast(hint, value, |view, version, published, value| {
+                if view.fast == usize::MAX
+                    || version != view.version
+                    || view.seq.next == view.seq.end
+                    || trace::active()
                 {
-                    if let Some(Some(p)) = view.producers.get_mut(view.fast) {
-                        match p.push_plain(value, view.seq.next, view.version) {
-                            Ok(()) => {
-                                view.seq.next += 1;
-                                if this.wakes {
-                                    if let Some(t) =
-                                        view.targets.as_deref().and_then(|t| t.lanes.first())
-                                    {
-                                        this.wake(t);
-                                    }
-                                }
-                                info.count_published(1);
-                                return Ok(());
-                            }
-                            Err(v) => value = v,
-                        }
-                    }
+                    return Err(value);
                 }
-                Self::send_general(this, view, access, info, value, fail_if_full, false).map(drop)
-            },
-        )
+                let Some(Some(p)) = view.producers.get_mut(view.fast) else {
+                    return Err(value);
+                };
+                p.push_plain(value, view.seq.next, version)?;
+                view.seq.next += 1;
+                published.add(1);
+                if this.wakes {
+                    Self::wake_first(this, view);
+                }
+                Ok(())
+            });
+        match fast {
+            Ok(()) => Ok(()),
+            Err(value) => Self::send_slow(this, hint, value, fail_if_full),
+        }
+    }
+
+    /// Wakes the workers of the view's one lane: kept out of line, so that
+    /// topics whose workers never park (`this.wakes` false) keep a lean fast
+    /// path.
+    #[inline(never)]
+    fn wake_first(this: &Self, view: &View<T>) {
+        if let Some(t) = view.targets.as_deref().and_then(|t| t.lanes.first()) {
+            this.wake(t);
+        }
+    }
+
+    /// `send` when the fast path declined: through `with_slot`, whatever the
+    /// slot, lanes or context.
+    #[cold]
+    #[inline(never)]
+    fn send_slow(
+        this: &Arc<Self>,
+        hint: &AtomicUsize,
+        value: T,
+        fail_if_full: bool,
+    ) -> Result<(), PublishError<T>> {
+        this.slots.with_slot(hint, |view, access, info| {
+            Self::send_general(this, view, access, info, value, fail_if_full, false).map(drop)
+        })
     }
 
     /// The publish path for one tracked event.
