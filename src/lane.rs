@@ -381,7 +381,7 @@ impl<T> LaneConsumer<T> {
 
     /// How many events are ready, counting up to `max`.
     #[inline(always)]
-    pub(crate) fn ready(&self, max: usize) -> usize {
+    pub(crate) fn ready(&mut self, max: usize) -> usize {
         self.ring.ready(max)
     }
 

@@ -149,7 +149,11 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
             tail: 0,
             cached_head: 0,
         },
-        Consumer { ring, head: 0 },
+        Consumer {
+            ring,
+            head: 0,
+            behind: false,
+        },
     )
 }
 
@@ -199,12 +203,26 @@ impl<T> Producer<T> {
         if self.tail.wrapping_sub(self.cached_head) >= self.capacity() {
             return Err(value);
         }
+        // SAFETY: room checked just above.
+        unsafe { self.put(tag, value) };
+        Ok(())
+    }
+
+    /// Writes `value` with `tag` into the next slot and publishes it.
+    ///
+    /// # Safety
+    ///
+    /// `tail - cached_head < capacity`: the cached view of the consumer's
+    /// index shows room.
+    #[inline(always)]
+    unsafe fn put(&mut self, tag: u64, value: T) {
+        debug_assert!(self.tail.wrapping_sub(self.cached_head) < self.capacity());
         debug_assert!(tag <= MAX_TAG);
         let pos = self.tail;
         let slot = self.ring.slot(pos);
         slot.value.with_mut(|p| {
-            // SAFETY: `tail - cached_head < capacity` (checked above) and
-            // `cached_head <= head`, so `pos` is outside `head..tail`: the
+            // SAFETY: `tail - cached_head < capacity` (the caller's contract)
+            // and `cached_head <= head`, so `pos` is outside `head..tail`: the
             // consumer does not access this slot (module invariants; the
             // Release store that freed it is paired by the Acquire in `free`).
             // Only this unique producer writes, and the slot holds no value
@@ -216,7 +234,6 @@ impl<T> Producer<T> {
         slot.stamp
             .store(tag << 1 | self.ring.parity(pos), Ordering::Release);
         self.tail = pos.wrapping_add(1);
-        Ok(())
     }
 
     /// Pushes `value` with tag 0, refreshing the view of free room if needed.
@@ -227,10 +244,13 @@ impl<T> Producer<T> {
     #[inline(always)]
     #[cfg_attr(not(any(test, loom)), allow(dead_code))]
     pub fn push(&mut self, value: T) -> Result<(), T> {
-        if self.free(1) == 0 {
+        if self.tail.wrapping_sub(self.cached_head) >= self.capacity() && self.free(1) == 0 {
             return Err(value);
         }
-        self.write(0, value)
+        // SAFETY: the cached index shows room: either it did at the first
+        // comparison, or `free` refreshed it and found at least one slot.
+        unsafe { self.put(0, value) };
+        Ok(())
     }
 
     /// A read-only view of the ring's occupancy, for other threads.
@@ -255,6 +275,10 @@ pub struct Consumer<T> {
     ring: Arc<Ring<T>>,
     /// Always in sync with `ring.head` (only this handle writes it).
     head: usize,
+    /// The last [`ready`](Consumer::ready) found every slot it looked at
+    /// ready: the consumer is behind, so the next one looks at the far end
+    /// of its window first.
+    behind: bool,
 }
 
 impl<T> Consumer<T> {
@@ -270,11 +294,31 @@ impl<T> Consumer<T> {
         self.ring.stamp_if_ready(self.head).is_some()
     }
 
-    /// How many values are ready, counting up to `max` (one `Acquire` stamp
-    /// load each). Every value counted is published to the caller: what it
-    /// does next is ordered after each of those values' publication.
+    /// How many values are ready, counting up to `max`. Every value counted
+    /// is published to the caller: what it does next is ordered after each
+    /// of those values' publication.
+    ///
+    /// The producer publishes slots in order, each with a `Release` stamp
+    /// store, so a slot seen ready (`Acquire`) implies every slot before it
+    /// is ready too. A consumer that is behind (the last call counted all it
+    /// asked for) therefore looks at the last slot of the window first: one
+    /// stamp load for the whole batch. Otherwise it counts up from `head`,
+    /// one load per slot, and never touches a line far ahead of the
+    /// producer (which would cost the producer a coherence miss there).
     #[inline]
-    pub fn ready(&self, max: usize) -> usize {
+    pub fn ready(&mut self, max: usize) -> usize {
+        // Never look a lap ahead: that slot's stamp could carry the parity of
+        // two laps back and pass for ready.
+        let max = max.min(self.capacity());
+        if self.behind
+            && max > 1
+            && self
+                .ring
+                .stamp_if_ready(self.head.wrapping_add(max - 1))
+                .is_some()
+        {
+            return max;
+        }
         let mut n = 0;
         while n < max
             && self
@@ -284,6 +328,7 @@ impl<T> Consumer<T> {
         {
             n += 1;
         }
+        self.behind = n == max;
         n
     }
 
@@ -440,6 +485,38 @@ mod tests {
                     assert_eq!(c.pop(), Some((0, round * 10 + i)), "capacity {capacity}");
                 }
                 assert_eq!(c.pop(), None);
+            }
+        }
+    }
+
+    /// `ready` counts exactly the published values, whether it counts up or
+    /// (behind) looks at the far end of its window first, across laps, and
+    /// for windows larger than the ring.
+    #[test]
+    fn ready_counts_what_is_published_behind_or_not() {
+        for capacity in [1, 2, 4, 8] {
+            let (mut p, mut c) = channel::<u64>(capacity);
+            let mut next = 0u64;
+            let mut expect = 0u64;
+            for round in 0..6 * capacity {
+                // Publish a varying amount (never more than there is room for).
+                let room = p.free(capacity);
+                let publish = (round * 5 + 1) % (capacity + 1);
+                for _ in 0..publish.min(room) {
+                    p.push(next).unwrap();
+                    next += 1;
+                }
+                let published = (next - expect) as usize;
+                for max in [1, capacity, 2 * capacity + 3] {
+                    assert_eq!(c.ready(max), published.min(max).min(capacity));
+                }
+                // Consume some, not always all, so `behind` stays set at times.
+                let take = c.ready(capacity).min(round % 3 + 1);
+                let mut got = Vec::new();
+                assert_eq!(c.consume(take, |_, v| got.push(v)), take);
+                let want: Vec<u64> = (expect..expect + take as u64).collect();
+                assert_eq!(got, want, "capacity {capacity} round {round}");
+                expect += take as u64;
             }
         }
     }
