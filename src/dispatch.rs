@@ -19,6 +19,7 @@ use crate::event::{Event, Meta, TopicName};
 use crate::lane::{Delivered, Lane, LaneConsumer};
 use crate::loom::sync::Arc;
 use crate::subscription::{drop_payload, HandlerEntry};
+use crate::trace;
 use crate::worker::{Drain, DrainCx, Drained, Totals};
 
 /// How many events a group member takes per claim: small, so members on
@@ -80,7 +81,8 @@ impl<T: Send + 'static> PlainDrain<T> {
 }
 
 /// Calls every accepting handler on `ev`, resuming after a panic with the
-/// next handler. Returns whether any handler took the event.
+/// next handler. Returns whether any handler took the event. The caller has
+/// made `ev` the trace context (`trace::HandlingBatch`).
 ///
 /// `ev` lives outside `catch_unwind`, so a panicking handler does not take
 /// the event from the handlers after it. (A guard per event measured cheaper
@@ -97,7 +99,7 @@ fn deliver<T>(handlers: &mut [HandlerEntry<T>], ev: &Event<T>) -> bool {
                 h += 1;
                 if entry.accepts(ev.meta.version) {
                     delivered = true;
-                    entry.call(ev);
+                    entry.call_in_context(ev);
                 }
             }
         }));
@@ -121,8 +123,11 @@ impl<T: Send + 'static> PlainDrain<T> {
         let name = self.name;
         let handlers = &mut self.handlers;
         let discarded = &mut self.discarded;
+        // Each event is this thread's trace context while its handlers run.
+        let context = trace::HandlingBatch::enter(name);
         self.rings[r].consume(n, |value, d| {
             let ev = event(value, d, name, clock);
+            context.event(ev.meta.seq, ev.meta.trace);
             if !deliver(handlers, &ev) {
                 *discarded += 1;
             }

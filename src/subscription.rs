@@ -344,6 +344,13 @@ impl<T> HandlerEntry<T> {
         // what it publishes joins the event's trace (`trace.rs`).
         // The guard restores the outer context even if the handler panics.
         let _handling = trace::Handling::enter(event.topic, event.meta.seq, event.meta.trace);
+        self.call_in_context(event);
+    }
+
+    /// [`call`](HandlerEntry::call) for a caller that has already made
+    /// `event` this thread's trace context (`trace::HandlingBatch`).
+    #[inline(always)]
+    pub(crate) fn call_in_context(&mut self, event: &Event<T>) {
         let outcome = if self.instrumented {
             self.call_instrumented(event)
         } else {

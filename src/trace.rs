@@ -226,27 +226,27 @@ pub(crate) struct Carry {
 
 /// No context is current.
 const NONE: u8 = 0;
-/// A handler runs: the context is the handled event (`State::handled`).
+/// A handler runs: the context is the handled event (`State::topic`,
+/// `seq`, `trace`).
 const HANDLING: u8 = 1;
 /// A [`TraceGuard`] is live: the context is `State::explicit`.
 const EXPLICIT: u8 = 2;
 
-/// The event a handler is running for, kept unresolved: its ids are derived
-/// only if the handler publishes.
-#[derive(Clone, Copy)]
-struct Handled {
-    topic: Option<&'static TopicName>,
-    seq: u64,
-    /// The event's explicit trace, or `[0, 0]` = derive from (topic, seq).
-    trace: [u64; 2],
-}
-
 /// A thread's current context. Entering a handled event writes `kind` and
-/// `handled` only, and leaving it writes `kind` back: a few stores per
-/// handler call.
+/// the event's `topic`, `seq` and `trace` only, and leaving it writes `kind`
+/// back: a few stores per handler call. A worker draining a batch of one
+/// topic ([`HandlingBatch`]) writes `kind` and `topic` once per batch and
+/// `seq` and `trace` per event. The ids are derived only if the handler
+/// publishes.
 struct State {
     kind: Cell<u8>,
-    handled: Cell<Handled>,
+    /// The handled event's topic (`None`: no event handled yet).
+    topic: Cell<Option<&'static TopicName>>,
+    /// The handled event's sequence number.
+    seq: Cell<u64>,
+    /// The handled event's explicit trace, or `[0, 0]` = derive from
+    /// (topic, seq).
+    trace: Cell<[u64; 2]>,
     explicit: Cell<Carry>,
 }
 
@@ -254,11 +254,9 @@ impl State {
     const fn new() -> State {
         State {
             kind: Cell::new(NONE),
-            handled: Cell::new(Handled {
-                topic: None,
-                seq: 0,
-                trace: [0, 0],
-            }),
+            topic: Cell::new(None),
+            seq: Cell::new(0),
+            trace: Cell::new([0, 0]),
             explicit: Cell::new(Carry {
                 trace: [0, 0],
                 parent_span: 0,
@@ -270,16 +268,15 @@ impl State {
     fn resolve(&self) -> Option<Carry> {
         match self.kind.get() {
             HANDLING => {
-                let h = self.handled.get();
-                let topic = h.topic?;
-                let trace = if h.trace != [0, 0] {
-                    h.trace
-                } else {
-                    derived_trace(topic, h.seq)
+                let topic = self.topic.get()?;
+                let seq = self.seq.get();
+                let trace = match self.trace.get() {
+                    [0, 0] => derived_trace(topic, seq),
+                    explicit => explicit,
                 };
                 Some(Carry {
                     trace,
-                    parent_span: span_of(topic, h.seq),
+                    parent_span: span_of(topic, seq),
                 })
             }
             EXPLICIT => Some(self.explicit.get()),
@@ -331,11 +328,9 @@ impl Handling {
         Handling(
             STATE
                 .try_with(|s| {
-                    s.handled.set(Handled {
-                        topic: Some(topic),
-                        seq,
-                        trace,
-                    });
+                    s.topic.set(Some(topic));
+                    s.seq.set(seq);
+                    s.trace.set(trace);
                     s.kind.replace(HANDLING)
                 })
                 .unwrap_or(NONE),
@@ -344,6 +339,45 @@ impl Handling {
 }
 
 impl Drop for Handling {
+    #[inline(always)]
+    fn drop(&mut self) {
+        let _ = STATE.try_with(|s| s.kind.set(self.0));
+    }
+}
+
+/// [`Handling`] for a batch of one topic's events on a worker: the kind and
+/// topic are written once, then [`event`](HandlingBatch::event) makes each
+/// event current before its handlers run. Restores the outer kind on drop.
+pub(crate) struct HandlingBatch(u8);
+
+impl HandlingBatch {
+    /// Makes `topic`'s events the context from now on (the event itself is
+    /// set by [`event`](HandlingBatch::event)).
+    #[inline(always)]
+    pub(crate) fn enter(topic: &'static TopicName) -> HandlingBatch {
+        HandlingBatch(
+            STATE
+                .try_with(|s| {
+                    s.topic.set(Some(topic));
+                    s.kind.replace(HANDLING)
+                })
+                .unwrap_or(NONE),
+        )
+    }
+
+    /// Makes the batch's event with `seq` and explicit `trace` (or
+    /// `[0, 0]`) current. (A handler cannot leave another topic or kind
+    /// behind: its own contexts restore what they found.)
+    #[inline(always)]
+    pub(crate) fn event(&self, seq: u64, trace: [u64; 2]) {
+        let _ = STATE.try_with(|s| {
+            s.seq.set(seq);
+            s.trace.set(trace);
+        });
+    }
+}
+
+impl Drop for HandlingBatch {
     #[inline(always)]
     fn drop(&mut self) {
         let _ = STATE.try_with(|s| s.kind.set(self.0));
