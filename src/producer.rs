@@ -445,6 +445,14 @@ impl SlotInfo<'_> {
 #[derive(Clone, Copy)]
 pub struct Published<'a>(&'a AtomicU64);
 
+impl std::fmt::Debug for Published<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Published")
+            .field(&self.0.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
 impl Published<'_> {
     /// Adds `n` (single writer: the slot holder; a plain load and store, not
     /// a read-modify-write).

@@ -45,6 +45,37 @@ fn ring_wraps_around_with_batch_release() {
     });
 }
 
+/// `Consumer::ready` as the worker uses it: count, then take exactly that
+/// many. Capacity 2, four values: once a count fills the window the consumer
+/// is behind and counts the next window by its last slot's stamp alone. Every
+/// slot counted must hold its value (the far stamp's `Acquire` orders the
+/// earlier slots' writes before the reads), across the lap change.
+#[test]
+fn ring_ready_far_probe_counts_only_published_slots() {
+    loom::model(|| {
+        let (mut p, mut c) = channel::<Arc<u32>>(2);
+        let producer = thread::spawn(move || {
+            for i in 0..4 {
+                push_blocking(&mut p, u64::from(i), Arc::new(i));
+            }
+        });
+        let mut next = 0;
+        while next < 4 {
+            let counted = c.ready(2);
+            if counted == 0 {
+                thread::yield_now();
+                continue;
+            }
+            let taken = c.consume(counted, |tag, v| {
+                assert_eq!((tag, *v), (u64::from(next), next));
+                next += 1;
+            });
+            assert_eq!(taken, counted, "a counted slot was not ready");
+        }
+        producer.join().unwrap();
+    });
+}
+
 /// Capacity 1: every write reuses the same slot, so each one races the
 /// consumer's read of the previous value and its head store.
 #[test]
