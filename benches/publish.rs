@@ -26,7 +26,7 @@ use pinbus::{SubscribeOptions, Topic, TopicOptions};
 
 mod support;
 
-use support::{cores, engine, pin_bench_thread, wait_for, Counter, CAPACITY};
+use support::{engine, pin_bench_thread, spawn_crossbeam_consumer, wait_for, Counter, CAPACITY};
 
 /// A subscriber counting what it sees; returns the counter.
 fn counting_subscriber(topic: &Topic<u64>, subscribers: usize) -> Arc<Counter> {
@@ -76,21 +76,7 @@ fn publish_1p1s(c: &mut Criterion) {
     let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
     let seen = Arc::new(Counter::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let consumer = {
-        let (seen, stop) = (seen.clone(), stop.clone());
-        std::thread::spawn(move || {
-            if let (_, Some(last)) = cores() {
-                core_affinity::set_for_current(core_affinity::CoreId { id: last });
-            }
-            while !stop.load(Ordering::Relaxed) {
-                while let Ok(v) = rx.try_recv() {
-                    let _ = std::hint::black_box(v);
-                    seen.store(seen.load(Ordering::Relaxed) + 1, Ordering::Release);
-                }
-                std::hint::spin_loop();
-            }
-        })
-    };
+    let consumer = spawn_crossbeam_consumer(rx, seen.clone(), stop.clone());
     let mut sent = 0u64;
     group.bench_function("crossbeam_channel", |b| {
         b.iter_custom(|iters| {

@@ -17,43 +17,40 @@
 //! Run: `cargo run --release --example paired_1p1s -- [rounds] [events]`
 //! (defaults 15 rounds of 2,000,000 events).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_utils::CachePadded;
-use pinbus::{Engine, Event, IdleStrategy, Pinning, SubscribeOptions};
+use pinbus::{Event, SubscribeOptions};
 
-const CAPACITY: usize = 65_536;
+// The criterion benches' engine, placement, counter and crossbeam consumer.
+#[path = "../benches/support/mod.rs"]
+mod support;
 
-/// The consumer's count, alone on its cache line.
-type Counter = CachePadded<AtomicU64>;
+use support::{cores, engine, pin_bench_thread, spawn_crossbeam_consumer, wait_for, Counter};
 
-fn count(seen: &Counter) {
-    seen.store(seen.load(Ordering::Relaxed) + 1, Ordering::Release);
-}
-
-fn wait_for(seen: &Counter, target: u64) {
-    while seen.load(Ordering::Acquire) < target {
-        std::hint::spin_loop();
+/// M events/s from the first of `events` sends to the last one counted,
+/// after one warm-up event (producer slot, lane, the consumer's first batch).
+fn timed(events: u64, seen: &Counter, mut send: impl FnMut(u64)) -> f64 {
+    send(0);
+    wait_for(seen, 1);
+    let start = Instant::now();
+    for i in 0..events {
+        send(i);
     }
+    wait_for(seen, events + 1);
+    events as f64 / start.elapsed().as_secs_f64() / 1e6
 }
 
-/// One pinbus round: M events/s from the first publish to the last handled.
-fn pinbus_round(consumer_core: Option<usize>, events: u64, with_options: bool) -> f64 {
-    let engine = Engine::builder()
-        .workers(1)
-        .pinning(consumer_core.map_or(Pinning::None, |c| Pinning::Cores(vec![c])))
-        .idle(IdleStrategy::BusySpin)
-        .lane_capacity(CAPACITY)
-        .build()
-        .expect("engine");
+/// One pinbus round, through `subscribe` or `subscribe_with(.., new())`.
+fn pinbus_round(events: u64, with_options: bool) -> f64 {
+    let engine = engine();
     let topic = engine.topic::<u64>("paired").expect("topic");
     let seen = Arc::new(Counter::default());
     let s = seen.clone();
     let handler = move |ev: &Event<u64>| {
         std::hint::black_box(**ev);
-        count(&s);
+        s.store(s.load(Ordering::Relaxed) + 1, Ordering::Release);
     };
     if with_options {
         topic
@@ -62,47 +59,18 @@ fn pinbus_round(consumer_core: Option<usize>, events: u64, with_options: bool) -
     } else {
         topic.subscribe(handler).expect("subscribe");
     }
-    // Warm up: the producer slot, the lane and the worker's first batch.
-    topic.publish(0).expect("publish");
-    wait_for(&seen, 1);
-    let start = Instant::now();
-    for i in 0..events {
-        topic.publish(i).expect("publish");
-    }
-    wait_for(&seen, events + 1);
-    let rate = events as f64 / start.elapsed().as_secs_f64() / 1e6;
+    let rate = timed(events, &seen, |i| topic.publish(i).expect("publish"));
     engine.shutdown();
     rate
 }
 
 /// One crossbeam-channel round, measured the same way.
-fn crossbeam_round(consumer_core: Option<usize>, events: u64) -> f64 {
-    let (tx, rx) = crossbeam_channel::bounded::<u64>(CAPACITY);
+fn crossbeam_round(events: u64) -> f64 {
+    let (tx, rx) = crossbeam_channel::bounded::<u64>(support::CAPACITY);
     let seen = Arc::new(Counter::default());
     let stop = Arc::new(AtomicBool::new(false));
-    let consumer = {
-        let (seen, stop) = (seen.clone(), stop.clone());
-        std::thread::spawn(move || {
-            if let Some(id) = consumer_core {
-                core_affinity::set_for_current(core_affinity::CoreId { id });
-            }
-            while !stop.load(Ordering::Relaxed) {
-                while let Ok(v) = rx.try_recv() {
-                    std::hint::black_box(v);
-                    count(&seen);
-                }
-                std::hint::spin_loop();
-            }
-        })
-    };
-    tx.send(0).expect("send");
-    wait_for(&seen, 1);
-    let start = Instant::now();
-    for i in 0..events {
-        tx.send(i).expect("send");
-    }
-    wait_for(&seen, events + 1);
-    let rate = events as f64 / start.elapsed().as_secs_f64() / 1e6;
+    let consumer = spawn_crossbeam_consumer(rx, seen.clone(), stop.clone());
+    let rate = timed(events, &seen, |i| tx.send(i).expect("send"));
     stop.store(true, Ordering::Relaxed);
     consumer.join().expect("consumer thread");
     rate
@@ -125,37 +93,24 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(2_000_000)
         .max(1);
-    let mut cores: Vec<usize> = core_affinity::get_core_ids()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    cores.sort_unstable();
-    let consumer_core = if cores.len() >= 2 {
-        cores.last().copied()
-    } else {
-        None
-    };
-    if let (Some(&first), Some(_)) = (cores.first(), consumer_core) {
-        core_affinity::set_for_current(core_affinity::CoreId { id: first });
-    }
+    pin_bench_thread();
+    let (producer_core, consumer_core) = cores();
     println!(
-        "paired 1P->1S: {rounds} rounds x {events} events, producer core {:?}, consumer core {:?}",
-        cores.first(),
-        consumer_core
+        "paired 1P->1S: {rounds} rounds x {events} events, producer core {producer_core:?}, \
+         consumer core {consumer_core:?}"
     );
     let (mut core, mut no_layers, mut crossbeam) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         // Alternate who goes first, so neither pinbus case always runs
         // right after crossbeam.
         let (c, n) = if round % 2 == 1 {
-            let c = pinbus_round(consumer_core, events, false);
-            (c, pinbus_round(consumer_core, events, true))
+            let c = pinbus_round(events, false);
+            (c, pinbus_round(events, true))
         } else {
-            let n = pinbus_round(consumer_core, events, true);
-            (pinbus_round(consumer_core, events, false), n)
+            let n = pinbus_round(events, true);
+            (pinbus_round(events, false), n)
         };
-        let x = crossbeam_round(consumer_core, events);
+        let x = crossbeam_round(events);
         println!(
             "round {round:>2}: core {c:6.1}  no_layers {n:6.1}  crossbeam {x:6.1} M/s   \
              no_layers/core {:.3}  core/crossbeam {:.2}",

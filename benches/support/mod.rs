@@ -1,9 +1,12 @@
-//! What the criterion benches share: core placement, the bench engine, and
-//! the consumer-side counter with its wait.
+//! What the criterion benches (and `examples/paired_1p1s.rs`) share: core
+//! placement, the bench engine, the consumer-side counter with its wait, and
+//! crossbeam-channel's consumer for the 1P→1S comparison.
 
 #![allow(dead_code)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use crossbeam_utils::CachePadded;
 use pinbus::{Engine, IdleStrategy, Pinning};
@@ -57,4 +60,26 @@ pub fn wait_for(counter: &AtomicU64, target: u64) {
     while counter.load(Ordering::Acquire) < target {
         std::hint::spin_loop();
     }
+}
+
+/// crossbeam-channel's side of the 1P→1S comparison: a consumer pinned like
+/// pinbus's worker (last core), draining with `try_recv` and counting into
+/// `seen` until `stop` is set.
+pub fn spawn_crossbeam_consumer(
+    rx: crossbeam_channel::Receiver<u64>,
+    seen: Arc<Counter>,
+    stop: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        if let (_, Some(last)) = cores() {
+            core_affinity::set_for_current(core_affinity::CoreId { id: last });
+        }
+        while !stop.load(Ordering::Relaxed) {
+            while let Ok(v) = rx.try_recv() {
+                let _ = std::hint::black_box(v);
+                seen.store(seen.load(Ordering::Relaxed) + 1, Ordering::Release);
+            }
+            std::hint::spin_loop();
+        }
+    })
 }
