@@ -79,8 +79,40 @@ unsafe impl<T: Send> Send for Ring<T> {}
 unsafe impl<T: Send> Sync for Ring<T> {}
 
 impl<T> Ring<T> {
+    /// The slots with their index arithmetic, as a copy a caller can keep in
+    /// registers across calls that may write memory.
+    #[inline(always)]
+    fn shape(&self) -> Shape<'_, T> {
+        Shape {
+            slots: &self.slots,
+            mask: self.mask,
+            shift: self.shift,
+        }
+    }
+
     #[inline(always)]
     fn slot(&self, pos: usize) -> &Slot<T> {
+        self.shape().slot(pos)
+    }
+
+    #[inline(always)]
+    fn stamp_if_ready(&self, pos: usize) -> Option<u64> {
+        self.shape().stamp_if_ready(pos)
+    }
+}
+
+/// A ring's slots and the constants that map a position onto them.
+struct Shape<'a, T> {
+    slots: &'a [Slot<T>],
+    /// `slots.len() - 1`.
+    mask: usize,
+    /// `log2(slots.len())`.
+    shift: u32,
+}
+
+impl<'a, T> Shape<'a, T> {
+    #[inline(always)]
+    fn slot(&self, pos: usize) -> &'a Slot<T> {
         let index = pos & self.mask;
         debug_assert!(index < self.slots.len());
         // SAFETY: `mask` is `slots.len() - 1` with `slots.len()` a power of
@@ -229,10 +261,10 @@ impl<T> Producer<T> {
             // (consumed or never used), so overwriting it leaks nothing.
             unsafe { (*p).write(value) };
         });
-        // Release: pairs with the Acquire in `Ring::stamp_if_ready`, so the
+        // Release: pairs with the Acquire in `Shape::stamp_if_ready`, so the
         // value written above is visible to the consumer that sees the stamp.
         slot.stamp
-            .store(tag << 1 | self.ring.parity(pos), Ordering::Release);
+            .store(tag << 1 | self.ring.shape().parity(pos), Ordering::Release);
         self.tail = pos.wrapping_add(1);
     }
 
@@ -340,6 +372,16 @@ impl<T> Consumer<T> {
     /// included) count as consumed; the rest stay in the ring.
     #[inline]
     pub fn consume(&mut self, max: usize, mut f: impl FnMut(u64, T)) -> usize {
+        self.consume_while(max, |tag, value| {
+            f(tag, value);
+            true
+        })
+    }
+
+    /// [`consume`](Consumer::consume), stopping early after the value for
+    /// which `f` returns `false` (that value counts as consumed).
+    #[inline]
+    pub fn consume_while(&mut self, max: usize, mut f: impl FnMut(u64, T) -> bool) -> usize {
         struct Advance<'a, T> {
             consumer: &'a mut Consumer<T>,
             done: usize,
@@ -360,13 +402,16 @@ impl<T> Consumer<T> {
             consumer: self,
             done: 0,
         };
+        // The ring's shape in locals: `f` may write anywhere, so fields read
+        // through the `Arc` would be loaded again after every call.
+        let shape = advance.consumer.ring.shape();
         while advance.done < max {
             let pos = start.wrapping_add(advance.done);
-            let ring = &*advance.consumer.ring;
-            let Some(tag) = ring.stamp_if_ready(pos) else {
+            let Some(tag) = shape.stamp_if_ready(pos) else {
                 break;
             };
-            let value = ring.slot(pos).value.with_mut(|p| {
+            let slot = shape.slot(pos);
+            let value = slot.value.with_mut(|p| {
                 // SAFETY: the stamp for `pos` is ready (Acquire, pairing with
                 // the producer's Release), so the value is initialised and
                 // published, and the producer will not touch the slot until
@@ -376,7 +421,9 @@ impl<T> Consumer<T> {
                 unsafe { (*p).assume_init_read() }
             });
             advance.done += 1;
-            f(tag, value);
+            if !f(tag, value) {
+                break;
+            }
         }
         advance.done
     }
@@ -625,6 +672,31 @@ mod tests {
         assert_eq!(live.load(StdOrdering::Relaxed), 1);
         assert_eq!(c.consume(4, |_, t| seen.push(t.0)), 1);
         assert_eq!(seen, vec![0, 1, 3]);
+        assert_eq!(p.free(4), 4);
+    }
+
+    #[test]
+    fn consume_while_stops_after_the_refused_value() {
+        let live = StdAtomicUsize::new(0);
+        let (mut p, mut c) = channel(4);
+        for i in 0..4 {
+            assert!(p.push(Tracked::new(i, &live)).is_ok());
+        }
+        let mut seen = Vec::new();
+        // The value `f` refuses is taken (and dropped by `f`), not put back.
+        let taken = c.consume_while(4, |_, t| {
+            seen.push(t.0);
+            t.0 != 1
+        });
+        assert_eq!((taken, seen.clone()), (2, vec![0, 1]));
+        assert_eq!(live.load(StdOrdering::Relaxed), 2);
+        assert_eq!(c.ready(4), 2);
+        let rest = c.consume_while(4, |_, t| {
+            seen.push(t.0);
+            true
+        });
+        assert_eq!(rest, 2);
+        assert_eq!(seen, vec![0, 1, 2, 3]);
         assert_eq!(p.free(4), 4);
     }
 
