@@ -390,28 +390,51 @@ impl<T> LaneConsumer<T> {
     /// the events up to and including the current one are consumed.
     #[inline]
     pub(crate) fn consume(&mut self, max: usize, mut f: impl FnMut(T, Delivered)) -> usize {
+        self.consume_while(max, |value, d| {
+            f(value, d);
+            true
+        })
+    }
+
+    /// [`consume`](LaneConsumer::consume), stopping early after the event
+    /// for which `f` returns `false` (that event counts as taken).
+    #[inline(always)]
+    pub(crate) fn consume_while(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(T, Delivered) -> bool,
+    ) -> usize {
         let LaneConsumer { ring, side, cursor } = self;
-        ring.consume(max, |tag, value| {
+        ring.consume_while(max, |tag, value| {
             let (tracker, trace) = if tag & SIDE_MASK != 0 {
                 detach(tag, side, cursor)
             } else {
                 (None, Carry::default())
             };
-            let time = tag >> TIME_SHIFT;
-            let delivered = Delivered {
-                seq: cursor.next_seq,
-                version: cursor.version,
-                published: if time == 0 {
-                    0
-                } else {
-                    cursor.time_base + time - 1
-                },
-                tracker,
-                trace,
-            };
-            cursor.next_seq = cursor.next_seq.wrapping_add(1);
-            f(value, delivered);
+            f(value, cursor.advance(tag, tracker, trace))
         })
+    }
+}
+
+impl Cursor {
+    /// What the consumer learns about the event with `tag`, and the cursor
+    /// moved past it.
+    #[inline(always)]
+    fn advance(&mut self, tag: u64, tracker: Option<TrackerRef>, trace: Carry) -> Delivered {
+        let time = tag >> TIME_SHIFT;
+        let delivered = Delivered {
+            seq: self.next_seq,
+            version: self.version,
+            published: if time == 0 {
+                0
+            } else {
+                self.time_base + time - 1
+            },
+            tracker,
+            trace,
+        };
+        self.next_seq = self.next_seq.wrapping_add(1);
+        delivered
     }
 }
 
