@@ -18,6 +18,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use crate::event::{Event, Meta, TopicName};
 use crate::lane::{Delivered, Lane, LaneConsumer};
 use crate::loom::sync::Arc;
+use crate::solo::Alone;
 use crate::subscription::{drop_payload, HandlerEntry};
 use crate::trace;
 use crate::worker::{Drain, DrainCx, Drained, Totals};
@@ -28,7 +29,7 @@ const GROUP_BATCH: usize = 32;
 
 /// The event handlers see, built from a drained value.
 #[inline(always)]
-fn event<T>(value: T, d: Delivered, topic: &'static TopicName, clock: u64) -> Event<T> {
+pub(crate) fn event<T>(value: T, d: Delivered, topic: &'static TopicName, clock: u64) -> Event<T> {
     Event::tracked(
         value,
         topic,
@@ -125,6 +126,15 @@ impl<T: Send + 'static> PlainDrain<T> {
         let discarded = &mut self.discarded;
         // Each event is this thread's trace context while its handlers run.
         let context = trace::HandlingBatch::enter(name);
+        // A lone subscription drains the batch in its own loop (`solo.rs`).
+        if let [only] = &mut handlers[..] {
+            if only.runs_alone() {
+                let mut run = Alone::new(&mut self.rings[r], n, name, clock, &context);
+                only.run_alone(&mut run);
+                *discarded += run.discarded;
+                return run.taken;
+            }
+        }
         self.rings[r].consume(n, |value, d| {
             let ev = event(value, d, name, clock);
             context.event(ev.meta.seq, ev.meta.trace);

@@ -30,6 +30,7 @@ mod recovery;
 mod retry;
 mod ring;
 mod snapshot;
+mod solo;
 mod subscription;
 // `fire_due`, `stats`, `external` and friends serve the unit tests and loom models.
 #[cfg_attr(not(test), allow(dead_code))]

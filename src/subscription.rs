@@ -13,6 +13,7 @@ use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::recovery::{self, Next, OnFailure};
 use crate::retry::RetryPolicy;
+use crate::solo::{Alone, BoxedHandler, Halt};
 use crate::trace;
 use crate::worker::{self, Runtime};
 use hdrhistogram::Histogram;
@@ -270,9 +271,6 @@ impl SubShared {
     }
 }
 
-/// The type-erased handler a worker calls.
-pub(crate) type BoxedHandler<T> = Box<dyn FnMut(&Event<T>) -> Outcome + Send>;
-
 /// A handler as its worker keeps it.
 pub(crate) struct HandlerEntry<T> {
     pub(crate) shared: Arc<SubShared>,
@@ -354,7 +352,7 @@ impl<T> HandlerEntry<T> {
         let outcome = if self.instrumented {
             self.call_instrumented(event)
         } else {
-            (self.f)(event)
+            self.f.handle(event)
         };
         match outcome {
             Ok(Disposition::Handled) => self.handled += 1,
@@ -364,6 +362,43 @@ impl<T> HandlerEntry<T> {
                 self.after_failure(event, error);
             }
         }
+    }
+
+    /// Whether the drain may hand this handler whole batches
+    /// ([`run_alone`](HandlerEntry::run_alone)): calls that need no
+    /// per-call instrumentation.
+    #[inline(always)]
+    pub(crate) fn runs_alone(&self) -> bool {
+        !self.instrumented
+    }
+
+    /// Runs the handler on every event of `run`, as the lane's only
+    /// subscription on this worker; failures and panics take the same path
+    /// as with [`call_in_context`](HandlerEntry::call_in_context). The caller
+    /// has entered the batch's trace context.
+    pub(crate) fn run_alone(&mut self, run: &mut Alone<'_, T>) {
+        loop {
+            match self.f.run_alone(run, self.since, &self.shared.removed) {
+                Halt::Done => break,
+                Halt::Failed(event, error) => {
+                    self.failed += 1;
+                    // As on the per-event path, a panic in the failure path
+                    // counts as the handler's.
+                    if let Err(payload) =
+                        catch_unwind(AssertUnwindSafe(|| self.after_failure(&event, error)))
+                    {
+                        self.record_panic(&event, &*payload);
+                        drop_payload(payload);
+                    }
+                }
+                Halt::Panicked(event, payload) => {
+                    self.record_panic(&event, &*payload);
+                    drop_payload(payload);
+                }
+            }
+        }
+        self.handled += run.handled;
+        self.skipped += run.skipped;
     }
 
     /// A call with slow-handler reports and/or a latency sample.
@@ -380,10 +415,10 @@ impl<T> HandlerEntry<T> {
             }
         }
         let Some(threshold) = self.slow else {
-            return (self.f)(event);
+            return self.f.handle(event);
         };
         let start = Instant::now();
-        let outcome = (self.f)(event);
+        let outcome = self.f.handle(event);
         let elapsed = start.elapsed();
         if elapsed > threshold {
             recovery::report_slow(&self.shared, elapsed, threshold);

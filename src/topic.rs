@@ -22,7 +22,7 @@ use crate::engine::Hub;
 use crate::error::{PublishError, SubscribeError, TopicError};
 use crate::event::{now_nanos, Event, TopicName};
 use crate::lane::{lock, Lane, LaneProducer, Outgoing};
-use crate::layer::{Handle, Handler, Layers};
+use crate::layer::{Handler, Layers};
 use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::metrics::{SubscriptionMetrics, TopicMetrics};
@@ -30,8 +30,9 @@ use crate::producer::{ProducerSlots, SlotInfo, SlotKind, SnapshotAccess};
 use crate::receipt::{self, Receipt};
 use crate::recovery::{OnFailure, Recovery};
 use crate::retry::RetryPolicy;
+use crate::solo::{self, BoxedHandler};
 use crate::subscription::{
-    BoxedHandler, Detach, HandlerEntry, HandlerOutcome, SubShared, SubscribeOptions, Subscription,
+    Detach, HandlerEntry, HandlerOutcome, SubShared, SubscribeOptions, Subscription,
 };
 use crate::timer::{TimerKey, TimerTask};
 use crate::trace::{self, TraceContext};
@@ -1630,8 +1631,7 @@ where
     R: HandlerOutcome + 'static,
     L: Layers<T>,
 {
-    let mut chain = layers.wrap(Handler::new(handler));
-    Box::new(move |ev| chain.handle(ev))
+    solo::boxed(layers.wrap(Handler::new(handler)))
 }
 
 /// A delayed event ([`Topic::publish_after`], [`Topic::publish_at`]) that

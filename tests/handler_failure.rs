@@ -91,3 +91,80 @@ fn a_panicking_group_member_does_not_lose_the_others_events() {
     // Every event went to exactly one member: good ones plus panics add up.
     assert_eq!(good.len() as u64 + report.panicked, 1_000);
 }
+
+/// Handles `ev` by its value: multiples of 5 fail with `Err`, of 7 panic, the
+/// rest are logged. A `Filter` in front skips multiples of 11.
+fn mixed_outcomes(
+    topic: &pinbus::Topic<u64>,
+    log: &Log<u64>,
+    worker: usize,
+) -> pinbus::Subscription {
+    use pinbus::layer::Filter;
+    use pinbus::{Event, SubscribeOptions};
+    let l = log.clone();
+    topic
+        .subscribe_with(
+            move |ev: &Event<u64>| -> Result<(), String> {
+                match **ev {
+                    v if v.is_multiple_of(5) => Err(format!("{v} is a multiple of 5")),
+                    v if v.is_multiple_of(7) => panic!("boom {v}"),
+                    v => {
+                        l.push(v);
+                        Ok(())
+                    }
+                }
+            },
+            SubscribeOptions::new()
+                .worker(worker)
+                .layer(Filter::new(|ev: &Event<u64>| !(**ev).is_multiple_of(11))),
+        )
+        .unwrap()
+}
+
+#[test]
+fn a_lone_subscription_counts_like_one_among_several() {
+    // Alone on its worker, a subscription drains whole batches in its own
+    // loop; beside another, it is called per event. Both must agree on every
+    // count and on the order of what was handled.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|info| {
+        if !info.to_string().contains("boom") {
+            eprintln!("{info}");
+        }
+    }));
+    const N: u64 = 20_000;
+    for idle in STRATEGIES {
+        let engine = engine(2, idle, 64);
+        let topic = engine.topic::<u64>("mixed").unwrap();
+        let (alone_log, shared_log) = (Log::new(), Log::new());
+        let alone = mixed_outcomes(&topic, &alone_log, 0);
+        let shared = mixed_outcomes(&topic, &shared_log, 1);
+        topic
+            .subscribe_with(|_| {}, pinbus::SubscribeOptions::new().worker(1))
+            .unwrap();
+        for i in 0..N {
+            topic.publish(i).unwrap();
+        }
+        let report = engine.shutdown();
+        let expected: Vec<u64> = (0..N)
+            .filter(|v| !v.is_multiple_of(11) && !v.is_multiple_of(5) && !v.is_multiple_of(7))
+            .collect();
+        assert_eq!(alone_log.snapshot(), expected, "{idle:?}");
+        assert_eq!(shared_log.snapshot(), expected, "{idle:?}");
+        let skipped = (0..N).filter(|v| v.is_multiple_of(11)).count() as u64;
+        let failed = (0..N)
+            .filter(|v| !v.is_multiple_of(11) && v.is_multiple_of(5))
+            .count() as u64;
+        let panicked = (0..N)
+            .filter(|v| !v.is_multiple_of(11) && !v.is_multiple_of(5) && v.is_multiple_of(7))
+            .count() as u64;
+        for stats in [alone.stats(), shared.stats()] {
+            assert_eq!(stats.handled, expected.len() as u64, "{idle:?}");
+            assert_eq!(stats.skipped, skipped, "{idle:?}");
+            assert_eq!(stats.failed, failed + panicked, "{idle:?}");
+            assert_eq!(stats.panicked, panicked, "{idle:?}");
+        }
+        assert_eq!(report.panicked, 2 * panicked, "{idle:?}");
+    }
+    std::panic::set_hook(default_hook);
+}
