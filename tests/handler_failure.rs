@@ -5,15 +5,22 @@ mod common;
 
 use common::{engine, Log, STRATEGIES};
 
-#[test]
-fn panics_under_load_do_not_stop_the_worker_or_neighbours() {
-    // Silence the default panic message for the thousands of expected panics.
-    let default_hook = std::panic::take_hook();
+/// Silences the panic messages of the thousands of expected panics (their
+/// text contains "boom"); call the returned closure to put the previous hook
+/// back.
+fn silence_booms() -> impl FnOnce() {
+    let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|info| {
         if !info.to_string().contains("boom") {
             eprintln!("{info}");
         }
     }));
+    move || std::panic::set_hook(previous)
+}
+
+#[test]
+fn panics_under_load_do_not_stop_the_worker_or_neighbours() {
+    let restore_hook = silence_booms();
     for idle in STRATEGIES {
         let engine = engine(1, idle, 128);
         let topic = engine.topic::<u64>("explosive").unwrap();
@@ -42,7 +49,7 @@ fn panics_under_load_do_not_stop_the_worker_or_neighbours() {
         assert_eq!(bomb.stats().panicked, 3_000);
         assert_eq!(bomb.stats().handled, 6_000);
     }
-    std::panic::set_hook(default_hook);
+    restore_hook();
 }
 
 #[test]
@@ -126,12 +133,7 @@ fn a_lone_subscription_counts_like_one_among_several() {
     // Alone on its worker, a subscription drains whole batches in its own
     // loop; beside another, it is called per event. Both must agree on every
     // count and on the order of what was handled.
-    let default_hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|info| {
-        if !info.to_string().contains("boom") {
-            eprintln!("{info}");
-        }
-    }));
+    let restore_hook = silence_booms();
     const N: u64 = 20_000;
     for idle in STRATEGIES {
         let engine = engine(2, idle, 64);
@@ -166,5 +168,5 @@ fn a_lone_subscription_counts_like_one_among_several() {
         }
         assert_eq!(report.panicked, 2 * panicked, "{idle:?}");
     }
-    std::panic::set_hook(default_hook);
+    restore_hook();
 }
