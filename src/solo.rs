@@ -25,7 +25,8 @@ use crate::dispatch::event;
 use crate::event::{Event, TopicName};
 use crate::lane::LaneConsumer;
 use crate::layer::{Disposition, Handle, Outcome};
-use crate::loom::sync::atomic::{AtomicBool, Ordering};
+use crate::loom::sync::atomic::AtomicBool;
+use crate::subscription::sees;
 use crate::trace::HandlingBatch;
 
 /// A handler chain, callable per event or per batch.
@@ -126,10 +127,7 @@ impl<'a, T> Alone<'a, T> {
         let mut halt = Halt::Done;
         let taken = self.lane.consume_while(self.left, |value, d| {
             let ev = event(value, d, name, clock);
-            // Relaxed, as in `HandlerEntry::accepts`: a removal from another
-            // thread waits for the worker's next command pass; one from this
-            // thread is ordered by program order.
-            if ev.meta.version < since || removed.load(Ordering::Relaxed) {
+            if !sees(ev.meta.version, since, removed) {
                 discarded += 1;
                 return true;
             }

@@ -271,6 +271,17 @@ impl SubShared {
     }
 }
 
+/// Whether a subscription that started at topic version `since`, and is
+/// removed once `removed` is set, should see an event stamped with `version`.
+///
+/// `Relaxed`: a removal from another thread waits for the worker's next
+/// command pass; one from the worker's own thread is ordered by program
+/// order.
+#[inline(always)]
+pub(crate) fn sees(version: u64, since: u64, removed: &AtomicBool) -> bool {
+    version >= since && !removed.load(Ordering::Relaxed)
+}
+
 /// A handler as its worker keeps it.
 pub(crate) struct HandlerEntry<T> {
     pub(crate) shared: Arc<SubShared>,
@@ -325,7 +336,7 @@ impl<T> HandlerEntry<T> {
     /// Whether the handler should see an event stamped with `version`.
     #[inline(always)]
     pub(crate) fn accepts(&self, version: u64) -> bool {
-        version >= self.since && self.is_live()
+        sees(version, self.since, &self.shared.removed)
     }
 
     #[inline(always)]
