@@ -1291,7 +1291,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// - [`PublishError::Closed`] after shutdown started.
     ///
     /// The event comes back inside the error either way.
-    #[inline(always)]
+    #[inline]
     pub fn publish(&self, event: T) -> Result<(), PublishError<T>> {
         let fail = self.shared.options.backpressure == Backpressure::Fail;
         TopicShared::send(&self.shared, &self.hint, event, fail)
