@@ -62,8 +62,25 @@ struct ThreadState {
     choices: RefCell<Vec<(u64, usize)>>,
 }
 
+impl ThreadState {
+    fn new() -> Self {
+        let token = crate::loom::unique_id();
+        // Ignore a failure: only loom's thread-locals can be gone here.
+        let _ = TOKEN.try_with(|t| t.set(token));
+        ThreadState {
+            token,
+            alive: Arc::new(AtomicBool::new(true)),
+            choices: RefCell::new(Vec::new()),
+        }
+    }
+}
+
 impl Drop for ThreadState {
     fn drop(&mut self) {
+        // First forget the token: a destructor that runs after this one and
+        // publishes must not use slots a reclaimer may take once `alive` is
+        // clear (it finds `THREAD` gone and gets token 0).
+        let _ = TOKEN.try_with(|t| t.set(0));
         // Release: pairs with the Acquire load in `ProducerSlots::claim`, so a
         // reclaimer sees everything this thread wrote to its slots' views.
         self.alive.store(false, Ordering::Release);
@@ -71,18 +88,39 @@ impl Drop for ThreadState {
 }
 
 thread_local! {
-    static THREAD: ThreadState = ThreadState {
-        token: crate::loom::unique_id(),
-        alive: Arc::new(AtomicBool::new(true)),
-        choices: RefCell::new(Vec::new()),
-    };
+    static THREAD: ThreadState = ThreadState::new();
+}
+
+// The publish hot path's copy of the token: const-initialised and without a
+// destructor, so reading it is one load, with no lazy-initialisation state to
+// check. 0 until `THREAD` is initialised and again once it is torn down.
+#[cfg(not(loom))]
+std::thread_local! {
+    static TOKEN: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+// loom's `thread_local!` has no `const` form.
+#[cfg(loom)]
+thread_local! {
+    static TOKEN: std::cell::Cell<u64> = std::cell::Cell::new(0);
 }
 
 /// This thread's token: process-unique, never reused, non-zero.
 ///
 /// Returns 0 while the thread is being torn down (its thread-locals are gone);
 /// no slot is ever owned by token 0, so such a thread takes the shared slot.
+#[inline(always)]
 pub fn thread_token() -> u64 {
+    match TOKEN.try_with(std::cell::Cell::get).unwrap_or(0) {
+        0 => first_token(),
+        token => token,
+    }
+}
+
+/// `thread_token` before this thread's state exists (creates it) or after it
+/// was torn down (0).
+#[cold]
+#[inline(never)]
+fn first_token() -> u64 {
     THREAD.try_with(|t| t.token).unwrap_or(0)
 }
 
