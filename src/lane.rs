@@ -249,18 +249,25 @@ impl<T> LaneProducer<T> {
         }
     }
 
-    /// The common case in one step: no backlog, no side items (the event
-    /// continues this ring's sequence under its version, with no timestamp or
-    /// receipt), room in the ring. Writes and publishes the event, or hands
-    /// the value back for the general path.
+    /// Whether an event with sequence number `seq` under topic version
+    /// `version` would go in as a plain entry: nothing waits in the backlog
+    /// and the event continues this ring's sequence under the same version,
+    /// so the consumer infers both.
     #[inline(always)]
-    pub(crate) fn push_plain(&mut self, value: T, seq: u64, version: u64) -> Result<(), T> {
-        let c = &self.cursor;
-        if !self.backlog.is_empty() || seq != c.next_seq || version != c.version {
-            return Err(value);
-        }
+    pub(crate) fn continues(&self, seq: u64, version: u64) -> bool {
+        self.backlog.is_empty() && seq == self.cursor.next_seq && version == self.cursor.version
+    }
+
+    /// The common case in one step: writes and publishes `value` as the
+    /// ring's next plain entry (no side items), or hands it back when the
+    /// ring is full. The caller has checked [`continues`] for the event's
+    /// sequence number and version.
+    ///
+    /// [`continues`]: LaneProducer::continues
+    #[inline(always)]
+    pub(crate) fn push_plain(&mut self, value: T) -> Result<(), T> {
         self.ring.push(value)?;
-        self.cursor.next_seq = seq.wrapping_add(1);
+        self.cursor.next_seq = self.cursor.next_seq.wrapping_add(1);
         Ok(())
     }
 

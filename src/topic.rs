@@ -173,10 +173,12 @@ pub(crate) struct View<T> {
     seq: Seq,
     /// Worker slots: a backlog is registered with the worker loop.
     backlog_registered: bool,
-    /// When `targets` has exactly one lane, this slot may publish and the
-    /// topic takes no timestamps: the index of that lane's producer in
-    /// `producers`, for `send`'s fast path. `usize::MAX` otherwise.
+    /// The lane id (index in `producers`) of `send`'s fast path, valid
+    /// while `fast_version` is the topic's version.
     fast: usize,
+    /// `version` while the fast path may take the next publish, `u64::MAX`
+    /// (no version reaches it) otherwise; see [`TopicShared::refresh_fast`].
+    fast_version: u64,
 }
 
 /// This slot's producer for `lane`, created on first use.
@@ -353,6 +355,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 seq: Seq { next: 0, end: 0 },
                 backlog_registered: false,
                 fast: usize::MAX,
+                fast_version: u64::MAX,
             },
         );
         TopicShared {
@@ -441,22 +444,60 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     /// Loads the current snapshot into the view and makes sure the slot has a
     /// ring in each of its lanes.
     #[cold]
-    fn revalidate(
-        &self,
-        view: &mut View<T>,
-        access: &SnapshotAccess<'_, Targets<T>>,
-        kind: SlotKind,
-    ) {
+    fn revalidate(&self, view: &mut View<T>, access: &SnapshotAccess<'_, Targets<T>>) {
         let (version, targets) = access.load();
         for t in &targets.lanes {
             producer_for(&mut view.producers, &t.lane);
         }
-        view.fast = match targets.lanes.as_slice() {
-            [one] if targets.accepts(kind) && !self.options.timestamps => one.lane.id,
-            _ => usize::MAX,
-        };
+        view.fast_version = u64::MAX;
         view.version = version;
         view.targets = Some(targets);
+    }
+
+    /// Decides whether `send`'s fast path may take this slot's next publish:
+    /// yes when `targets` has exactly one lane, this slot may publish, the
+    /// topic takes no timestamps, and an event with the slot's next sequence
+    /// number under its version continues that lane's sequence with nothing
+    /// waiting before it (so the consumer can infer its sequence number and
+    /// version: a plain entry). Only this slot's publishes change any of
+    /// that, and each general one ends here (`with_view`); the fast path's own
+    /// publish keeps it true, and a new topic version fails its version check.
+    fn refresh_fast(&self, view: &mut View<T>, kind: SlotKind) {
+        view.fast_version = u64::MAX;
+        let Some(targets) = view.targets.as_deref() else {
+            return;
+        };
+        let [one] = targets.lanes.as_slice() else {
+            return;
+        };
+        if !targets.accepts(kind) || self.options.timestamps {
+            return;
+        }
+        let id = one.lane.id;
+        if let Some(Some(p)) = view.producers.get(id) {
+            if p.continues(view.seq.next, view.version) {
+                view.fast = id;
+                view.fast_version = view.version;
+            }
+        }
+    }
+
+    /// Runs a general publish `f` on the calling thread's slot, with the fast
+    /// path off while it runs (so it stays off should `f` unwind) and decided
+    /// again afterwards.
+    #[inline(always)]
+    fn with_view<R>(
+        this: &Arc<Self>,
+        hint: &AtomicUsize,
+        f: impl FnOnce(&mut View<T>, &SnapshotAccess<'_, Targets<T>>, SlotInfo<'_>) -> R,
+    ) -> R {
+        this.slots.with_slot(hint, |view, access, info| {
+            let kind = info.kind;
+            view.fast_version = u64::MAX;
+            let out = f(view, access, info);
+            this.refresh_fast(view, kind);
+            out
+        })
     }
 
     #[inline(always)]
@@ -490,17 +531,15 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         let fast = this
             .slots
             .fast(hint, value, |view, version, published, value| {
-                if view.fast == usize::MAX
-                    || version != view.version
-                    || view.seq.next == view.seq.end
-                    || trace::active()
+                if version != view.fast_version || view.seq.next == view.seq.end || trace::active()
                 {
                     return Err(value);
                 }
                 let Some(Some(p)) = view.producers.get_mut(view.fast) else {
                     return Err(value);
                 };
-                p.push_plain(value, view.seq.next, version)?;
+                debug_assert!(p.continues(view.seq.next, version));
+                p.push_plain(value)?;
                 view.seq.next += 1;
                 published.add(1);
                 if this.wakes {
@@ -534,7 +573,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         value: T,
         fail_if_full: bool,
     ) -> Result<(), PublishError<T>> {
-        this.slots.with_slot(hint, |view, access, info| {
+        Self::with_view(this, hint, |view, access, info| {
             Self::send_general(this, view, access, info, value, fail_if_full, false).map(drop)
         })
     }
@@ -546,7 +585,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         value: T,
         fail_if_full: bool,
     ) -> Result<Receipt, PublishError<T>> {
-        this.slots.with_slot(hint, |view, access, info| {
+        Self::with_view(this, hint, |view, access, info| {
             let receipt = Self::send_general(this, view, access, info, value, fail_if_full, true)?;
             // `send_general` returns a receipt whenever asked to track.
             Ok(receipt.unwrap_or_else(|| receipt::tracked(this.runtime.id, 0)))
@@ -567,7 +606,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         track: bool,
     ) -> Result<Option<Receipt>, PublishError<T>> {
         if access.version() != view.version {
-            this.revalidate(view, access, info.kind);
+            this.revalidate(view, access);
         }
         let Some(targets) = view.targets.as_deref() else {
             return Err(PublishError::Closed(value));
@@ -707,12 +746,12 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         let fail = this.options.backpressure == Backpressure::Fail;
         let published = this.stamp();
         let trace = trace::carry();
-        this.slots.with_slot(hint, |view, access, info| {
+        Self::with_view(this, hint, |view, access, info| {
             let mut count = 0u64;
             let mut snooze = Snooze::new(this.runtime.idle);
             let result = loop {
                 if access.version() != view.version {
-                    this.revalidate(view, access, info.kind);
+                    this.revalidate(view, access);
                 }
                 let Some(targets) = view.targets.as_deref() else {
                     break Err(PublishError::Closed(iter.collect()));
@@ -1089,6 +1128,8 @@ impl<T: Clone + Send + 'static> Backlog for TopicBacklog<T> {
         let empty = topic
             .slots
             .with_owned(self.slot, |view, _, _| {
+                // Re-decided by the slot's next general publish.
+                view.fast_version = u64::MAX;
                 let mut empty = true;
                 let mut dropped = 0;
                 for p in view.producers.iter_mut().flatten() {
