@@ -179,7 +179,7 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         Producer {
             ring: ring.clone(),
             tail: 0,
-            cached_head: 0,
+            limit: capacity,
         },
         Consumer {
             ring,
@@ -194,8 +194,10 @@ pub struct Producer<T> {
     ring: Arc<Ring<T>>,
     /// Positions written so far (the next one to write).
     tail: usize,
-    /// A copy of `ring.head` for quick access; can be stale (never ahead).
-    cached_head: usize,
+    /// A copy of `ring.head` plus the capacity: the position this producer
+    /// may write up to (exclusive) without looking at `head` again. Can be
+    /// stale (never ahead of `head + capacity`).
+    limit: usize,
 }
 
 impl<T> Producer<T> {
@@ -212,16 +214,16 @@ impl<T> Producer<T> {
     /// until this producer writes.
     #[inline]
     pub fn free(&mut self, wanted: usize) -> usize {
-        let capacity = self.capacity();
-        let mut free = capacity - self.tail.wrapping_sub(self.cached_head);
+        let mut free = self.limit.wrapping_sub(self.tail);
         if free < wanted {
             // Possibly full: refresh. Acquire pairs with the Release store in
             // `Consumer::consume`/`pop`: the consumer's last access to the
             // freed slots happens-before our writes to them.
-            self.cached_head = self.ring.head.load(Ordering::Acquire);
-            free = capacity - self.tail.wrapping_sub(self.cached_head);
+            let head = self.ring.head.load(Ordering::Acquire);
+            self.limit = head.wrapping_add(self.capacity());
+            free = self.limit.wrapping_sub(self.tail);
         }
-        debug_assert!(free <= capacity);
+        debug_assert!(free <= self.capacity());
         free
     }
 
@@ -232,7 +234,7 @@ impl<T> Producer<T> {
     /// [`free`]: Producer::free
     #[inline(always)]
     pub fn write(&mut self, tag: u64, value: T) -> Result<(), T> {
-        if self.tail.wrapping_sub(self.cached_head) >= self.capacity() {
+        if self.tail == self.limit {
             return Err(value);
         }
         // SAFETY: room checked just above.
@@ -244,21 +246,24 @@ impl<T> Producer<T> {
     ///
     /// # Safety
     ///
-    /// `tail - cached_head < capacity`: the cached view of the consumer's
-    /// index shows room.
+    /// `tail != limit`: the cached view of the consumer's index shows room.
     #[inline(always)]
     unsafe fn put(&mut self, tag: u64, value: T) {
-        debug_assert!(self.tail.wrapping_sub(self.cached_head) < self.capacity());
+        debug_assert!((1..=self.capacity()).contains(&self.limit.wrapping_sub(self.tail)));
         debug_assert!(tag <= MAX_TAG);
         let pos = self.tail;
         let slot = self.ring.slot(pos);
         slot.value.with_mut(|p| {
-            // SAFETY: `tail - cached_head < capacity` (the caller's contract)
-            // and `cached_head <= head`, so `pos` is outside `head..tail`: the
-            // consumer does not access this slot (module invariants; the
-            // Release store that freed it is paired by the Acquire in `free`).
-            // Only this unique producer writes, and the slot holds no value
-            // (consumed or never used), so overwriting it leaks nothing.
+            // SAFETY: `limit` is `head + capacity` for a `head` read earlier,
+            // and `head` only grows, so `limit <= head + capacity` now; with
+            // `tail != limit` (the caller's contract) and `tail <= limit`
+            // (never more than `capacity` written ahead), `tail - head <
+            // capacity` (wrapping arithmetic throughout), so `pos` is outside
+            // `head..tail`: the consumer does not access this slot (module
+            // invariants; the Release store that freed it is paired by the
+            // Acquire in `free`). Only this unique producer writes, and the
+            // slot holds no value (consumed or never used), so overwriting it
+            // leaks nothing.
             unsafe { (*p).write(value) };
         });
         // Release: pairs with the Acquire in `Shape::stamp_if_ready`, so the
@@ -276,7 +281,7 @@ impl<T> Producer<T> {
     #[inline(always)]
     #[cfg_attr(not(any(test, loom)), allow(dead_code))]
     pub fn push(&mut self, value: T) -> Result<(), T> {
-        if self.tail.wrapping_sub(self.cached_head) >= self.capacity() && self.free(1) == 0 {
+        if self.tail == self.limit && self.free(1) == 0 {
             return Err(value);
         }
         // SAFETY: the cached index shows room: either it did at the first
