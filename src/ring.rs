@@ -49,6 +49,37 @@ use crate::loom::sync::Arc;
 /// The largest tag a slot can carry (63 bits).
 pub const MAX_TAG: u64 = u64::MAX >> 1;
 
+/// How far ahead of its writes (in slots) a producer asks for cache lines
+/// in writable state, on rings of at least [`PREFETCH_MIN_CAPACITY`] slots.
+const PREFETCH_AHEAD: usize = 32;
+
+/// Smaller rings get no prefetch: the line `PREFETCH_AHEAD` slots on could
+/// still be the one the consumer reads.
+const PREFETCH_MIN_CAPACITY: usize = 8 * PREFETCH_AHEAD;
+
+/// Asks the CPU for the cache line at `slot` in writable (exclusive) state,
+/// without waiting for it. The line was last read by the consumer, on another
+/// core: taking it over ahead of the write keeps that transfer off the
+/// producer's critical path (`docs/benchmarks.md`, "Prefetching the
+/// producer's next lines").
+#[inline(always)]
+fn prefetch_for_write<T>(slot: &Slot<T>) {
+    #[cfg(all(target_arch = "x86_64", not(any(loom, miri))))]
+    // SAFETY: `prefetchw` is a hint: it changes no register, flag or memory
+    // the program can observe, never faults (whatever the address), and on
+    // CPUs without it the encoding (0F 0D /1) executes as a no-op. `slot` is
+    // a live reference anyway.
+    unsafe {
+        core::arch::asm!(
+            "prefetchw [{0}]",
+            in(reg) slot as *const Slot<T>,
+            options(nostack, preserves_flags, readonly)
+        );
+    }
+    #[cfg(not(all(target_arch = "x86_64", not(any(loom, miri)))))]
+    let _ = slot;
+}
+
 struct Slot<T> {
     /// `tag << 1 | lap parity` of the last write; starts at parity 1 (lap −1).
     stamp: AtomicU64,
@@ -180,6 +211,11 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
             ring: ring.clone(),
             tail: 0,
             limit: capacity,
+            ahead: if capacity >= PREFETCH_MIN_CAPACITY {
+                PREFETCH_AHEAD
+            } else {
+                0
+            },
         },
         Consumer {
             ring,
@@ -198,6 +234,9 @@ pub struct Producer<T> {
     /// may write up to (exclusive) without looking at `head` again. Can be
     /// stale (never ahead of `head + capacity`).
     limit: usize,
+    /// Distance of the slot whose line `put` prefetches; 0 on small rings
+    /// (the slot being written: no effect).
+    ahead: usize,
 }
 
 impl<T> Producer<T> {
@@ -253,6 +292,7 @@ impl<T> Producer<T> {
         debug_assert!(tag <= MAX_TAG);
         let pos = self.tail;
         let slot = self.ring.slot(pos);
+        prefetch_for_write(self.ring.slot(pos.wrapping_add(self.ahead)));
         slot.value.with_mut(|p| {
             // SAFETY: `limit` is `head + capacity` for a `head` read earlier,
             // and `head` only grows, so `limit <= head + capacity` now; with
