@@ -59,7 +59,12 @@ fn pinbus_round(events: u64, with_options: bool) -> f64 {
     } else {
         topic.subscribe(handler).expect("subscribe");
     }
-    let rate = timed(events, &seen, |i| topic.publish(i).expect("publish"));
+    let rate = timed(
+        events,
+        &seen,
+        #[inline(always)]
+        |i| topic.publish(i).expect("publish"),
+    );
     engine.shutdown();
     rate
 }
@@ -70,7 +75,12 @@ fn crossbeam_round(events: u64) -> f64 {
     let seen = Arc::new(Counter::default());
     let stop = Arc::new(AtomicBool::new(false));
     let consumer = spawn_crossbeam_consumer(rx, seen.clone(), stop.clone());
-    let rate = timed(events, &seen, |i| tx.send(i).expect("send"));
+    let rate = timed(
+        events,
+        &seen,
+        #[inline(always)]
+        |i| tx.send(i).expect("send"),
+    );
     stop.store(true, Ordering::Relaxed);
     consumer.join().expect("consumer thread");
     rate

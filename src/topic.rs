@@ -1332,7 +1332,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// - [`PublishError::Closed`] after shutdown started.
     ///
     /// The event comes back inside the error either way.
-    #[inline]
+    #[inline(always)]
     pub fn publish(&self, event: T) -> Result<(), PublishError<T>> {
         let fail = self.shared.options.backpressure == Backpressure::Fail;
         TopicShared::send(&self.shared, &self.hint, event, fail)
@@ -1344,7 +1344,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     ///
     /// [`PublishError::Full`] (some lane is full: the event is in no lane) or
     /// [`PublishError::Closed`]; the event comes back inside the error.
-    #[inline]
+    #[inline(always)]
     pub fn try_publish(&self, event: T) -> Result<(), PublishError<T>> {
         TopicShared::send(&self.shared, &self.hint, event, true)
     }
