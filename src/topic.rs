@@ -168,17 +168,33 @@ pub(crate) struct View<T> {
     /// Version of `targets`; `u64::MAX` before the first load.
     version: u64,
     targets: Option<Arc<Targets<T>>>,
-    /// This slot's end of each lane it has pushed to, by lane id.
+    /// This slot's end of each lane it has pushed to, by lane id (but the
+    /// one in `fast`, whose entry is `None` meanwhile).
     producers: Vec<Option<LaneProducer<T>>>,
     seq: Seq,
     /// Worker slots: a backlog is registered with the worker loop.
     backlog_registered: bool,
-    /// The lane id (index in `producers`) of `send`'s fast path, valid
-    /// while `fast_version` is the topic's version.
-    fast: usize,
+    /// The producer of `send`'s fast path, moved out of `producers` while
+    /// the fast path is on (so the fast path reaches it without an index),
+    /// and back in before any other publish (`View::fast_off`).
+    fast: Option<LaneProducer<T>>,
     /// `version` while the fast path may take the next publish, `u64::MAX`
     /// (no version reaches it) otherwise; see [`TopicShared::refresh_fast`].
     fast_version: u64,
+}
+
+impl<T> View<T> {
+    /// Turns the fast path off and puts its producer back in `producers`.
+    fn fast_off(&mut self) {
+        self.fast_version = u64::MAX;
+        if let Some(p) = self.fast.take() {
+            let id = p.lane.id;
+            // Taken from `producers[id]`, which never shrinks.
+            if let Some(entry) = self.producers.get_mut(id) {
+                *entry = Some(p);
+            }
+        }
+    }
 }
 
 /// This slot's producer for `lane`, created on first use.
@@ -354,7 +370,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 producers: Vec::new(),
                 seq: Seq { next: 0, end: 0 },
                 backlog_registered: false,
-                fast: usize::MAX,
+                fast: None,
                 fast_version: u64::MAX,
             },
         );
@@ -449,7 +465,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         for t in &targets.lanes {
             producer_for(&mut view.producers, &t.lane);
         }
-        view.fast_version = u64::MAX;
+        view.fast_off();
         view.version = version;
         view.targets = Some(targets);
     }
@@ -463,7 +479,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     /// that, and each general one ends here (`with_view`); the fast path's own
     /// publish keeps it true, and a new topic version fails its version check.
     fn refresh_fast(&self, view: &mut View<T>, kind: SlotKind) {
-        view.fast_version = u64::MAX;
+        view.fast_off();
         let Some(targets) = view.targets.as_deref() else {
             return;
         };
@@ -473,12 +489,15 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         if !targets.accepts(kind) || self.options.timestamps {
             return;
         }
-        let id = one.lane.id;
-        if let Some(Some(p)) = view.producers.get(id) {
-            if p.continues(view.seq.next, view.version) {
-                view.fast = id;
-                view.fast_version = view.version;
-            }
+        let Some(entry) = view.producers.get_mut(one.lane.id) else {
+            return;
+        };
+        if entry
+            .as_ref()
+            .is_some_and(|p| p.continues(view.seq.next, view.version))
+        {
+            view.fast = entry.take();
+            view.fast_version = view.version;
         }
     }
 
@@ -493,7 +512,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     ) -> R {
         this.slots.with_slot(hint, |view, access, info| {
             let kind = info.kind;
-            view.fast_version = u64::MAX;
+            view.fast_off();
             let out = f(view, access, info);
             this.refresh_fast(view, kind);
             out
@@ -535,7 +554,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 {
                     return Err(value);
                 }
-                let Some(Some(p)) = view.producers.get_mut(view.fast) else {
+                let Some(p) = view.fast.as_mut() else {
                     return Err(value);
                 };
                 debug_assert!(p.continues(view.seq.next, version));
@@ -1129,7 +1148,7 @@ impl<T: Clone + Send + 'static> Backlog for TopicBacklog<T> {
             .slots
             .with_owned(self.slot, |view, _, _| {
                 // Re-decided by the slot's next general publish.
-                view.fast_version = u64::MAX;
+                view.fast_off();
                 let mut empty = true;
                 let mut dropped = 0;
                 for p in view.producers.iter_mut().flatten() {
