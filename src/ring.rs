@@ -57,27 +57,27 @@ const PREFETCH_AHEAD: usize = 32;
 /// still be the one the consumer reads.
 const PREFETCH_MIN_CAPACITY: usize = 8 * PREFETCH_AHEAD;
 
-/// Asks the CPU for the cache line at `slot` in writable (exclusive) state,
+/// Asks the CPU for the cache line at `at` in writable (exclusive) state,
 /// without waiting for it. The line was last read by the consumer, on another
 /// core: taking it over ahead of the write keeps that transfer off the
 /// producer's critical path (`docs/benchmarks.md`, "Prefetching the
-/// producer's next lines").
+/// producer's next lines"). `at` may point anywhere, past the slots too: it
+/// is never dereferenced.
 #[inline(always)]
-fn prefetch_for_write<T>(slot: &Slot<T>) {
+fn prefetch_for_write<T>(at: *const Slot<T>) {
     #[cfg(all(target_arch = "x86_64", not(any(loom, miri))))]
     // SAFETY: `prefetchw` is a hint: it changes no register, flag or memory
-    // the program can observe, never faults (whatever the address), and on
-    // CPUs without it the encoding (0F 0D /1) executes as a no-op. `slot` is
-    // a live reference anyway.
+    // the program can observe and never faults, whatever the address; on
+    // x86-64 CPUs without it, its encoding (0F 0D /1) is a no-op.
     unsafe {
         core::arch::asm!(
             "prefetchw [{0}]",
-            in(reg) slot as *const Slot<T>,
+            in(reg) at,
             options(nostack, preserves_flags, readonly)
         );
     }
     #[cfg(not(all(target_arch = "x86_64", not(any(loom, miri)))))]
-    let _ = slot;
+    let _ = at;
 }
 
 struct Slot<T> {
@@ -292,7 +292,9 @@ impl<T> Producer<T> {
         debug_assert!(tag <= MAX_TAG);
         let pos = self.tail;
         let slot = self.ring.slot(pos);
-        prefetch_for_write(self.ring.slot(pos.wrapping_add(self.ahead)));
+        // Past the last slot this asks for lines after the array (harmless,
+        // and only for the lap's last `ahead` writes): cheaper than wrapping.
+        prefetch_for_write((slot as *const Slot<T>).wrapping_add(self.ahead));
         slot.value.with_mut(|p| {
             // SAFETY: `limit` is `head + capacity` for a `head` read earlier,
             // and `head` only grows, so `limit <= head + capacity` now; with

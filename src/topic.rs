@@ -163,6 +163,18 @@ impl Seq {
     }
 }
 
+/// What a publish does when a lane has no room: resolved on the slow path
+/// only, so the fast path reads no option for it.
+#[derive(Clone, Copy)]
+enum WhenFull {
+    /// As the topic's [`Backpressure`] says.
+    AsConfigured,
+    /// Return [`PublishError::Full`].
+    Fail,
+    /// Wait for room.
+    Wait,
+}
+
 /// A producer slot's view of the topic (owned by the slot holder).
 pub(crate) struct View<T> {
     /// Version of `targets`; `u64::MAX` before the first load.
@@ -543,7 +555,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         this: &Arc<Self>,
         hint: &AtomicUsize,
         value: T,
-        fail_if_full: bool,
+        when_full: WhenFull,
     ) -> Result<(), PublishError<T>> {
         // Fast path: the thread's own slot, one lane, nothing to tell the
         // consumer but the value.
@@ -568,7 +580,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             });
         match fast {
             Ok(()) => Ok(()),
-            Err(value) => Self::send_slow(this, hint, value, fail_if_full),
+            Err(value) => Self::send_slow(this, hint, value, when_full),
         }
     }
 
@@ -590,8 +602,13 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         this: &Arc<Self>,
         hint: &AtomicUsize,
         value: T,
-        fail_if_full: bool,
+        when_full: WhenFull,
     ) -> Result<(), PublishError<T>> {
+        let fail_if_full = match when_full {
+            WhenFull::AsConfigured => this.options.backpressure == Backpressure::Fail,
+            WhenFull::Fail => true,
+            WhenFull::Wait => false,
+        };
         Self::with_view(this, hint, |view, access, info| {
             Self::send_general(this, view, access, info, value, fail_if_full, false).map(drop)
         })
@@ -1353,8 +1370,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// The event comes back inside the error either way.
     #[inline(always)]
     pub fn publish(&self, event: T) -> Result<(), PublishError<T>> {
-        let fail = self.shared.options.backpressure == Backpressure::Fail;
-        TopicShared::send(&self.shared, &self.hint, event, fail)
+        TopicShared::send(&self.shared, &self.hint, event, WhenFull::AsConfigured)
     }
 
     /// Publishes `event` if every lane has room now; never waits.
@@ -1365,7 +1381,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// [`PublishError::Closed`]; the event comes back inside the error.
     #[inline(always)]
     pub fn try_publish(&self, event: T) -> Result<(), PublishError<T>> {
-        TopicShared::send(&self.shared, &self.hint, event, true)
+        TopicShared::send(&self.shared, &self.hint, event, WhenFull::Fail)
     }
 
     /// Publishes many events with one ring claim per lane for each run that
@@ -1671,7 +1687,7 @@ impl<T: Clone + Send + 'static> TimerTask for DelayTask<T> {
         let _trace = trace.map(TraceContext::enter);
         let hint = AtomicUsize::new(usize::MAX);
         // Block (never Full): the timer waits for room rather than lose it.
-        if TopicShared::send(&topic, &hint, event, false).is_err() {
+        if TopicShared::send(&topic, &hint, event, WhenFull::Wait).is_err() {
             // Closed: the engine shut down under a `FireDue`/`Drop` race.
             topic.delayed_dropped.fetch_add(1, Ordering::Relaxed);
         }
