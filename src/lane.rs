@@ -271,6 +271,23 @@ impl<T> LaneProducer<T> {
         Ok(())
     }
 
+    /// [`push_plain`](LaneProducer::push_plain) for a run: writes values from
+    /// `values` as plain entries, at most `max` and as many as fit; returns
+    /// how many. The caller has checked [`continues`] for the first one's
+    /// sequence number and version, and numbers them consecutively.
+    ///
+    /// [`continues`]: LaneProducer::continues
+    #[inline]
+    pub(crate) fn push_plain_from(
+        &mut self,
+        values: &mut impl Iterator<Item = T>,
+        max: usize,
+    ) -> usize {
+        let n = self.ring.write_from(values, max);
+        self.cursor.next_seq = self.cursor.next_seq.wrapping_add(n as u64);
+        n
+    }
+
     /// Writes and publishes `ev`, or hands it back if the ring is full.
     #[inline(always)]
     pub(crate) fn write(&mut self, ev: Outgoing<T>) -> Result<(), Outgoing<T>> {

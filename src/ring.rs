@@ -315,6 +315,25 @@ impl<T> Producer<T> {
         self.tail = pos.wrapping_add(1);
     }
 
+    /// Writes values from `values` with tag 0, as many as fit and at most
+    /// `max`, refreshing the view of free room once; returns how many. Stops
+    /// early when `values` runs out; takes no value it cannot write.
+    #[inline]
+    pub fn write_from(&mut self, values: &mut impl Iterator<Item = T>, max: usize) -> usize {
+        let room = self.free(max).min(max);
+        let mut written = 0;
+        while written < room {
+            let Some(value) = values.next() else {
+                break;
+            };
+            // SAFETY: `free` showed `room` free slots in the cached view, and
+            // `written < room` of them are used.
+            unsafe { self.put(0, value) };
+            written += 1;
+        }
+        written
+    }
+
     /// Pushes `value` with tag 0, refreshing the view of free room if needed.
     ///
     /// # Errors
@@ -642,6 +661,25 @@ mod tests {
         p.write(MAX_TAG, 9).unwrap();
         assert_eq!(c.pop(), Some((307, 3)));
         assert_eq!(c.pop(), Some((MAX_TAG, 9)));
+    }
+
+    #[test]
+    fn write_from_takes_only_what_fits() {
+        let (mut p, mut c) = channel::<u64>(4);
+        let mut values = 0..10;
+        assert_eq!(p.write_from(&mut values, 3), 3);
+        assert_eq!(p.write_from(&mut values, 3), 1, "one slot left");
+        assert_eq!(values.next(), Some(4), "no value taken that did not fit");
+        assert_eq!(c.consume(2, |tag, v| assert_eq!((tag, v), (0, v))), 2);
+        let mut rest = 5..6;
+        assert_eq!(
+            p.write_from(&mut rest, 3),
+            1,
+            "stops when the values run out"
+        );
+        let mut out = Vec::new();
+        assert_eq!(c.consume(10, |_, v| out.push(v)), 3);
+        assert_eq!(out, vec![2, 3, 5]);
     }
 
     #[test]

@@ -857,6 +857,17 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                     continue;
                 }
                 let mut pushed = 0;
+                // One lane and nothing to attach: plain entries while they
+                // continue the lane's sequence within this seq block.
+                if rest.is_empty() && published == 0 && trace.is_none() {
+                    let p = producer_for(&mut view.producers, &last.lane);
+                    if p.continues(view.seq.next, version) {
+                        let block = usize::try_from(view.seq.end - view.seq.next).unwrap_or(room);
+                        let n = p.push_plain_from(&mut iter, room.min(block));
+                        view.seq.next += n as u64;
+                        pushed = n;
+                    }
+                }
                 while pushed < room {
                     let Some(value) = iter.next() else {
                         break;
