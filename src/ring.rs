@@ -11,8 +11,8 @@
 //! it reads anyway. No index is written per event that the other side polls
 //! (a tail index read by a polling consumer turns every publish into a cache
 //! miss on both cores). The consumer publishes its `head` once per batch; the
-//! producer reads it only when its cached copy says the ring is full
-//! (rtrb's "possibly full → refresh → really full").
+//! producer reads it only when its cached limit (`head` + capacity) says the
+//! ring is full (rtrb's "possibly full → refresh → really full").
 //!
 //! # Invariants
 //!
@@ -33,7 +33,7 @@
 //! - Producer: write the value, then `stamp.store(Release)`. Consumer:
 //!   `stamp.load(Acquire)`, then read the value. The pair publishes the value.
 //! - Consumer: move values out, then `head.store(Release)` once per batch.
-//!   Producer: `head.load(Acquire)` when its cached copy shows the ring full,
+//!   Producer: `head.load(Acquire)` when its cached limit shows the ring full,
 //!   then overwrite. The consumer is done with a slot before it is reused.
 //! - Initial stamps (parity of lap −1) are written before the ring is shared.
 #![allow(unreachable_pub)] // `pub` for `internals` under cfg(loom); crate-private otherwise
