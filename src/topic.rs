@@ -488,8 +488,9 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     /// number under its version continues that lane's sequence with nothing
     /// waiting before it (so the consumer can infer its sequence number and
     /// version: a plain entry). Only this slot's publishes change any of
-    /// that, and each general one ends here (`with_view`); the fast path's own
-    /// publish keeps it true, and a new topic version fails its version check.
+    /// that, and each general one ends here or leaves the fast path off
+    /// (`with_view`); the fast path's own publish keeps it true, and a new
+    /// topic version fails its version check.
     fn refresh_fast(&self, view: &mut View<T>, kind: SlotKind) {
         view.fast_off();
         let Some(targets) = view.targets.as_deref() else {
@@ -526,7 +527,12 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             let kind = info.kind;
             view.fast_off();
             let out = f(view, access, info);
-            this.refresh_fast(view, kind);
+            // Under a trace context the fast path would decline the thread's
+            // next publish too (likely under the same context): leave it off
+            // rather than move the lane producer out and back per publish.
+            if !trace::active() {
+                this.refresh_fast(view, kind);
+            }
             out
         })
     }
