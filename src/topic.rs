@@ -197,8 +197,17 @@ pub(crate) struct View<T> {
 
 impl<T> View<T> {
     /// Turns the fast path off and puts its producer back in `producers`.
+    #[inline(always)]
     fn fast_off(&mut self) {
         self.fast_version = u64::MAX;
+        // Checked first: `take` would copy the whole `Option` even when empty.
+        if self.fast.is_some() {
+            self.put_back_fast();
+        }
+    }
+
+    #[inline(never)]
+    fn put_back_fast(&mut self) {
         if let Some(p) = self.fast.take() {
             let id = p.lane.id;
             // Taken from `producers[id]`, which never shrinks.
@@ -523,18 +532,23 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         hint: &AtomicUsize,
         f: impl FnOnce(&mut View<T>, &SnapshotAccess<'_, Targets<T>>, SlotInfo<'_>) -> R,
     ) -> R {
-        this.slots.with_slot(hint, |view, access, info| {
-            let kind = info.kind;
-            view.fast_off();
-            let out = f(view, access, info);
-            // Under a trace context the fast path would decline the thread's
-            // next publish too (likely under the same context): leave it off
-            // rather than move the lane producer out and back per publish.
-            if !trace::active() {
-                this.refresh_fast(view, kind);
-            }
-            out
-        })
+        this.slots.with_slot(
+            hint,
+            #[inline(always)]
+            |view, access, info| {
+                let kind = info.kind;
+                view.fast_off();
+                let out = f(view, access, info);
+                // With timestamps the fast path is never on. Under a trace
+                // context it would decline the thread's next publish too
+                // (likely under the same context): leave it off rather than
+                // move the lane producer out and back per publish.
+                if !this.options.timestamps && !trace::active() {
+                    this.refresh_fast(view, kind);
+                }
+                out
+            },
+        )
     }
 
     #[inline(always)]
