@@ -41,7 +41,18 @@ fn round_trip_100k_typed_events_in_order() {
     let a = engine();
     let bridge_a = Bridge::connect(&server.url(), &a, orders_stream()).unwrap();
     let created = a.topic::<Order>("orders.created").unwrap();
-    bridge_a.export(&created, "orders.created").unwrap();
+    // Order holds for events that never went through the export's retry: an
+    // event refused because the queue stayed full past `max_block` comes
+    // back later, by design (src/nats/export.rs, "Order and duplicates").
+    // On a loaded machine NATS can stall past the default 100 ms, so here
+    // the handler waits (backpressure) instead of refusing.
+    bridge_a
+        .export_with(
+            &created,
+            "orders.created",
+            ExportOptions::new().max_block(Duration::from_secs(60)),
+        )
+        .unwrap();
 
     let b = engine();
     let bridge_b = Bridge::connect(&server.url(), &b, orders_stream()).unwrap();
@@ -77,8 +88,19 @@ fn round_trip_100k_typed_events_in_order() {
     bridge_a.flush(Duration::from_secs(10)).unwrap();
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len() as u64, N, "no duplicates");
+    assert_eq!(
+        bridge_a.stats().export_refused,
+        0,
+        "no event went through the export's retry"
+    );
     for (i, (id, cents, note)) in seen.iter().enumerate() {
-        assert_eq!(*id, i as u64, "events arrive in publish order");
+        assert_eq!(
+            *id,
+            i as u64,
+            "events arrive in publish order; A {:?}, B {:?}",
+            bridge_a.stats(),
+            bridge_b.stats()
+        );
         assert_eq!(
             (*cents, *note),
             (id * 3, (id % 7) as usize),
