@@ -497,18 +497,24 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     /// number under its version continues that lane's sequence with nothing
     /// waiting before it (so the consumer can infer its sequence number and
     /// version: a plain entry). Only this slot's publishes change any of
-    /// that, and each general one ends here or leaves the fast path off
-    /// (`with_view`); the fast path's own publish keeps it true, and a new
-    /// topic version fails its version check.
+    /// that, and each general one ends here (`with_view`); the fast path's
+    /// own publish keeps it true, and a new topic version fails its version
+    /// check. Under a trace context the answer is no as well: the fast path
+    /// would decline the thread's next publish too (likely under the same
+    /// context), so the lane producer is not moved out and back per publish.
+    ///
+    /// The caller has turned the fast path off (`View::fast_off`).
     fn refresh_fast(&self, view: &mut View<T>, kind: SlotKind) {
-        view.fast_off();
+        if self.options.timestamps || trace::active() {
+            return;
+        }
         let Some(targets) = view.targets.as_deref() else {
             return;
         };
         let [one] = targets.lanes.as_slice() else {
             return;
         };
-        if !targets.accepts(kind) || self.options.timestamps {
+        if !targets.accepts(kind) {
             return;
         }
         let Some(entry) = view.producers.get_mut(one.lane.id) else {
@@ -539,13 +545,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 let kind = info.kind;
                 view.fast_off();
                 let out = f(view, access, info);
-                // With timestamps the fast path is never on. Under a trace
-                // context it would decline the thread's next publish too
-                // (likely under the same context): leave it off rather than
-                // move the lane producer out and back per publish.
-                if !this.options.timestamps && !trace::active() {
-                    this.refresh_fast(view, kind);
-                }
+                this.refresh_fast(view, kind);
                 out
             },
         )
