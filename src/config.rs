@@ -28,6 +28,10 @@ pub const MAX_LANE_CAPACITY: usize = 1 << 24;
 pub const MAX_DRAIN_BATCH: usize = 1 << 16;
 /// Largest accepted `producer_slots`.
 pub const MAX_PRODUCER_SLOTS: usize = 1024;
+/// Shortest accepted [`Config::timer_tick`].
+pub(crate) const MIN_TIMER_TICK: Duration = Duration::from_micros(1);
+/// Longest accepted [`Config::timer_tick`]; the field's doc says why.
+pub(crate) const MAX_TIMER_TICK: Duration = Duration::from_secs(1);
 
 /// The settings of an engine. Build one with [`EngineBuilder`] or read one
 /// from TOML ([`Config::from_toml_file`], [`Config::from_toml_str`]; the
@@ -120,11 +124,33 @@ pub struct Config {
     /// [`Engine::topic_with`]: crate::Engine::topic_with
     pub topics: BTreeMap<String, TopicOptions>,
     /// Resolution of the timer wheel behind delayed events and retries
-    /// (default 1 ms): a timer fires within about one tick after its due
-    /// time. At least 1 µs.
+    /// (default 1 ms; TOML key `timer_tick_us`, in microseconds): a timer
+    /// fires within about one tick after its due time. From 1 µs to 1 s.
+    ///
+    /// Why these bounds:
+    ///
+    /// - A due time is rounded *up* to the end of its tick (a timer never
+    ///   fires early), so the tick is the lateness every delayed event and
+    ///   retry may get. Above 1 s that lateness swamps the delays it serves
+    ///   (retry backoffs are milliseconds to seconds); with a tick of
+    ///   `Duration::MAX` (about 584 years once in nanoseconds) every timer
+    ///   waited for the end of the first tick, so timers fired only at
+    ///   shutdown.
+    /// - A coarse tick buys nothing: the timer thread does not wake once per
+    ///   tick but sleeps until the next due tick (and not at all when nothing
+    ///   is pending), and the wheel covers 2^36 ticks at any tick length
+    ///   (about 19 hours of 1 µs ticks, 795 days of 1 ms ticks; later
+    ///   timers wait in an overflow list), so long delays need no long tick.
+    /// - Below 1 µs the OS cannot sleep precisely enough for the tick to
+    ///   mean anything.
+    ///
+    /// Outside the range, [`validate`](Config::validate) returns
+    /// [`ConfigError::TimerTick`] with the bounds.
     pub timer_tick: Duration,
     /// What shutdown does with delayed events and retries still waiting
-    /// (default [`TimerShutdown::FireAllNow`]: nothing accepted is lost).
+    /// (default [`TimerShutdown::FireAllNow`]: nothing accepted is lost;
+    /// TOML key `timer_shutdown`: `"fire-all-now"`, `"fire-due"` or
+    /// `"drop"`).
     pub timer_shutdown: TimerShutdown,
 }
 
@@ -172,14 +198,32 @@ impl Config {
     /// # Errors
     ///
     /// [`ConfigError::ReadFile`] (with the path) if the file cannot be read,
-    /// otherwise as [`from_toml_str`](Config::from_toml_str).
+    /// [`ConfigError::FileNotUtf8`] (with the path and the byte offset) if it
+    /// is not UTF-8 text, otherwise as [`from_toml_str`](Config::from_toml_str).
     pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::ReadFile {
             path: path.to_owned(),
             source,
         })?;
-        Config::from_toml_str(&text)
+        let text = match std::str::from_utf8(&bytes) {
+            Ok(text) => text,
+            Err(source) => {
+                let offset = source.valid_up_to();
+                // The bytes before `offset` are UTF-8 (`valid_up_to`): the
+                // bad byte's line and column are counted there.
+                let (line, column) = std::str::from_utf8(&bytes[..offset])
+                    .map_or((1, 1), |valid| file::line_column(valid, offset));
+                return Err(ConfigError::FileNotUtf8 {
+                    path: path.to_owned(),
+                    offset,
+                    line,
+                    column,
+                    source,
+                });
+            }
+        };
+        Config::from_toml_str(text)
     }
 
     /// Parses a configuration from TOML text and validates it. Every key is
@@ -224,7 +268,8 @@ impl Config {
     ///   keys of its table;
     /// - [`ConfigError::WrongType`]: a value of the wrong type, with its key;
     /// - [`ConfigError::UnknownIdleStrategy`], [`ConfigError::UnknownPinning`],
-    ///   [`ConfigError::UnknownBackpressure`]: a name that is not one of the
+    ///   [`ConfigError::UnknownBackpressure`],
+    ///   [`ConfigError::UnknownTimerShutdown`]: a name that is not one of the
     ///   accepted ones;
     /// - any error of [`validate`](Config::validate).
     pub fn from_toml_str(s: &str) -> Result<Config, ConfigError> {
@@ -246,9 +291,11 @@ impl Config {
         if self.workers == 0 {
             return Err(ConfigError::ZeroWorkers);
         }
-        if self.timer_tick < Duration::from_micros(1) {
+        if !(MIN_TIMER_TICK..=MAX_TIMER_TICK).contains(&self.timer_tick) {
             return Err(ConfigError::TimerTick {
                 tick: self.timer_tick,
+                min: MIN_TIMER_TICK,
+                max: MAX_TIMER_TICK,
             });
         }
         if self.workers > MAX_WORKERS {

@@ -1,6 +1,112 @@
 //! Error types. Every message says what went wrong and what to change.
+//!
+//! Messages quote user-given names (topics, groups, config keys and values)
+//! through [`shown`]: a long name is cut to its first [`SHOWN_NAME_BYTES`]
+//! bytes and followed by its length, so a 10 KB name does not flood a log.
+//! The error values keep the whole name in their fields.
 
 use std::fmt;
+use std::time::Duration;
+
+/// The most bytes of a user-given name that an error message shows.
+pub(crate) const SHOWN_NAME_BYTES: usize = 64;
+
+/// How [`shown`] quotes a name.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Quote {
+    /// As `{:?}` does: `"orders"`, with escapes.
+    Debug,
+    /// In single quotes: `'orders'`.
+    Single,
+    /// In backticks: `` `orders` `` (config keys).
+    Backtick,
+}
+
+/// A user-given name as an error message shows it: whole and quoted when it
+/// is at most [`SHOWN_NAME_BYTES`] long; otherwise its first bytes up to a
+/// char boundary, `…` inside the quotes, and its full length after them:
+/// `"aaaa…" (10240 bytes)`.
+pub(crate) fn shown(name: &str, quote: Quote) -> Shown<'_> {
+    Shown { name, quote }
+}
+
+/// The [`Display`](fmt::Display) of [`shown`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Shown<'a> {
+    name: &'a str,
+    quote: Quote,
+}
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.name;
+        let mut end = name.len().min(SHOWN_NAME_BYTES);
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        let (head, cut) = (&name[..end], end < name.len());
+        let ellipsis = if cut { "…" } else { "" };
+        match self.quote {
+            Quote::Debug if cut => write!(f, "\"{}…\"", head.escape_debug())?,
+            Quote::Debug => write!(f, "{head:?}")?,
+            Quote::Single => write!(f, "'{head}{ellipsis}'")?,
+            Quote::Backtick => write!(f, "`{head}{ellipsis}`")?,
+        }
+        if cut {
+            write!(f, " ({} bytes)", name.len())?;
+        }
+        Ok(())
+    }
+}
+
+/// A message from another parser with each `` `quoted` `` part passed
+/// through [`shown`]: the TOML parser quotes keys whole ("duplicate key
+/// `…`").
+pub(crate) fn shown_quotes(message: &str) -> ShownQuotes<'_> {
+    ShownQuotes(message)
+}
+
+/// The [`Display`](fmt::Display) of [`shown_quotes`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ShownQuotes<'a>(&'a str);
+
+impl fmt::Display for ShownQuotes<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        // Text outside quotes is written as is, a quoted part through
+        // `shown`; an unmatched backtick and what follows it as is.
+        while let Some(open) = rest.find('`') {
+            f.write_str(&rest[..open])?;
+            let after = &rest[open + 1..];
+            let Some(close) = after.find('`') else {
+                f.write_str("`")?;
+                rest = after;
+                break;
+            };
+            write!(f, "{}", shown(&after[..close], Quote::Backtick))?;
+            rest = &after[close + 1..];
+        }
+        f.write_str(rest)
+    }
+}
+
+/// What to change about a `timer_tick` outside `min ..= max`.
+fn timer_tick_fix(tick: Duration, min: Duration, max: Duration) -> String {
+    let side = if tick < min {
+        format!("use at least {min:?}")
+    } else {
+        format!(
+            "use at most {max:?} (a timer fires up to one tick late, so a coarser tick only \
+             makes delayed events and retries later)"
+        )
+    };
+    format!(
+        "{side}: a tick from {min:?} to {max:?} (in TOML, timer_tick_us = {} to {}); the default \
+         is 1ms: timers fire within one tick after their due time",
+        min.as_micros(),
+        max.as_micros()
+    )
+}
 
 /// An engine configuration the builder (or `Engine::from_config`) refused.
 #[derive(Debug, thiserror::Error)]
@@ -131,8 +237,9 @@ pub enum ConfigError {
     },
     /// A configured topic placed on a worker the engine does not have.
     #[error(
-        "topic '{topic}' is configured with worker = {worker}, but the engine has {workers} \
+        "topic {} is configured with worker = {worker}, but the engine has {workers} \
          workers, numbered 0 to {}; use a smaller worker index or raise workers",
+        shown(topic, Quote::Single),
         workers.saturating_sub(1)
     )]
     TopicWorker {
@@ -144,21 +251,27 @@ pub enum ConfigError {
         workers: usize,
     },
     /// A configured topic whose name is not a valid topic name.
-    #[error("configured topic name {name:?} is invalid: {reason}")]
+    #[error(
+        "configured topic name {} is invalid: {reason}",
+        shown(name, Quote::Debug)
+    )]
     InvalidTopicName {
         /// The name given.
         name: String,
         /// What is wrong with it.
         reason: &'static str,
     },
-    /// A timer tick too short to be useful.
-    #[error(
-        "timer_tick is {tick:?}; use at least 1µs (the default is 1ms: timers fire within \
-         one tick after their due time)"
-    )]
+    /// A timer tick too short to be useful, or so long that delayed events
+    /// and retries would fire far too late (see
+    /// [`Config::timer_tick`](crate::Config::timer_tick)).
+    #[error("timer_tick is {tick:?}; {}", timer_tick_fix(*tick, *min, *max))]
     TimerTick {
         /// The tick given.
-        tick: std::time::Duration,
+        tick: Duration,
+        /// Shortest accepted tick (1 µs).
+        min: Duration,
+        /// Longest accepted tick (1 s).
+        max: Duration,
     },
     /// A configuration file that could not be read.
     #[error(
@@ -172,8 +285,31 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// A configuration file that is not UTF-8 text (TOML files must be).
+    #[error(
+        "the config file {} is not valid UTF-8: byte offset {offset} (line {line}, column \
+         {column}) starts a byte sequence that is not UTF-8; TOML files must be UTF-8, so save \
+         the file as UTF-8 (a Latin-1 file, for example, with `iconv -f latin1 -t utf-8`) or \
+         remove the bytes there", path.display()
+    )]
+    FileNotUtf8 {
+        /// The path given.
+        path: std::path::PathBuf,
+        /// Offset of the first byte that is not UTF-8, from 0.
+        offset: usize,
+        /// Line of that byte, from 1.
+        line: usize,
+        /// Column of that byte, from 1 (in characters).
+        column: usize,
+        /// The UTF-8 error.
+        #[source]
+        source: std::str::Utf8Error,
+    },
     /// Text that is not valid TOML.
-    #[error("TOML syntax error at line {line}, column {column}: {message}; fix the file there")]
+    #[error(
+        "TOML syntax error at line {line}, column {column}: {}; fix the file there",
+        shown_quotes(message)
+    )]
     TomlSyntax {
         /// Line of the error, from 1.
         line: usize,
@@ -184,8 +320,9 @@ pub enum ConfigError {
     },
     /// A key the configuration does not have (often a misspelling).
     #[error(
-        "unknown key `{key}` at line {line}, column {column}; expected {expected}; \
-         fix the spelling or remove the key"
+        "unknown key {} at line {line}, column {column}; expected {expected}; \
+         fix the spelling or remove the key",
+        shown(key, Quote::Backtick)
     )]
     UnknownKey {
         /// The key as written.
@@ -200,7 +337,10 @@ pub enum ConfigError {
     },
     /// A value of the wrong type (a string where a number belongs, a negative
     /// count, …).
-    #[error("`{key}` at line {line}, column {column} is {found}; it must be {expected}")]
+    #[error(
+        "{} at line {line}, column {column} is {found}; it must be {expected}",
+        shown(key, Quote::Backtick)
+    )]
     WrongType {
         /// The key's full path, such as `idle_tuning.spins`.
         key: String,
@@ -215,8 +355,9 @@ pub enum ConfigError {
     },
     /// An `idle` value that names no idle strategy.
     #[error(
-        "idle = {name:?} at line {line}, column {column} is not an idle strategy; \
-         use \"busy-spin\", \"yield\", \"backoff\" or \"park\""
+        "idle = {} at line {line}, column {column} is not an idle strategy; \
+         use \"busy-spin\", \"yield\", \"backoff\" or \"park\"",
+        shown(name, Quote::Debug)
     )]
     UnknownIdleStrategy {
         /// The name given.
@@ -228,8 +369,10 @@ pub enum ConfigError {
     },
     /// A topic's `backpressure` value that names no backpressure mode.
     #[error(
-        "backpressure = {name:?} for topic '{topic}' at line {line}, column {column} is not \
-         a backpressure mode; use \"block\" or \"fail\""
+        "backpressure = {} for topic {} at line {line}, column {column} is not \
+         a backpressure mode; use \"block\" or \"fail\"",
+        shown(name, Quote::Debug),
+        shown(topic, Quote::Single)
     )]
     UnknownBackpressure {
         /// The topic name.
@@ -243,10 +386,27 @@ pub enum ConfigError {
     },
     /// A `pinning` string other than `"none"` or `"auto"`.
     #[error(
-        "pinning = {name:?} at line {line}, column {column} is not a pinning mode; \
-         use \"none\", \"auto\" or a list of core ids such as [2, 3]"
+        "pinning = {} at line {line}, column {column} is not a pinning mode; \
+         use \"none\", \"auto\" or a list of core ids such as [2, 3]",
+        shown(name, Quote::Debug)
     )]
     UnknownPinning {
+        /// The name given.
+        name: String,
+        /// Line of the value, from 1.
+        line: usize,
+        /// Column of the value, from 1.
+        column: usize,
+    },
+    /// A `timer_shutdown` value that names no
+    /// [`TimerShutdown`](crate::TimerShutdown) policy.
+    #[error(
+        "timer_shutdown = {} at line {line}, column {column} is not a timer shutdown policy; \
+         use \"fire-all-now\" (the default: every delayed event is delivered), \"fire-due\" \
+         or \"drop\"",
+        shown(name, Quote::Debug)
+    )]
+    UnknownTimerShutdown {
         /// The name given.
         name: String,
         /// Line of the value, from 1.
@@ -262,8 +422,9 @@ pub enum ConfigError {
 pub enum TopicError {
     /// The name exists with another event type.
     #[error(
-        "topic '{name}' already exists with event type {existing}, not {requested}; \
-         open it with the same type or use another name"
+        "topic {} already exists with event type {existing}, not {requested}; \
+         open it with the same type or use another name",
+        shown(name, Quote::Single)
     )]
     TypeMismatch {
         /// The topic name.
@@ -274,7 +435,7 @@ pub enum TopicError {
         requested: &'static str,
     },
     /// The name is not a valid topic name.
-    #[error("topic name {name:?} is invalid: {reason}")]
+    #[error("topic name {} is invalid: {reason}", shown(name, Quote::Debug))]
     InvalidName {
         /// The name given.
         name: String,
@@ -283,8 +444,9 @@ pub enum TopicError {
     },
     /// `topic_with` on an existing topic with different options.
     #[error(
-        "topic '{name}' already exists with different options; open it with topic() \
-         or pass the same TopicOptions"
+        "topic {} already exists with different options; open it with topic() \
+         or pass the same TopicOptions",
+        shown(name, Quote::Single)
     )]
     OptionsMismatch {
         /// The topic name.
@@ -311,7 +473,10 @@ pub enum TopicError {
 #[non_exhaustive]
 pub enum SubscribeError {
     /// The engine is shutting down or shut down.
-    #[error("cannot subscribe to topic '{topic}': the engine is shut down")]
+    #[error(
+        "cannot subscribe to topic {}: the engine is shut down",
+        shown(topic, Quote::Single)
+    )]
     Closed {
         /// The topic name.
         topic: String,
@@ -328,7 +493,7 @@ pub enum SubscribeError {
         workers: usize,
     },
     /// The group name is not valid.
-    #[error("group name {name:?} is invalid: {reason}")]
+    #[error("group name {} is invalid: {reason}", shown(name, Quote::Debug))]
     InvalidGroupName {
         /// The name given.
         name: String,
@@ -368,6 +533,9 @@ pub enum PublishError<T> {
     /// `publish_after`/`publish_at` could not start the engine's timer
     /// thread (the OS refused a thread).
     TimerUnavailable(T),
+    /// [`Topic::publish_timeout`](crate::Topic::publish_timeout): a lane
+    /// stayed full for the whole timeout; the event is in no lane.
+    Timeout(T),
     /// A publish interceptor refused the event (see [`crate::intercept`]).
     Rejected {
         /// The event, handed back.
@@ -385,6 +553,7 @@ impl<T> PublishError<T> {
             | PublishError::Closed(v)
             | PublishError::WouldDeadlock(v)
             | PublishError::TimerUnavailable(v)
+            | PublishError::Timeout(v)
             | PublishError::Rejected { event: v, .. } => v,
         }
     }
@@ -397,6 +566,12 @@ impl<T> PublishError<T> {
     /// Whether the engine is shut down.
     pub fn is_closed(&self) -> bool {
         matches!(self, PublishError::Closed(_))
+    }
+
+    /// Whether a lane stayed full for the whole timeout
+    /// ([`Topic::publish_timeout`](crate::Topic::publish_timeout)).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, PublishError::Timeout(_))
     }
 
     /// Whether an interceptor refused the event.
@@ -412,6 +587,7 @@ impl<T> fmt::Debug for PublishError<T> {
             PublishError::Closed(_) => f.write_str("Closed(..)"),
             PublishError::WouldDeadlock(_) => f.write_str("WouldDeadlock(..)"),
             PublishError::TimerUnavailable(_) => f.write_str("TimerUnavailable(..)"),
+            PublishError::Timeout(_) => f.write_str("Timeout(..)"),
             PublishError::Rejected { reason, .. } => f
                 .debug_struct("Rejected")
                 .field("reason", reason)
@@ -441,6 +617,11 @@ impl<T> fmt::Display for PublishError<T> {
                  new thread; the event is returned in the error); free resources or raise the \
                  process's thread limit, then try again",
             ),
+            PublishError::Timeout(_) => f.write_str(
+                "a lane stayed full for the whole timeout, so the event was not published \
+                 (it is returned in the error); a subscriber is slower than the producers: \
+                 give it its own worker, raise lane_capacity, or wait longer",
+            ),
             PublishError::Rejected { reason, .. } => write!(
                 f,
                 "a publish interceptor refused the event (it is returned in the error): {reason}"
@@ -463,4 +644,69 @@ pub enum WaitError {
          never end. Use Receipt::is_complete() or wait_timeout() there"
     )]
     OnWorkerThread,
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_names_are_shown_whole() {
+        assert_eq!(shown("orders", Quote::Debug).to_string(), "\"orders\"");
+        assert_eq!(shown("orders", Quote::Single).to_string(), "'orders'");
+        assert_eq!(shown("orders", Quote::Backtick).to_string(), "`orders`");
+        let exact = "a".repeat(SHOWN_NAME_BYTES);
+        assert_eq!(
+            shown(&exact, Quote::Single).to_string(),
+            format!("'{exact}'")
+        );
+    }
+
+    #[test]
+    fn long_names_are_cut_with_their_length() {
+        let long = "a".repeat(10_240);
+        let head = "a".repeat(SHOWN_NAME_BYTES);
+        assert_eq!(
+            shown(&long, Quote::Debug).to_string(),
+            format!("\"{head}…\" (10240 bytes)")
+        );
+        assert_eq!(
+            shown(&long, Quote::Single).to_string(),
+            format!("'{head}…' (10240 bytes)")
+        );
+        assert_eq!(
+            shown(&long, Quote::Backtick).to_string(),
+            format!("`{head}…` (10240 bytes)")
+        );
+    }
+
+    #[test]
+    fn the_cut_falls_on_a_char_boundary() {
+        // 'é' is 2 bytes: byte 64 falls inside the 33rd 'é' after one 'x'.
+        let name = format!("x{}", "é".repeat(100));
+        let s = shown(&name, Quote::Single).to_string();
+        assert_eq!(s, format!("'x{}…' (201 bytes)", "é".repeat(31)));
+        // Escapes survive the cut.
+        let name = format!("\n{}", "b".repeat(100));
+        let s = shown(&name, Quote::Debug).to_string();
+        assert!(
+            s.starts_with("\"\\nbbb") && s.ends_with("…\" (101 bytes)"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn quoted_parts_of_a_message_are_shortened() {
+        let long = "k".repeat(100);
+        let m = format!("duplicate key `{long}` near `x`, then `open");
+        assert_eq!(
+            shown_quotes(&m).to_string(),
+            format!(
+                "duplicate key `{}…` (100 bytes) near `x`, then `open",
+                "k".repeat(64)
+            )
+        );
+        assert_eq!(shown_quotes("expected `}`").to_string(), "expected `}`");
+        assert_eq!(shown_quotes("no quotes").to_string(), "no quotes");
+    }
 }

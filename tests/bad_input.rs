@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{engine, within};
 use pinbus::{
     Backpressure, ConfigError, Engine, IdleStrategy, Pinning, PublishError, SubscribeError,
@@ -23,7 +25,7 @@ fn msg(e: &impl std::fmt::Display) -> String {
 
 #[test]
 fn config_errors_name_the_setting_and_the_fix() {
-    let tick = build_err(Engine::builder().timer_tick(std::time::Duration::from_nanos(10)));
+    let tick = build_err(Engine::builder().timer_tick(Duration::from_nanos(10)));
     assert!(matches!(tick, ConfigError::TimerTick { .. }), "{tick:?}");
     assert!(msg(&tick).contains("timer_tick") && msg(&tick).contains("at least 1µs"));
 
@@ -108,7 +110,9 @@ fn config_errors_name_the_setting_and_the_fix() {
 #[test]
 fn topic_errors() {
     let engine = engine(2, IdleStrategy::Park, 8);
-    engine.topic::<u64>("orders").unwrap();
+    // Held: a topic whose last handle is gone is freed (guarantee 13), and
+    // the name could then be reopened with another type.
+    let _orders = engine.topic::<u64>("orders").unwrap();
 
     let e = engine.topic::<String>("orders").unwrap_err();
     assert!(matches!(e, TopicError::TypeMismatch { .. }));
@@ -279,4 +283,184 @@ fn waiting_on_a_receipt_inside_a_handler_is_refused() {
     assert_eq!(res, Err(WaitError::OnWorkerThread));
     assert!(msg(&WaitError::OnWorkerThread).contains("is_complete()"));
     engine.shutdown();
+}
+
+#[test]
+fn timer_tick_has_an_upper_bound() {
+    // Duration::MAX used to be accepted, and delayed events then fired only
+    // at shutdown.
+    for tick in [
+        Duration::MAX,
+        Duration::from_secs(3600),
+        Duration::from_secs(1) + Duration::from_nanos(1),
+    ] {
+        let e = build_err(Engine::builder().timer_tick(tick));
+        assert!(
+            matches!(e, ConfigError::TimerTick { tick: t, min, max }
+                if t == tick && min == Duration::from_micros(1) && max == Duration::from_secs(1)),
+            "{tick:?}: {e:?}"
+        );
+        let m = msg(&e);
+        assert!(m.starts_with("timer_tick is "), "{m}");
+        assert!(m.contains("use at most 1s"), "{m}");
+        assert!(m.contains("from 1µs to 1s"), "{m}");
+        assert!(m.contains("timer_tick_us = 1 to 1000000"), "{m}");
+    }
+    // Both bounds are accepted.
+    for tick in [Duration::from_micros(1), Duration::from_secs(1)] {
+        let engine = Engine::builder().timer_tick(tick).build().unwrap();
+        engine.shutdown();
+    }
+}
+
+/// A name of `len` bytes that is not a valid topic or group name only
+/// because of its length.
+fn long_name(len: usize) -> String {
+    "a".repeat(len)
+}
+
+/// The message quotes at most 64 bytes of the name, then `…` and its length.
+fn assert_shortened(m: &str, len: usize) {
+    assert!(m.contains(&format!("{}…", "a".repeat(64))), "{m}");
+    assert!(!m.contains(&"a".repeat(65)), "{m}");
+    assert!(m.contains(&format!("({len} bytes)")), "{m}");
+    assert!(m.len() < 400, "{} bytes: {m}", m.len());
+}
+
+#[test]
+fn long_names_are_shortened_in_messages() {
+    let engine = engine(1, IdleStrategy::Park, 8);
+    let huge = long_name(10_240);
+
+    let e = engine.topic::<u64>(&huge).unwrap_err();
+    assert!(matches!(&e, TopicError::InvalidName { name, .. } if *name == huge));
+    let m = msg(&e);
+    assert_shortened(&m, 10_240);
+    assert!(
+        m.starts_with(&format!("topic name \"{}…\" (10240 bytes)", "a".repeat(64))),
+        "{m}"
+    );
+    assert!(m.contains("longer than 255 bytes"), "{m}");
+
+    // A valid 200-byte name, in the errors that quote an existing topic.
+    let name = long_name(200);
+    let topic = engine.topic::<u64>(&name).unwrap();
+    let e = engine.topic::<String>(&name).unwrap_err();
+    assert!(matches!(&e, TopicError::TypeMismatch { name: n, .. } if *n == name));
+    assert_shortened(&msg(&e), 200);
+    assert!(msg(&e).contains("open it with the same type"), "{e}");
+    let e = engine
+        .topic_with::<u64>(
+            &name,
+            TopicOptions::default().backpressure(Backpressure::Fail),
+        )
+        .unwrap_err();
+    assert!(matches!(&e, TopicError::OptionsMismatch { name: n } if *n == name));
+    assert_shortened(&msg(&e), 200);
+
+    let e = topic.group(&huge).subscribe(|_| {}).unwrap_err();
+    assert!(matches!(&e, SubscribeError::InvalidGroupName { name, .. } if *name == huge));
+    assert_shortened(&msg(&e), 10_240);
+
+    engine.shutdown();
+    let e = topic.subscribe(|_| {}).unwrap_err();
+    assert!(matches!(&e, SubscribeError::Closed { topic: t } if *t == name));
+    assert_shortened(&msg(&e), 200);
+    assert!(msg(&e).contains("shut down"), "{e}");
+
+    // Short names are quoted whole, as before.
+    let e = Engine::builder()
+        .build()
+        .unwrap()
+        .topic::<u64>("two words")
+        .unwrap_err();
+    assert_eq!(
+        msg(&e),
+        "topic name \"two words\" is invalid: it contains whitespace or control characters"
+    );
+}
+
+#[test]
+fn long_names_are_shortened_in_config_errors() {
+    let huge = long_name(10_240);
+    let mut config = pinbus::Config::default();
+    config.topics.insert(huge.clone(), TopicOptions::default());
+    let e = config.validate().unwrap_err();
+    assert!(matches!(&e, ConfigError::InvalidTopicName { name, .. } if *name == huge));
+    assert_shortened(&msg(&e), 10_240);
+
+    let name = long_name(200);
+    let mut config = pinbus::Config::default();
+    config
+        .topics
+        .insert(name.clone(), TopicOptions::default().worker(3));
+    let e = config.validate().unwrap_err();
+    assert!(matches!(&e, ConfigError::TopicWorker { topic, .. } if *topic == name));
+    assert_shortened(&msg(&e), 200);
+    assert!(msg(&e).contains("use a smaller worker index"), "{e}");
+
+    // From TOML: a long misspelt key, a long unknown name, a long string of
+    // the wrong type, a long topic name in a key path.
+    let toml_err = |text: String| pinbus::Config::from_toml_str(&text).unwrap_err();
+    let e = toml_err(format!("{huge} = 1\n"));
+    assert!(matches!(&e, ConfigError::UnknownKey { key, .. } if *key == huge));
+    assert_shortened(&msg(&e), 10_240);
+    assert!(msg(&e).contains("fix the spelling"), "{e}");
+
+    // The TOML parser quotes a duplicate key whole; the message cuts it.
+    let e = toml_err(format!("{huge} = 1\n{huge} = 2\n"));
+    assert!(
+        matches!(&e, ConfigError::TomlSyntax { line: 2, .. }),
+        "{e:?}"
+    );
+    assert_shortened(&msg(&e), 10_240);
+    assert!(
+        msg(&e).contains("duplicate key") && msg(&e).contains("fix the file there"),
+        "{e}"
+    );
+
+    let e = toml_err(format!("idle = \"{huge}\"\n"));
+    assert!(matches!(&e, ConfigError::UnknownIdleStrategy { name, .. } if *name == huge));
+    assert_shortened(&msg(&e), 10_240);
+    let e = toml_err(format!("pinning = \"{huge}\"\n"));
+    assert!(matches!(&e, ConfigError::UnknownPinning { name, .. } if *name == huge));
+    assert_shortened(&msg(&e), 10_240);
+    let e = toml_err(format!("timer_shutdown = \"{huge}\"\n"));
+    assert!(matches!(&e, ConfigError::UnknownTimerShutdown { name, .. } if *name == huge));
+    assert_shortened(&msg(&e), 10_240);
+    let e = toml_err(format!("workers = \"{huge}\"\n"));
+    assert!(matches!(&e, ConfigError::WrongType { key, .. } if key == "workers"));
+    assert_shortened(&msg(&e), 10_240);
+
+    let e = toml_err(format!("[topics.{name}]\nbackpressure = \"{huge}\"\n"));
+    assert!(
+        matches!(&e, ConfigError::UnknownBackpressure { topic, name: n, .. }
+            if *topic == name && *n == huge),
+        "{e:?}"
+    );
+    let m = msg(&e);
+    assert!(
+        m.contains("(200 bytes)") && m.contains("(10240 bytes)"),
+        "{m}"
+    );
+    assert!(
+        !m.contains(&"a".repeat(65)) && m.contains("use \"block\" or \"fail\""),
+        "{m}"
+    );
+
+    let e = toml_err(format!("[topics.{name}]\ntimestamps = 1\n"));
+    assert!(
+        matches!(&e, ConfigError::WrongType { key, .. } if *key == format!("topics.{name:?}.timestamps")),
+        "{e:?}"
+    );
+    // The key path `topics."aaa…".timestamps` is cut as a whole.
+    let m = msg(&e);
+    assert!(
+        m.starts_with("`topics.\"aaaa") && m.contains("…` (220 bytes)"),
+        "{m}"
+    );
+    assert!(
+        !m.contains(&"a".repeat(65)) && m.contains("true or false"),
+        "{m}"
+    );
 }

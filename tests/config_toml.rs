@@ -6,7 +6,8 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use pinbus::{
-    Backpressure, Config, ConfigError, Engine, IdleStrategy, Pinning, PublishError, TopicOptions,
+    Backpressure, Config, ConfigError, Engine, IdleStrategy, Pinning, PublishError, TimerShutdown,
+    TopicOptions,
 };
 
 /// The cores this machine has online, lowest first.
@@ -42,6 +43,8 @@ lane_capacity = 4
 drain_batch = 64
 producer_slots = 8
 worker_stack_size = 1048576
+timer_tick_us = 500
+timer_shutdown = "fire-due"
 
 [idle_tuning]
 spins = 10
@@ -72,6 +75,8 @@ fn full_file_round_trips_into_config() {
     assert_eq!(c.drain_batch, 64);
     assert_eq!(c.producer_slots, 8);
     assert_eq!(c.worker_stack_size, Some(1 << 20));
+    assert_eq!(c.timer_tick, Duration::from_micros(500));
+    assert_eq!(c.timer_shutdown, TimerShutdown::FireDue);
     assert_eq!(
         c.topics["orders.created"],
         TopicOptions::default()
@@ -411,4 +416,155 @@ fn missing_file_names_the_path() {
         "{e:?}"
     );
     assert!(e.to_string().contains("pinbus-no-such-config.toml"), "{e}");
+}
+
+#[test]
+fn file_that_is_not_utf8_says_where_and_what_to_do() {
+    // "caf\xe9" is Latin-1 for "café": byte 0xE9 at offset 17, line 2, column 6.
+    let path = std::env::temp_dir().join(format!("pinbus-latin1-{}.toml", std::process::id()));
+    std::fs::write(&path, b"workers = 1\n# caf\xe9\nidle = \"park\"\n").unwrap();
+    let e = Config::from_toml_file(&path).unwrap_err();
+    std::fs::remove_file(&path).unwrap();
+    assert!(
+        matches!(&e, ConfigError::FileNotUtf8 { path: p, offset: 17, line: 2, column: 6, .. }
+            if *p == path),
+        "{e:?}"
+    );
+    let m = e.to_string();
+    assert!(m.contains("is not valid UTF-8"), "{m}");
+    assert!(m.contains("byte offset 17 (line 2, column 6)"), "{m}");
+    assert!(m.contains("save the file as UTF-8"), "{m}");
+    assert!(m.contains(&path.display().to_string()), "{m}");
+    assert!(!m.contains("permissions"), "{m}");
+    assert!(std::error::Error::source(&e).is_some());
+}
+
+#[test]
+fn timer_keys_set_the_timer() {
+    for (name, policy) in [
+        ("fire-all-now", TimerShutdown::FireAllNow),
+        ("fire-due", TimerShutdown::FireDue),
+        ("drop", TimerShutdown::Drop),
+    ] {
+        let c = Config::from_toml_str(&format!(
+            "timer_tick_us = 250\ntimer_shutdown = \"{name}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.timer_tick, Duration::from_micros(250));
+        assert_eq!(c.timer_shutdown, policy);
+    }
+    // Both ends of the range.
+    for (us, tick) in [
+        (1, Duration::from_micros(1)),
+        (1_000_000, Duration::from_secs(1)),
+    ] {
+        let c = Config::from_toml_str(&format!("timer_tick_us = {us}\n")).unwrap();
+        assert_eq!(c.timer_tick, tick);
+    }
+    // Missing keys keep the defaults.
+    let c = Config::from_toml_str("").unwrap();
+    assert_eq!(c.timer_tick, Duration::from_millis(1));
+    assert_eq!(c.timer_shutdown, TimerShutdown::FireAllNow);
+
+    // The engine applies the policy: a pending delayed event is dropped.
+    let engine =
+        Engine::from_config(Config::from_toml_str("timer_shutdown = \"drop\"\n").unwrap()).unwrap();
+    let later = engine.topic::<u8>("later").unwrap();
+    later.publish_after(Duration::from_secs(60), 1).unwrap();
+    let report = engine.shutdown();
+    assert_eq!((report.timers_dropped, report.published), (1, 0));
+}
+
+#[test]
+fn timer_tick_out_of_range_names_the_key_and_the_range() {
+    for (us, fix) in [(0, "use at least 1µs"), (1_000_001, "use at most 1s")] {
+        let e = err(&format!("timer_tick_us = {us}\n"));
+        assert!(
+            matches!(e, ConfigError::TimerTick { tick, .. } if tick == Duration::from_micros(us)),
+            "{e:?}"
+        );
+        let m = e.to_string();
+        assert!(m.contains(fix), "{m}");
+        assert!(m.contains("timer_tick_us = 1 to 1000000"), "{m}");
+    }
+}
+
+#[test]
+fn timer_keys_of_the_wrong_type_name_the_key() {
+    for text in [
+        "timer_tick_us = \"1ms\"\n",
+        "timer_tick_us = -5\n",
+        "timer_tick_us = 0.5\n",
+    ] {
+        let e = err(text);
+        assert!(
+            matches!(&e, ConfigError::WrongType { key, line: 1, column: 17, .. } if key == "timer_tick_us"),
+            "{text}: {e:?}"
+        );
+        let m = e.to_string();
+        assert!(m.contains("`timer_tick_us`"), "{m}");
+        assert!(
+            m.contains("whole number of microseconds from 1 to 1000000"),
+            "{m}"
+        );
+    }
+    let e = err("timer_shutdown = 1\n");
+    assert!(
+        matches!(&e, ConfigError::WrongType { key, .. } if key == "timer_shutdown"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("\"fire-all-now\""), "{e}");
+}
+
+#[test]
+fn unknown_timer_shutdown_lists_the_valid_ones() {
+    let e = err("workers = 1\ntimer_shutdown = \"fire-all\"\n");
+    assert!(
+        matches!(&e, ConfigError::UnknownTimerShutdown { name, line: 2, column: 18 } if name == "fire-all"),
+        "{e:?}"
+    );
+    let m = e.to_string();
+    assert!(m.contains("timer_shutdown = \"fire-all\""), "{m}");
+    assert!(
+        m.contains("\"fire-all-now\"") && m.contains("\"fire-due\"") && m.contains("\"drop\""),
+        "{m}"
+    );
+}
+
+#[test]
+fn extreme_idle_tuning_parses_and_runs() {
+    // Extreme but meaningful: "spin once, then yield (nearly) forever",
+    // "spin (nearly) forever", "never spin or yield", the longest sleep.
+    let configs = [
+        "idle = \"park\"\n[idle_tuning]\nspins = 1\nyields = 4294967295\n",
+        "idle = \"backoff\"\n[idle_tuning]\nspins = 1\nyields = 4294967295\n",
+        "idle = \"yield\"\n[idle_tuning]\nspins = 4294967295\nyields = 4294967295\n",
+        "idle = \"park\"\n[idle_tuning]\nspins = 4294967295\nyields = 1\n",
+        "idle = \"park\"\n[idle_tuning]\nspins = 0\nyields = 0\nmax_sleep_us = 0\n",
+        "idle = \"backoff\"\n[idle_tuning]\nspins = 0\nyields = 0\n\
+         max_sleep_us = 9223372036854775807\n",
+    ];
+    for text in configs {
+        let c = Config::from_toml_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let (tx, rx) = mpsc::channel();
+        let text = text.to_owned();
+        // Bounded: a worker that overflowed its idle arithmetic would leave
+        // publish_and_wait hanging.
+        std::thread::spawn(move || {
+            let engine = Engine::from_config(c).unwrap();
+            let topic = engine.topic::<u64>("t").unwrap();
+            topic.subscribe(|_| ()).unwrap();
+            topic.publish_and_wait(1).unwrap();
+            let _ = tx.send(engine.shutdown().handled);
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(handled) => assert_eq!(handled, 1, "{text}"),
+            Err(e) => panic!("{text}: the engine did not handle one event and shut down: {e}"),
+        }
+    }
+    let c = Config::from_toml_str("[idle_tuning]\nmax_sleep_us = 9223372036854775807\n").unwrap();
+    assert_eq!(
+        c.idle_tuning.max_sleep,
+        Duration::from_micros(i64::MAX as u64)
+    );
 }

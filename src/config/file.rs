@@ -22,8 +22,9 @@ use serde::Deserialize;
 use toml::{Spanned, Table, Value};
 
 use super::Config;
-use crate::error::ConfigError;
+use crate::error::{shown, ConfigError, Quote};
 use crate::pinning::Pinning;
+use crate::timer::TimerShutdown;
 use crate::topic::{Backpressure, TopicOptions};
 use crate::worker::IdleStrategy;
 
@@ -38,6 +39,8 @@ const TOP_KEYS: &[&str] = &[
     "drain_batch",
     "producer_slots",
     "worker_stack_size",
+    "timer_tick_us",
+    "timer_shutdown",
     "topics",
 ];
 /// Keys of `[idle_tuning]`.
@@ -60,6 +63,8 @@ struct RawConfig {
     drain_batch: Leaf,
     producer_slots: Leaf,
     worker_stack_size: Leaf,
+    timer_tick_us: Leaf,
+    timer_shutdown: Leaf,
     topics: Option<BTreeMap<String, RawTopic>>,
 }
 
@@ -175,7 +180,7 @@ fn one_of(keys: &[&str]) -> String {
 }
 
 /// 1-based line and column (in characters) of byte `offset` in `text`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
+pub(super) fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
@@ -189,7 +194,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 /// How a value reads in an error message.
 fn describe(value: &Value) -> String {
     match value {
-        Value::String(s) => format!("the string {s:?}"),
+        Value::String(s) => format!("the string {}", shown(s, Quote::Debug)),
         Value::Integer(i) => format!("the integer {i}"),
         Value::Float(f) => format!("the number {f}"),
         Value::Boolean(b) => format!("the boolean {b}"),
@@ -242,6 +247,15 @@ impl Convert<'_> {
         }
         if let Some(v) = raw.worker_stack_size {
             c.worker_stack_size = Some(self.count(&v, "worker_stack_size")?);
+        }
+        if let Some(v) = raw.timer_tick_us {
+            // Any whole number of µs is a Duration; the range (1 µs to 1 s)
+            // is checked by `Config::validate`, as for builder-made configs.
+            let us = self.int(&v, "timer_tick_us", MICROSECONDS)?;
+            c.timer_tick = Duration::from_micros(us);
+        }
+        if let Some(v) = raw.timer_shutdown {
+            c.timer_shutdown = self.timer_shutdown(&v)?;
         }
         for (name, t) in raw.topics.unwrap_or_default() {
             let key = |field: &str| format!("topics.{name:?}.{field}");
@@ -386,6 +400,30 @@ impl Convert<'_> {
         }
     }
 
+    fn timer_shutdown(&self, v: &Spanned<Value>) -> Result<TimerShutdown, ConfigError> {
+        let Value::String(s) = v.get_ref() else {
+            return Err(self.wrong(
+                v,
+                "timer_shutdown",
+                v.get_ref(),
+                "one of \"fire-all-now\", \"fire-due\" or \"drop\"",
+            ));
+        };
+        match s.as_str() {
+            "fire-all-now" => Ok(TimerShutdown::FireAllNow),
+            "fire-due" => Ok(TimerShutdown::FireDue),
+            "drop" => Ok(TimerShutdown::Drop),
+            _ => {
+                let (line, column) = self.at(v);
+                Err(ConfigError::UnknownTimerShutdown {
+                    name: s.clone(),
+                    line,
+                    column,
+                })
+            }
+        }
+    }
+
     fn backpressure(&self, v: &Spanned<Value>, topic: &str) -> Result<Backpressure, ConfigError> {
         let Value::String(s) = v.get_ref() else {
             let key = format!("topics.{topic:?}.backpressure");
@@ -409,6 +447,9 @@ impl Convert<'_> {
 
 /// What a count or size must be.
 const NON_NEGATIVE: &str = "a whole number of 0 or more";
+/// What `timer_tick_us` must be.
+const MICROSECONDS: &str =
+    "a whole number of microseconds from 1 to 1000000 (1 µs to 1 s; the default is 1000)";
 
 #[cfg(all(test, not(loom)))]
 mod tests {
@@ -439,6 +480,7 @@ mod tests {
                 "idle_tuning" | "topics" => continue,
                 "pinning" => "\"none\"",
                 "idle" => "\"park\"",
+                "timer_shutdown" => "\"drop\"",
                 "producer_cores" => "[]",
                 _ => "1",
             };
