@@ -15,13 +15,14 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::contain::{contain, drop_contained};
 use crate::event::{Event, Meta, TopicName};
 use crate::lane::{Delivered, Lane, LaneConsumer};
 use crate::loom::sync::Arc;
 use crate::solo::Alone;
 use crate::subscription::{drop_payload, HandlerEntry};
 use crate::trace;
-use crate::worker::{Drain, DrainCx, Drained, Totals};
+use crate::worker::{Drain, DrainCx, DrainKey, Drained, Runtime, Totals};
 
 /// How many events a group member takes per claim: small, so members on
 /// other workers get their share.
@@ -29,7 +30,13 @@ const GROUP_BATCH: usize = 32;
 
 /// The event handlers see, built from a drained value.
 #[inline(always)]
-pub(crate) fn event<T>(value: T, d: Delivered, topic: &'static TopicName, clock: u64) -> Event<T> {
+pub(crate) fn event<T>(
+    value: T,
+    d: Delivered,
+    topic: &'static TopicName,
+    salt: u64,
+    clock: u64,
+) -> Event<T> {
     Event::tracked(
         value,
         topic,
@@ -40,18 +47,22 @@ pub(crate) fn event<T>(value: T, d: Delivered, topic: &'static TopicName, clock:
             parent_span: d.trace.parent_span,
             attempt: 1,
             version: d.version,
+            salt,
         },
         d.tracker,
     )
 }
 
-/// Adds a removed handler's counts to `totals`.
+/// Adds a removed handler's counts to `totals`, then drops it (a panic in
+/// its `Drop` is contained and counted, after the counts are in).
 fn retire<T>(entry: HandlerEntry<T>, totals: &mut Totals) {
     entry.publish_counts();
     let c = entry.counts();
     totals.handled += c.handled;
     totals.failed += c.failed;
     totals.panicked += c.panicked;
+    totals.stray_panics += entry.stray_panics;
+    contain(&mut totals.stray_panics, move || drop(entry));
 }
 
 /// A topic's lane on one worker, with the worker's subscriptions to it.
@@ -59,23 +70,29 @@ pub(crate) struct PlainDrain<T> {
     lane: Arc<Lane<T>>,
     topic: u64,
     name: &'static TopicName,
+    /// The topic's trace salt (`Meta::salt`).
+    salt: u64,
     rings: Vec<LaneConsumer<T>>,
     pub(crate) handlers: Vec<HandlerEntry<T>>,
     /// Lane copies that reached no live subscription.
     discarded: u64,
+    /// Panics contained in events' `Drop`.
+    stray: u64,
     /// Counts of handlers removed before the worker exits.
     retired: Totals,
 }
 
 impl<T: Send + 'static> PlainDrain<T> {
-    pub(crate) fn new(lane: Arc<Lane<T>>, topic: u64, name: &'static TopicName) -> Self {
+    pub(crate) fn new(lane: Arc<Lane<T>>, topic: u64, name: &'static TopicName, salt: u64) -> Self {
         PlainDrain {
             lane,
             topic,
             name,
+            salt,
             rings: Vec::new(),
             handlers: Vec::new(),
             discarded: 0,
+            stray: 0,
             retired: Totals::default(),
         }
     }
@@ -124,32 +141,39 @@ impl<T: Send + 'static> PlainDrain<T> {
         let name = self.name;
         let handlers = &mut self.handlers;
         let discarded = &mut self.discarded;
+        let stray = &mut self.stray;
         // Each event is this thread's trace context while its handlers run.
-        let context = trace::HandlingBatch::enter(name);
+        let salt = self.salt;
+        let context = trace::HandlingBatch::enter(name, salt);
         // A lone subscription drains the batch in its own loop (`solo.rs`).
         if let [only] = &mut handlers[..] {
             if only.runs_alone() {
-                let mut run = Alone::new(&mut self.rings[r], n, name, clock, &context);
+                let mut run = Alone::new(&mut self.rings[r], n, name, salt, clock, &context);
                 only.run_alone(&mut run);
                 *discarded += run.discarded;
+                *stray += run.stray;
                 return run.taken;
             }
         }
         self.rings[r].consume(n, |value, d| {
-            let ev = event(value, d, name, clock);
+            let ev = event(value, d, name, salt, clock);
             context.event(ev.meta.seq, ev.meta.trace);
             if !deliver(handlers, &ev) {
                 *discarded += 1;
             }
             // `ev` and the receipt share in `d` drop here: this lane's copy
             // is done.
+            drop_contained(ev, stray);
         })
     }
 }
 
 impl<T: Send + 'static> Drain for PlainDrain<T> {
-    fn key(&self) -> (u64, usize) {
-        (self.topic, self.lane.id)
+    fn key(&self) -> DrainKey {
+        DrainKey {
+            topic: self.topic,
+            lane: self.lane.uid,
+        }
     }
 
     fn drain(&mut self, cx: &mut DrainCx<'_>) -> Drained {
@@ -196,11 +220,29 @@ impl<T: Send + 'static> Drain for PlainDrain<T> {
     }
 
     fn finish(&mut self, totals: &mut Totals) {
-        for h in self.handlers.drain(..) {
+        for h in std::mem::take(&mut self.handlers) {
             retire(h, totals);
         }
-        *totals += self.retired;
-        totals.discarded += self.discarded;
+        if self.lane.is_retired() {
+            // Nobody subscribes any more: what is left is discarded (each
+            // value dropped on its own, so one panicking `Drop` loses nothing
+            // else).
+            self.lane.adopt(&mut self.rings);
+            for ring in &mut self.rings {
+                while ring.has_next() {
+                    let discarded = &mut self.discarded;
+                    let taken = contain(&mut totals.stray_panics, || {
+                        ring.consume(usize::MAX, |_, _| *discarded += 1)
+                    });
+                    if taken == Some(0) {
+                        break;
+                    }
+                }
+            }
+        }
+        *totals += std::mem::take(&mut self.retired);
+        totals.discarded += std::mem::take(&mut self.discarded);
+        totals.stray_panics += std::mem::take(&mut self.stray);
     }
 
     fn as_any(&mut self) -> &mut dyn Any {
@@ -213,24 +255,39 @@ pub(crate) struct GroupDrain<T> {
     lane: Arc<Lane<T>>,
     topic: u64,
     name: &'static TopicName,
+    /// The topic's trace salt (`Meta::salt`).
+    salt: u64,
     pub(crate) members: Vec<HandlerEntry<T>>,
     /// Member to try first for the next event (round robin).
     next: usize,
     /// Events taken from the group lane, not yet dispatched.
     buf: Vec<(T, Delivered)>,
+    /// Panics contained in events' `Drop`.
+    stray: u64,
+    /// Whose workers to wake when events are handed back to the group.
+    runtime: Arc<Runtime>,
     /// Counts of members removed before the worker exits.
     retired: Totals,
 }
 
 impl<T: Send + 'static> GroupDrain<T> {
-    pub(crate) fn new(lane: Arc<Lane<T>>, topic: u64, name: &'static TopicName) -> Self {
+    pub(crate) fn new(
+        lane: Arc<Lane<T>>,
+        topic: u64,
+        name: &'static TopicName,
+        salt: u64,
+        runtime: Arc<Runtime>,
+    ) -> Self {
         GroupDrain {
             lane,
             topic,
             name,
+            salt,
             members: Vec::new(),
             next: 0,
             buf: Vec::with_capacity(GROUP_BATCH),
+            stray: 0,
+            runtime,
             retired: Totals::default(),
         }
     }
@@ -255,12 +312,18 @@ impl<T: Send + 'static> GroupDrain<T> {
                 if let Some(g) = self.lane.group.as_ref() {
                     g.give_back(std::iter::once((value, d)).chain(rest.by_ref()));
                 }
+                // The members elsewhere may be parked with nothing else to
+                // wake them (rare: a member left mid-batch).
+                for w in &self.runtime.workers {
+                    w.unpark();
+                }
                 break;
             };
-            let ev = event(value, d, self.name, clock);
+            let ev = event(value, d, self.name, self.salt, clock);
             self.members[m].call_guarded(&ev);
             handled += 1;
             // `ev` and the receipt share in `d` drop here.
+            drop_contained(ev, &mut self.stray);
         }
         drop(rest);
         // Keep the allocation for the next claim.
@@ -270,8 +333,11 @@ impl<T: Send + 'static> GroupDrain<T> {
 }
 
 impl<T: Send + 'static> Drain for GroupDrain<T> {
-    fn key(&self) -> (u64, usize) {
-        (self.topic, self.lane.id)
+    fn key(&self) -> DrainKey {
+        DrainKey {
+            topic: self.topic,
+            lane: self.lane.uid,
+        }
     }
 
     fn drain(&mut self, cx: &mut DrainCx<'_>) -> Drained {
@@ -319,10 +385,14 @@ impl<T: Send + 'static> Drain for GroupDrain<T> {
     }
 
     fn finish(&mut self, totals: &mut Totals) {
-        for h in self.members.drain(..) {
+        for h in std::mem::take(&mut self.members) {
             retire(h, totals);
         }
-        *totals += self.retired;
+        if let (Some(group), true) = (self.lane.group.as_ref(), self.lane.is_retired()) {
+            totals.discarded += group.sweep(&self.lane, &mut totals.stray_panics);
+        }
+        *totals += std::mem::take(&mut self.retired);
+        totals.stray_panics += std::mem::take(&mut self.stray);
     }
 
     fn as_any(&mut self) -> &mut dyn Any {

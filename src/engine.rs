@@ -12,12 +12,12 @@ use crate::event::TopicName;
 use crate::fence;
 use crate::lane::lock;
 use crate::loom::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use crate::loom::sync::{Arc, Mutex};
+use crate::loom::sync::{Arc, Mutex, MutexGuard};
 use crate::loom::thread::{self, JoinHandle};
 use crate::metrics::{Metrics, WorkerMetrics};
 use crate::pinning::Pinning;
 use crate::timer::{TimerService, TimerShutdown};
-use crate::topic::{Topic, TopicControl, TopicOptions, TopicShared};
+use crate::topic::{dead_letter_name, Topic, TopicControl, TopicOptions, TopicShared};
 use crate::worker::{
     self, IdleStrategy, IdleTuning, Runtime, StartGate, Totals, WorkerShared, DRAINING, EXITING,
     RUNNING,
@@ -37,6 +37,10 @@ pub struct ShutdownReport {
     pub failed: u64,
     /// Of `failed`, the panics.
     pub panicked: u64,
+    /// Panics in user code outside a handler call that the workers caught
+    /// and went on from: a handler's `Drop`, an event's `Clone` while a
+    /// retry copy or dead letter was made, an event's `Drop`.
+    pub stray_panics: u64,
     /// Lane copies of events that no subscription took because it was
     /// removed first (or, for a group, because its last member left).
     pub discarded: u64,
@@ -58,8 +62,12 @@ pub struct ShutdownReport {
     pub dead_letters: u64,
     /// Time from the start of shutdown until the workers were joined.
     pub drain_time: Duration,
-    /// False only when `shutdown` was called from inside a handler: intake is
-    /// closed, but the drain completes on a later `shutdown` or on drop.
+    /// Whether everything finished: every accepted event handled or counted,
+    /// the workers joined. False when `shutdown` was called from inside a
+    /// handler, or when [`Engine::shutdown_timeout`] ran out of time: intake
+    /// is closed, the drain goes on and completes on a later `shutdown` or
+    /// on drop. An incomplete report counts only `published`, `workers` and
+    /// `topics`.
     pub complete: bool,
 }
 
@@ -276,13 +284,28 @@ impl EngineBuilder {
     }
 }
 
+/// A topic name of the engine: its type and options, and the topic while it
+/// lives. A freed topic leaves its name behind (a few dozen bytes), so the
+/// name keeps its type and options for the engine's life: opening it again
+/// with another type is still [`TopicError::TypeMismatch`].
 struct TopicEntry {
     type_id: TypeId,
     type_name: &'static str,
     options: TopicOptions,
+    /// `None` once the topic was freed.
+    live: Option<LiveTopic>,
+}
+
+struct LiveTopic {
     /// An `Arc<TopicShared<T>>`.
     typed: Box<dyn Any + Send + Sync>,
     control: Box<dyn TopicControl>,
+}
+
+impl Registry {
+    fn live(&self) -> impl Iterator<Item = &LiveTopic> {
+        self.topics.values().filter_map(|t| t.live.as_ref())
+    }
 }
 
 struct Registry {
@@ -304,6 +327,23 @@ struct Registry {
 /// dropped silently: the report counts what was handled and what had no
 /// subscription left.
 ///
+/// Whatever a handler calls on the engine meanwhile — [`topic`](Engine::topic),
+/// [`metrics`](Engine::metrics), subscribe, publish, shutdown, or dropping
+/// the last `Arc<Engine>` — shutdown does not deadlock with it: it holds no
+/// lock of the engine's while it waits. Dropped inside one of its own
+/// handlers, the engine finishes its shutdown on a thread of its own (the
+/// worker cannot wait for itself).
+/// [`shutdown_timeout`](Engine::shutdown_timeout) bounds the wait.
+///
+/// ## Memory
+///
+/// A topic whose last handle ([`Topic`], [`Group`](crate::Group), a pending
+/// delayed event) is dropped while it has no subscription and no kept dead
+/// letters is freed, and so are a worker's lanes that no subscription uses
+/// any more: a worker's pass costs what its live lanes cost. The counts of a
+/// freed topic stay in the [`ShutdownReport`]. Opening the name again
+/// creates a fresh topic.
+///
 /// # Examples
 ///
 /// ```
@@ -318,26 +358,62 @@ struct Registry {
 /// # Ok(()) }
 /// ```
 pub struct Engine {
-    runtime: Arc<Runtime>,
-    hub: Arc<Hub>,
-    joins: Mutex<Vec<JoinHandle<Totals>>>,
-    /// Serializes shutdowns and keeps the final report.
-    report: Mutex<Option<ShutdownReport>>,
+    inner: Arc<Inner>,
     /// `Config::producer_cores`.
     producer_cores: Vec<usize>,
     /// See [`Engine::instance_id`].
     instance_id: u64,
 }
 
+/// What shutdown needs: shared with the thread that finishes a shutdown the
+/// engine's own handler started by dropping it.
+struct Inner {
+    runtime: Arc<Runtime>,
+    hub: Arc<Hub>,
+    joins: Mutex<Vec<JoinHandle<Totals>>>,
+    /// Serializes shutdowns and keeps what they found.
+    shutdown: Mutex<ShutdownState>,
+}
+
+#[derive(Default)]
+struct ShutdownState {
+    /// When the first shutdown started.
+    started: Option<Instant>,
+    /// What the timer service's shutdown fired and dropped (it runs once).
+    timers: Option<(u64, u64)>,
+    /// The final report, once a shutdown completed.
+    report: Option<ShutdownReport>,
+    /// A `shutdown_timeout` gave up: dropping the engine does not wait again.
+    gave_up: bool,
+}
+
 /// The topic registry, shared by the engine and its topics (a topic opens
-/// its dead-letter topic through it). Topics hold it and it holds topics:
-/// the engine's drop breaks that cycle by emptying the registry.
+/// its dead-letter topic through it, and leaves it when it is freed). Topics
+/// hold it and it holds topics: a freed topic leaves the registry, and the
+/// engine's drop empties it.
+///
+/// Lock order: the registry's lock before any topic's `control` lock, and no
+/// user code runs under it (removed entries are dropped after it is
+/// released).
 pub(crate) struct Hub {
     runtime: Arc<Runtime>,
     registry: Mutex<Registry>,
     next_home: AtomicUsize,
     /// `Config::topics`: options for `topic()` to create these topics with.
     configured: BTreeMap<String, TopicOptions>,
+    /// Counts of the topics freed so far (added when each is dropped).
+    pub(crate) freed: FreedCounts,
+    /// Random per engine: mixed into every topic's trace-id salt.
+    pub(crate) trace_seed: u64,
+}
+
+/// What freed topics had counted (for the shutdown report). `Relaxed`
+/// statistics: read after the workers are joined.
+#[derive(Default)]
+pub(crate) struct FreedCounts {
+    pub(crate) published: AtomicU64,
+    pub(crate) discarded: AtomicU64,
+    pub(crate) dead_letters: AtomicU64,
 }
 
 impl Engine {
@@ -401,21 +477,25 @@ impl Engine {
             stop_workers(&runtime, joins);
             return Err(ConfigError::PinFailed { worker, core });
         }
-        let runtime_seed = runtime.id;
+        let instance_id = random_instance_id(runtime.id);
         Ok(Engine {
-            hub: Arc::new(Hub {
-                runtime: runtime.clone(),
-                registry: Mutex::new(Registry {
-                    topics: BTreeMap::new(),
+            inner: Arc::new(Inner {
+                hub: Arc::new(Hub {
+                    runtime: runtime.clone(),
+                    registry: Mutex::new(Registry {
+                        topics: BTreeMap::new(),
+                    }),
+                    next_home: AtomicUsize::new(0),
+                    configured: config.topics,
+                    freed: FreedCounts::default(),
+                    trace_seed: random_instance_id(instance_id),
                 }),
-                next_home: AtomicUsize::new(0),
-                configured: config.topics,
+                runtime,
+                joins: Mutex::new(joins),
+                shutdown: Mutex::new(ShutdownState::default()),
             }),
-            runtime,
-            joins: Mutex::new(joins),
-            report: Mutex::new(None),
             producer_cores: config.producer_cores,
-            instance_id: random_instance_id(runtime_seed),
+            instance_id,
         })
     }
 
@@ -438,7 +518,7 @@ impl Engine {
 
     /// The number of worker threads.
     pub fn workers(&self) -> usize {
-        self.runtime.workers.len()
+        self.inner.runtime.workers.len()
     }
 
     /// The cores reserved for producer threads ([`Config::producer_cores`]),
@@ -482,7 +562,7 @@ impl Engine {
     /// [`TopicError::TypeMismatch`] if the name exists with another type,
     /// [`TopicError::InvalidName`], or [`TopicError::Closed`] after shutdown.
     pub fn topic<T: Clone + Send + 'static>(&self, name: &str) -> Result<Topic<T>, TopicError> {
-        Hub::open(&self.hub, name, None)
+        Hub::open(&self.inner.hub, name, None)
     }
 
     /// Opens or creates the topic `name` with `options`.
@@ -497,7 +577,7 @@ impl Engine {
         name: &str,
         options: TopicOptions,
     ) -> Result<Topic<T>, TopicError> {
-        Hub::open(&self.hub, name, Some(options))
+        Hub::open(&self.inner.hub, name, Some(options))
     }
 
     /// A snapshot of the engine's counters: per topic (published, refused
@@ -512,7 +592,8 @@ impl Engine {
     /// path. Subscription counts are published by their worker at the end of
     /// each batch, so they can lag the handler calls by up to one batch; see
     /// [Lag](Metrics#lag). Works after shutdown too (the
-    /// subscriptions are then still listed, with their final counts).
+    /// subscriptions are then still listed, with their final counts). Freed
+    /// topics (see [Memory](#memory)) are not listed.
     ///
     /// # Examples
     ///
@@ -536,101 +617,146 @@ impl Engine {
     /// # Ok(()) }
     /// ```
     pub fn metrics(&self) -> Metrics {
-        let registry = lock(&self.hub.registry);
         let mut subscriptions = Vec::new();
-        let topics = registry
-            .topics
-            .values()
-            .map(|t| t.control.metrics(&mut subscriptions))
+        let topics = (self.inner.hub.controls().iter())
+            .map(|c| c.metrics(&mut subscriptions))
             .collect();
         Metrics {
             topics,
             subscriptions,
-            workers: self
-                .runtime
-                .workers
-                .iter()
+            workers: (self.inner.runtime.workers.iter())
                 .map(|w| WorkerMetrics::read(w))
                 .collect(),
         }
     }
 
     /// Stops intake, drains every lane through its handlers, and joins the
-    /// workers; see [Shutdown](#shutdown). Idempotent: later calls return the
-    /// same report.
+    /// workers; see [Shutdown](#shutdown). Idempotent: once a shutdown has
+    /// completed, later calls return the same report.
     ///
     /// Called from inside a handler, it cannot wait for its own worker: it
     /// closes intake and returns a report with `complete: false`; the drain
     /// finishes on a later call or when the engine is dropped.
     pub fn shutdown(&self) -> ShutdownReport {
+        self.inner.shutdown(None)
+    }
+
+    /// [`shutdown`](Engine::shutdown), waiting at most about `timeout`: if
+    /// producers blocked on full lanes or handlers have not finished by then,
+    /// it returns a report with `complete: false` (intake stays closed and
+    /// the workers keep draining). A later [`shutdown`](Engine::shutdown)
+    /// waits for the rest; dropping the engine after an incomplete
+    /// `shutdown_timeout` does not wait again: a background thread joins the
+    /// workers once they finish.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe(|_| ())?;
+    /// jobs.publish(1)?;
+    /// let report = engine.shutdown_timeout(Duration::from_secs(5));
+    /// assert!(report.complete);
+    /// assert_eq!(report.handled, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn shutdown_timeout(&self, timeout: Duration) -> ShutdownReport {
+        self.inner.shutdown(Some(Instant::now() + timeout))
+    }
+}
+
+impl Inner {
+    fn sum(&self, f: impl Fn(&dyn TopicControl) -> u64) -> u64 {
+        self.hub.controls().iter().map(|c| f(&**c)).sum()
+    }
+
+    /// The report of a shutdown that could not finish: what is known so far.
+    fn incomplete(&self) -> ShutdownReport {
+        ShutdownReport {
+            published: self.sum(|c| c.published())
+                + self.hub.freed.published.load(Ordering::Relaxed),
+            workers: self.runtime.workers.len(),
+            topics: lock(&self.hub.registry).topics.len(),
+            complete: false,
+            ..ShutdownReport::default()
+        }
+    }
+
+    /// Shutdown, waiting until `deadline` at most (none: until done).
+    fn shutdown(&self, deadline: Option<Instant>) -> ShutdownReport {
         if worker::on_worker_of(self.runtime.id) {
-            // Neither the report lock (an outer shutdown may hold it while it
-            // waits for this worker) nor the grace period (an external
+            // Neither the shutdown lock (an outer shutdown may hold it while
+            // it waits for this worker) nor the grace period (an external
             // producer may be blocked on this worker's lane): only close
             // intake.
             self.close_intake();
-            return ShutdownReport {
-                published: self.sum(|c| c.published()),
-                workers: self.workers(),
-                topics: lock(&self.hub.registry).topics.len(),
-                complete: false,
-                ..ShutdownReport::default()
-            };
+            return self.incomplete();
         }
-        let mut slot = lock(&self.report);
-        if let Some(report) = slot.as_ref() {
+        let Some(mut state) = lock_until(&self.shutdown, deadline) else {
+            return self.incomplete();
+        };
+        if let Some(report) = state.report.as_ref() {
             return report.clone();
         }
-        let start = Instant::now();
+        let start = *state.started.get_or_insert_with(Instant::now);
         // Timers first, while intake is open: delayed events fired now are
         // published normally, retries fired now go to their workers (and
         // shutdown waits for them below, `Runtime::inflight`).
-        let timers = self.runtime.timers.shutdown(self.runtime.timer_policy);
+        let (fired, dropped) = *state.timers.get_or_insert_with(|| {
+            let t = self.runtime.timers.shutdown(self.runtime.timer_policy);
+            (t.fired as u64, t.dropped as u64)
+        });
         self.close_intake();
         // Grace period (`producer.rs`): every publish that has not marked its
         // slot active yet will see the draining snapshot; wait for the rest.
+        // No lock is held while waiting: a handler may open topics or read
+        // metrics meanwhile.
         fence::heavy();
-        for t in lock(&self.hub.registry).topics.values() {
-            t.control.wait_external_idle();
+        let controls = self.hub.controls();
+        for c in &controls {
+            if !c.wait_external_idle(deadline) {
+                state.gave_up = true;
+                return self.incomplete();
+            }
         }
         for w in &self.runtime.workers {
             w.unpark();
         }
-        self.await_quiescence();
-        {
-            let registry = lock(&self.hub.registry);
-            self.runtime.state.store(EXITING, Ordering::Release);
-            for t in registry.topics.values() {
-                t.control.set_state(EXITING);
-            }
+        if !self.await_quiescence(deadline) {
+            state.gave_up = true;
+            return self.incomplete();
+        }
+        self.runtime.state.store(EXITING, Ordering::Release);
+        for c in self.hub.controls() {
+            c.set_state(EXITING);
         }
         let joins = std::mem::take(&mut *lock(&self.joins));
         let totals = stop_workers(&self.runtime, joins);
+        let freed = &self.hub.freed;
         let report = ShutdownReport {
-            published: self.sum(|c| c.published()),
+            published: self.sum(|c| c.published()) + freed.published.load(Ordering::Relaxed),
             handled: totals.handled,
             failed: totals.failed,
             panicked: totals.panicked,
-            discarded: totals.discarded + self.sum(|c| c.discarded()),
-            timers_fired: timers.fired as u64,
-            timers_dropped: timers.dropped as u64,
+            stray_panics: totals.stray_panics,
+            discarded: totals.discarded
+                + self.sum(|c| c.discarded())
+                + freed.discarded.load(Ordering::Relaxed),
+            timers_fired: fired,
+            timers_dropped: dropped,
             retries_dropped: self.runtime.retries_dropped.load(Ordering::Relaxed),
-            dead_letters: self.sum(|c| c.dead_letters()),
-            workers: self.workers(),
+            dead_letters: self.sum(|c| c.dead_letters())
+                + freed.dead_letters.load(Ordering::Relaxed),
+            workers: self.runtime.workers.len(),
             topics: lock(&self.hub.registry).topics.len(),
             drain_time: start.elapsed(),
             complete: true,
         };
-        *slot = Some(report.clone());
+        state.report = Some(report.clone());
         report
-    }
-
-    fn sum(&self, f: impl Fn(&dyn TopicControl) -> u64) -> u64 {
-        lock(&self.hub.registry)
-            .topics
-            .values()
-            .map(|t| f(&*t.control))
-            .sum()
     }
 
     /// Closes external intake: publishes from outside the engine now fail.
@@ -640,16 +766,17 @@ impl Engine {
             return;
         }
         self.runtime.state.store(DRAINING, Ordering::Release);
-        for t in registry.topics.values() {
+        for t in registry.live() {
             t.control.set_state(DRAINING);
         }
     }
 
     /// Waits until no worker is busy and no lane holds an event (`worker.rs`,
-    /// "Quiescence"). Workers bump an event count whenever they turn idle while
-    /// the engine drains; between checks this waits for that count to change
-    /// rather than polling.
-    fn await_quiescence(&self) {
+    /// "Quiescence"), or until `deadline`; returns whether it got there.
+    /// Workers bump an event count whenever they turn idle while the engine
+    /// drains; between checks this waits for that count to change rather
+    /// than polling.
+    fn await_quiescence(&self, deadline: Option<Instant>) -> bool {
         let epochs = |rt: &Runtime| -> Vec<u64> { rt.workers.iter().map(|w| w.epoch()).collect() };
         self.runtime.announce_quiet_waiter();
         loop {
@@ -662,23 +789,48 @@ impl Engine {
             // what it published.
             let retrying = self.runtime.inflight.load(Ordering::SeqCst) > 0;
             if !retrying && before.iter().all(|e| e % 2 == 1) {
-                let drained = lock(&self.hub.registry)
-                    .topics
-                    .values()
-                    .all(|t| t.control.is_drained());
+                let drained = self.hub.controls().iter().all(|c| c.is_drained());
                 if drained && epochs(&self.runtime) == before {
-                    return;
+                    return true;
                 }
             }
             // Not quiet: a busy worker will turn idle (bumping the count), an
             // idle one with queued events will be woken by their producer and
             // turn busy, then idle.
-            self.runtime.wait_quiet_change(seen);
+            if !self.runtime.wait_quiet_change(seen, deadline) {
+                return false;
+            }
         }
     }
 }
 
+/// Locks `m`, giving up at `deadline` (none: waits as long as it takes).
+fn lock_until<T>(m: &Mutex<T>, deadline: Option<Instant>) -> Option<MutexGuard<'_, T>> {
+    let Some(deadline) = deadline else {
+        return Some(lock(m));
+    };
+    loop {
+        match m.try_lock() {
+            Ok(guard) => return Some(guard),
+            Err(std::sync::TryLockError::Poisoned(e)) => return Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => {}
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        crate::loom::sleep(Duration::from_millis(1));
+    }
+}
+
 impl Hub {
+    /// The registry's topics, handed out so that callers wait or read
+    /// without holding the registry's lock.
+    fn controls(&self) -> Vec<Box<dyn TopicControl>> {
+        (lock(&self.registry).live())
+            .map(|t| t.control.share())
+            .collect()
+    }
+
     /// Opens or creates a topic (`Engine::topic`, `Engine::topic_with`).
     pub(crate) fn open<T: Clone + Send + 'static>(
         this: &Arc<Self>,
@@ -691,6 +843,23 @@ impl Hub {
                 reason,
             });
         }
+        Hub::open_valid(this, name, options)
+    }
+
+    /// Opens or creates the dead-letter topic of `topic`: its name may be
+    /// longer than a user's topic name may be, so that every topic has one.
+    pub(crate) fn open_dead_letters<T: Clone + Send + 'static>(
+        this: &Arc<Self>,
+        topic: &str,
+    ) -> Result<Topic<T>, TopicError> {
+        Hub::open_valid(this, &dead_letter_name(topic), None)
+    }
+
+    fn open_valid<T: Clone + Send + 'static>(
+        this: &Arc<Self>,
+        name: &str,
+        options: Option<TopicOptions>,
+    ) -> Result<Topic<T>, TopicError> {
         let workers = this.runtime.workers.len();
         if let Some(w) = options
             .as_ref()
@@ -716,17 +885,23 @@ impl Hub {
                     name: name.to_owned(),
                 });
             }
-            return match entry.typed.downcast_ref::<Arc<TopicShared<T>>>() {
-                Some(shared) => Ok(Topic::from_shared(shared.clone())),
-                // Same TypeId, so the downcast cannot fail.
-                None => Err(TopicError::TypeMismatch {
-                    name: name.to_owned(),
-                    existing: entry.type_name,
-                    requested: std::any::type_name::<T>(),
-                }),
-            };
+            if let Some(live) = entry.live.as_ref() {
+                return match live.typed.downcast_ref::<Arc<TopicShared<T>>>() {
+                    // Under the registry's lock, so `Hub::release` cannot
+                    // free the topic between this handle's count and its use.
+                    Some(shared) => Ok(Topic::from_shared(shared.clone())),
+                    // Same TypeId, so the downcast cannot fail.
+                    None => Err(TopicError::TypeMismatch {
+                        name: name.to_owned(),
+                        existing: entry.type_name,
+                        requested: std::any::type_name::<T>(),
+                    }),
+                };
+            }
         }
+        // A freed name comes back with the options it had.
         let options = options
+            .or_else(|| registry.topics.get(name).map(|e| e.options.clone()))
             .or_else(|| this.configured.get(name).cloned())
             .unwrap_or_default();
         let home = options
@@ -739,17 +914,50 @@ impl Hub {
             this.clone(),
             home,
         ));
-        registry.topics.insert(
-            name.to_owned(),
-            TopicEntry {
-                type_id: TypeId::of::<T>(),
-                type_name: std::any::type_name::<T>(),
-                options,
-                typed: Box::new(shared.clone()),
-                control: Box::new(shared.clone()),
-            },
-        );
-        Ok(Topic::from_shared(shared))
+        let topic = Topic::from_shared(shared.clone());
+        let live = Some(LiveTopic {
+            typed: Box::new(shared.clone()),
+            control: Box::new(shared),
+        });
+        match registry.topics.get_mut(name) {
+            Some(entry) => entry.live = live,
+            None => {
+                registry.topics.insert(
+                    name.to_owned(),
+                    TopicEntry {
+                        type_id: TypeId::of::<T>(),
+                        type_name: std::any::type_name::<T>(),
+                        options,
+                        live,
+                    },
+                );
+            }
+        }
+        Ok(topic)
+    }
+
+    /// Frees topic `name` if it is still the topic `uid` and nothing uses it
+    /// any more (no handle, no subscription, no kept dead letters). Called
+    /// when its last handle drops or its last subscription leaves.
+    pub(crate) fn release(&self, name: &str, uid: u64) {
+        let removed = {
+            let mut registry = lock(&self.registry);
+            match registry.topics.get_mut(name) {
+                Some(TopicEntry {
+                    live: live @ Some(_),
+                    ..
+                }) if live
+                    .as_ref()
+                    .is_some_and(|l| l.control.uid() == uid && l.control.is_unused()) =>
+                {
+                    live.take()
+                }
+                _ => None,
+            }
+        };
+        // Dropped outside the lock: what it holds may run user code (an
+        // event's `Drop`) that opens topics.
+        drop(removed);
     }
 }
 
@@ -769,7 +977,9 @@ fn stop_workers(runtime: &Runtime, joins: Vec<JoinHandle<Totals>>) -> Totals {
     totals
 }
 
-/// Why a topic name is refused, if it is.
+/// Why a topic name is refused, if it is. (A dead-letter topic's name, the
+/// topic's own plus `.dead_letters`, may be longer: see
+/// [`Hub::open_dead_letters`].)
 pub(crate) fn invalid_topic_name(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("it is empty; give the topic a name such as \"orders.created\"")
@@ -788,18 +998,51 @@ pub(crate) fn invalid_topic_name(name: &str) -> Option<&'static str> {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        self.shutdown();
-        // Topics hold the hub and the hub holds topics: break the cycle.
-        lock(&self.hub.registry).topics.clear();
+        let inner = &self.inner;
+        let gave_up = lock_until(&inner.shutdown, Some(Instant::now()))
+            .is_some_and(|s| s.gave_up && s.report.is_none());
+        if worker::on_worker_of(inner.runtime.id) || gave_up {
+            // Dropped by one of its own handlers (which cannot wait for its
+            // own worker), or after a `shutdown_timeout` gave up: finish on a
+            // thread of its own.
+            inner.close_intake();
+            let finisher = inner.clone();
+            let spawned = thread::Builder::new()
+                .name("pinbus-shutdown".to_owned())
+                .spawn(move || {
+                    finisher.shutdown(None);
+                    finisher.clear();
+                });
+            if spawned.is_err() {
+                // No thread to be had: let the workers drain what they hold
+                // and exit on their own; nobody joins them.
+                inner.runtime.state.store(EXITING, Ordering::Release);
+                for w in &inner.runtime.workers {
+                    w.unpark();
+                }
+            }
+            return;
+        }
+        inner.shutdown(None);
+        inner.clear();
+    }
+}
+
+impl Inner {
+    /// Topics hold the hub and the hub holds topics: break the cycle. The
+    /// topics are dropped outside the registry's lock.
+    fn clear(&self) {
+        let topics = std::mem::take(&mut lock(&self.hub.registry).topics);
+        drop(topics);
     }
 }
 
 impl fmt::Debug for Engine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Engine")
-            .field("id", &self.runtime.id)
+            .field("id", &self.inner.runtime.id)
             .field("workers", &self.workers())
-            .field("idle", &self.runtime.idle)
+            .field("idle", &self.inner.runtime.idle)
             .finish_non_exhaustive()
     }
 }

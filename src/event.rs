@@ -72,6 +72,10 @@ pub(crate) struct Meta {
     pub(crate) parent_span: u64,
     /// Delivery attempt, starting at 1.
     pub(crate) attempt: u32,
+    /// The topic's random salt (`TopicShared::salt`): root events' trace and
+    /// span ids are derived from it and `seq`, so no two topics, engines or
+    /// processes share them.
+    pub(crate) salt: u64,
     /// The topic snapshot version the publisher used; compared with a
     /// subscription's start version.
     pub(crate) version: u64,
@@ -235,7 +239,7 @@ impl<T> Event<T> {
         let trace = if self.meta.trace != [0, 0] {
             self.meta.trace
         } else {
-            trace::derived_trace(self.topic, self.meta.seq)
+            trace::derived_trace(self.meta.salt, self.meta.seq)
         };
         TraceId(trace::join(trace))
     }
@@ -244,7 +248,7 @@ impl<T> Event<T> {
     /// number, the same for every subscription that receives it, never 0.
     /// Events published while handling it name it as their parent span.
     pub fn span_id(&self) -> u64 {
-        trace::span_of(self.topic, self.meta.seq)
+        trace::span_of(self.meta.salt, self.meta.seq)
     }
 
     /// This event's trace context: its trace id and its own span id — what

@@ -127,15 +127,19 @@ pub(crate) struct Delivered {
 }
 
 pub(crate) struct Lane<T> {
-    /// Index of the lane within its topic (and of its producer in a slot view).
+    /// Index of the lane within its topic (and of its producer in a slot
+    /// view); reused by a later lane once this one is retired.
     pub(crate) id: usize,
+    /// Process-unique and never reused: names the lane's drains.
+    pub(crate) uid: u64,
     capacity: usize,
     fresh: Mutex<Vec<LaneConsumer<T>>>,
     has_fresh: AtomicBool,
     /// One probe per ring, for the shutdown emptiness check.
     probes: Mutex<Vec<Probe<T>>>,
-    /// Whether anyone drains the lane: always 1 for a worker lane (its drain
-    /// lives as long as the worker); the member count for a group lane.
+    /// Whether anyone drains the lane: 1 for a worker lane until it is
+    /// retired; the member count for a group lane. 0 = retired (a lane never
+    /// comes back from 0: a group whose last member left gets a new lane).
     consumers: AtomicUsize,
     /// For group lanes: the consumer side, shared by the members.
     pub(crate) group: Option<GroupSide<T>>,
@@ -146,6 +150,7 @@ impl<T> Lane<T> {
     pub(crate) fn new(id: usize, is_group: bool, capacity: usize) -> Self {
         Lane {
             id,
+            uid: crate::loom::unique_id(),
             capacity,
             fresh: Mutex::new(Vec::new()),
             has_fresh: AtomicBool::new(false),
@@ -194,6 +199,18 @@ impl<T> Lane<T> {
     /// `Acquire`: pairs with the `Release` updates in `add_consumer`.
     pub(crate) fn has_consumers(&self) -> bool {
         self.consumers.load(Ordering::Acquire) > 0
+    }
+
+    /// Whether the lane was retired: no subscription takes its events any
+    /// more, so producers discard what they still hold for it.
+    pub(crate) fn is_retired(&self) -> bool {
+        !self.has_consumers()
+    }
+
+    /// Retires a worker lane (its last subscription left). `Release`: pairs
+    /// with the `Acquire` in `has_consumers`.
+    pub(crate) fn retire(&self) {
+        self.consumers.store(0, Ordering::Release);
     }
 
     /// Counts a group member in (`+1`) or out (`-1`).
@@ -580,6 +597,24 @@ impl<T> GroupSide<T> {
             claim.cursor = (start + 1) % n;
         }
         out.len() - start_len
+    }
+
+    /// Takes and drops everything the group lane holds (its last member
+    /// left); returns how many events. Each value is dropped on its own, so
+    /// a panicking `Drop` (counted in `stray`) loses nothing else.
+    pub(crate) fn sweep(&self, lane: &Lane<T>, stray: &mut u64) -> u64 {
+        let mut swept = 0;
+        let mut taken = Vec::new();
+        loop {
+            let n = self.claim(lane, 256, &mut taken, || {});
+            if n == 0 {
+                return swept;
+            }
+            swept += n as u64;
+            for ev in taken.drain(..) {
+                crate::contain::contain(stray, move || drop(ev));
+            }
+        }
     }
 
     /// Whether any ring of the group holds events (racy hint).

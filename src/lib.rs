@@ -8,6 +8,7 @@
 
 mod clock;
 mod config;
+mod contain;
 mod dead_letter;
 mod dispatch;
 mod engine;

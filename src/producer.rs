@@ -58,8 +58,39 @@ use crate::snapshot::SnapshotCell;
 struct ThreadState {
     token: u64,
     alive: Arc<AtomicBool>,
-    /// `(topic uid, slot index)`: where this thread publishes to each topic.
-    choices: RefCell<Vec<(u64, usize)>>,
+    /// Where this thread publishes to each topic it has published to.
+    choices: RefCell<Choices>,
+}
+
+/// A thread's sticky slot choices, by topic uid. The entries of dropped
+/// topics are pruned whenever the map has doubled since the last pruning,
+/// so it holds about twice the live topics the thread publishes to, at most.
+#[derive(Default)]
+struct Choices {
+    by_topic: std::collections::HashMap<u64, Choice>,
+    /// Prune when the map reaches this size.
+    prune_at: usize,
+}
+
+struct Choice {
+    slot: usize,
+    /// The topic's liveness flag ([`ProducerSlots::live`]).
+    live: Arc<AtomicBool>,
+}
+
+impl Choices {
+    fn get(&self, topic: u64) -> Option<usize> {
+        self.by_topic.get(&topic).map(|c| c.slot)
+    }
+
+    fn insert(&mut self, topic: u64, slot: usize, live: Arc<AtomicBool>) {
+        if self.by_topic.len() >= self.prune_at {
+            // Relaxed: a stale `true` only keeps an entry one round longer.
+            self.by_topic.retain(|_, c| c.live.load(Ordering::Relaxed));
+            self.prune_at = (2 * self.by_topic.len()).max(64);
+        }
+        self.by_topic.insert(topic, Choice { slot, live });
+    }
 }
 
 impl ThreadState {
@@ -70,7 +101,7 @@ impl ThreadState {
         ThreadState {
             token,
             alive: Arc::new(AtomicBool::new(true)),
-            choices: RefCell::new(Vec::new()),
+            choices: RefCell::new(Choices::default()),
         }
     }
 }
@@ -154,6 +185,14 @@ pub struct ProducerSlots<V, S> {
     snapshot: SnapshotCell<S>,
     dedicated: usize,
     uid: u64,
+    /// Cleared when the slots drop: threads prune their choice of them.
+    live: Arc<AtomicBool>,
+}
+
+impl<V, S> Drop for ProducerSlots<V, S> {
+    fn drop(&mut self) {
+        self.live.store(false, Ordering::Relaxed);
+    }
 }
 
 // SAFETY: a `V` is only ever accessed by one thread at a time (the slot owner
@@ -209,6 +248,7 @@ impl<V, S> ProducerSlots<V, S> {
             slots,
             dedicated,
             uid: crate::loom::unique_id(),
+            live: Arc::new(AtomicBool::new(true)),
         }
     }
 
@@ -374,13 +414,7 @@ impl<V, S> ProducerSlots<V, S> {
         if me == 0 {
             return self.dedicated;
         }
-        let remembered = THREAD.try_with(|t| {
-            t.choices
-                .borrow()
-                .iter()
-                .find(|(uid, _)| *uid == self.uid)
-                .map(|&(_, i)| i)
-        });
+        let remembered = THREAD.try_with(|t| t.choices.borrow().get(self.uid));
         if let Ok(Some(i)) = remembered {
             return i;
         }
@@ -389,7 +423,8 @@ impl<V, S> ProducerSlots<V, S> {
             .or_else(|| (0..self.dedicated).find(|&i| self.claim(i, me)))
             .unwrap_or(self.dedicated);
         // Ignore a failure: the thread is exiting and publishes once more.
-        let _ = THREAD.try_with(|t| t.choices.borrow_mut().push((self.uid, index)));
+        let live = self.live.clone();
+        let _ = THREAD.try_with(|t| t.choices.borrow_mut().insert(self.uid, index, live));
         index
     }
 
@@ -419,20 +454,44 @@ impl<V, S> ProducerSlots<V, S> {
         true
     }
 
-    /// Waits until no slot in `range` is inside a publish.
+    /// Waits until no slot in `range` is inside a publish, or until
+    /// `deadline`; returns whether every slot was seen inactive.
     ///
     /// The caller must have published its stop condition (the closed topic
     /// version) and then called [`fence::heavy`]: afterwards every publish that
     /// is not yet active will see the stop condition.
-    pub fn wait_inactive(&self, range: std::ops::Range<usize>) {
-        for slot in &self.slots[range] {
-            // Acquire: pairs with the Release in `Active::drop`, so the
-            // finished publish's pushes are visible to the caller.
-            while slot.active.load(Ordering::Acquire) {
+    pub fn wait_inactive(
+        &self,
+        range: std::ops::Range<usize>,
+        deadline: Option<std::time::Instant>,
+    ) -> bool {
+        for i in range {
+            while self.is_active(i) {
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return false;
+                }
                 spin_loop();
                 crate::loom::thread::yield_now();
             }
         }
+        true
+    }
+
+    /// Whether slot `i` is inside a publish now (racy: a later publish may
+    /// start at once). Seen `false` after the caller's stop condition and
+    /// [`fence::heavy`], it means every publish of that slot that could miss
+    /// the stop condition has finished, and its pushes are visible.
+    pub fn is_active(&self, i: usize) -> bool {
+        // Acquire: pairs with the Release in `Active::drop`, so the finished
+        // publish's pushes are visible to the caller.
+        self.slots
+            .get(i)
+            .is_some_and(|slot| slot.active.load(Ordering::Acquire))
+    }
+
+    /// Every slot's index.
+    pub fn all(&self) -> std::ops::Range<usize> {
+        0..self.slots.len()
     }
 
     /// Range of the slots that non-worker threads publish through.
@@ -675,6 +734,6 @@ mod tests {
             slots.with_slot(&hint, |_, _, _| panic!("a Clone impl failed"))
         }));
         assert!(r.is_err());
-        slots.wait_inactive(slots.external());
+        assert!(slots.wait_inactive(slots.external(), None));
     }
 }

@@ -30,7 +30,7 @@ use crate::retry::{Jitter, RetryPolicy};
 use crate::subscription::{HandlerEntry, SubShared};
 use crate::timer::{TimerShutdown, TimerTask};
 use crate::topic::{Topic, TopicShared};
-use crate::worker::{Runtime, Worker};
+use crate::worker::{DrainKey, Runtime, Worker};
 
 /// What to do after a failed attempt.
 pub(crate) enum Next<T> {
@@ -56,7 +56,7 @@ pub(crate) struct Recovery<T> {
     dead_letters: Topic<DeadLetter<T>>,
     worker: usize,
     /// The key of the drain that holds the handler on `worker`.
-    key: (u64, usize),
+    key: DrainKey,
     group: bool,
     jitter: Jitter,
 }
@@ -68,7 +68,7 @@ impl<T: Clone + Send + 'static> Recovery<T> {
         topic: Arc<TopicShared<T>>,
         dead_letters: Topic<DeadLetter<T>>,
         worker: usize,
-        key: (u64, usize),
+        key: DrainKey,
         group: bool,
     ) -> Self {
         Recovery {
@@ -79,7 +79,7 @@ impl<T: Clone + Send + 'static> Recovery<T> {
             worker,
             key,
             group,
-            jitter: Jitter::new(key.0 ^ (key.1 as u64) << 32 ^ worker as u64),
+            jitter: Jitter::new(key.topic ^ key.lane << 32 ^ worker as u64),
         }
     }
 
@@ -199,7 +199,7 @@ struct RetryTask<T> {
     event: Event<T>,
     sub: u64,
     worker: usize,
-    key: (u64, usize),
+    key: DrainKey,
     group: bool,
     guard: Inflight,
 }
@@ -217,7 +217,7 @@ impl<T: Send + 'static> TimerTask for RetryTask<T> {
         let runtime = guard.runtime.clone();
         // If the worker has exited the command (and the guard) is dropped:
         // counted as a dropped retry.
-        runtime.send(
+        let _ = runtime.send(
             worker,
             Box::new(move |w: &mut Worker| {
                 if redeliver(w, key, group, sub, &event) {
@@ -239,7 +239,7 @@ impl<T: Send + 'static> TimerTask for RetryTask<T> {
 /// subscription's retry is dropped; its handler is gone.)
 fn redeliver<T: Send + 'static>(
     w: &mut Worker,
-    key: (u64, usize),
+    key: DrainKey,
     group: bool,
     sub: u64,
     event: &Event<T>,

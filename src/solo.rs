@@ -21,6 +21,7 @@
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use crate::contain::drop_contained;
 use crate::dispatch::event;
 use crate::event::{Event, TopicName};
 use crate::lane::LaneConsumer;
@@ -79,6 +80,7 @@ pub(crate) struct Alone<'a, T> {
     /// Events still to take.
     left: usize,
     name: &'static TopicName,
+    salt: u64,
     clock: u64,
     context: &'a HandlingBatch,
     /// Events taken from the ring.
@@ -89,6 +91,8 @@ pub(crate) struct Alone<'a, T> {
     /// Events the subscription did not see (published before it existed,
     /// or taken after it was removed).
     pub(crate) discarded: u64,
+    /// Panics contained in events' `Drop`.
+    pub(crate) stray: u64,
 }
 
 impl<'a, T> Alone<'a, T> {
@@ -98,6 +102,7 @@ impl<'a, T> Alone<'a, T> {
         lane: &'a mut LaneConsumer<T>,
         count: usize,
         name: &'static TopicName,
+        salt: u64,
         clock: u64,
         context: &'a HandlingBatch,
     ) -> Self {
@@ -105,12 +110,14 @@ impl<'a, T> Alone<'a, T> {
             lane,
             left: count,
             name,
+            salt,
             clock,
             context,
             taken: 0,
             handled: 0,
             skipped: 0,
             discarded: 0,
+            stray: 0,
         }
     }
 
@@ -122,13 +129,14 @@ impl<'a, T> Alone<'a, T> {
         removed: &AtomicBool,
         mut f: impl FnMut(&Event<T>) -> Outcome,
     ) -> Halt<T> {
-        let (name, clock, context) = (self.name, self.clock, self.context);
-        let (mut handled, mut skipped, mut discarded) = (0, 0, 0);
+        let (name, salt, clock, context) = (self.name, self.salt, self.clock, self.context);
+        let (mut handled, mut skipped, mut discarded, mut stray) = (0, 0, 0, 0);
         let mut halt = Halt::Done;
         let taken = self.lane.consume_while(self.left, |value, d| {
-            let ev = event(value, d, name, clock);
+            let ev = event(value, d, name, salt, clock);
             if !sees(ev.meta.version, since, removed) {
                 discarded += 1;
+                drop_contained(ev, &mut stray);
                 return true;
             }
             context.event(ev.meta.seq, ev.meta.trace);
@@ -136,6 +144,7 @@ impl<'a, T> Alone<'a, T> {
                 Ok(Ok(Disposition::Handled)) => handled += 1,
                 Ok(Ok(Disposition::Skipped)) => skipped += 1,
                 Ok(Err(error)) => {
+                    // The event goes on to the failure path (it drops there).
                     halt = Halt::Failed(ev, error);
                     return false;
                 }
@@ -144,6 +153,7 @@ impl<'a, T> Alone<'a, T> {
                     return false;
                 }
             }
+            drop_contained(ev, &mut stray);
             true
         });
         self.left -= taken;
@@ -151,6 +161,7 @@ impl<'a, T> Alone<'a, T> {
         self.handled += handled;
         self.skipped += skipped;
         self.discarded += discarded;
+        self.stray += stray;
         halt
     }
 }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
+use crate::contain::{contain, drop_contained};
 use crate::event::{now_nanos, Event};
 use crate::lane::lock;
 use crate::layer::{Disposition, Identity, Outcome, Stack};
@@ -293,6 +294,8 @@ pub(crate) struct HandlerEntry<T> {
     failed: u64,
     panicked: u64,
     skipped: u64,
+    /// Panics contained in the failure path (see `after_failure`).
+    pub(crate) stray_panics: u64,
     /// Retries and dead letters (subscriptions with a retry policy).
     on_failure: Option<Box<dyn OnFailure<T>>>,
     /// The slow-handler threshold, if reports are on.
@@ -313,6 +316,7 @@ impl<T> HandlerEntry<T> {
             failed: 0,
             panicked: 0,
             skipped: 0,
+            stray_panics: 0,
             on_failure: None,
             slow: None,
             instrumented: shared.latency_every > 0,
@@ -352,7 +356,12 @@ impl<T> HandlerEntry<T> {
         // While the handler runs, the event is this thread's trace context:
         // what it publishes joins the event's trace (`trace.rs`).
         // The guard restores the outer context even if the handler panics.
-        let _handling = trace::Handling::enter(event.topic, event.meta.seq, event.meta.trace);
+        let _handling = trace::Handling::enter(
+            event.topic,
+            event.meta.salt,
+            event.meta.seq,
+            event.meta.trace,
+        );
         self.call_in_context(event);
     }
 
@@ -393,18 +402,13 @@ impl<T> HandlerEntry<T> {
                 Halt::Done => break,
                 Halt::Failed(event, error) => {
                     self.failed += 1;
-                    // As on the per-event path, a panic in the failure path
-                    // counts as the handler's.
-                    if let Err(payload) =
-                        catch_unwind(AssertUnwindSafe(|| self.after_failure(&event, error)))
-                    {
-                        self.record_panic(&event, &*payload);
-                        drop_payload(payload);
-                    }
+                    self.after_failure(&event, error);
+                    drop_contained(event, &mut self.stray_panics);
                 }
                 Halt::Panicked(event, payload) => {
                     self.record_panic(&event, &*payload);
                     drop_payload(payload);
+                    drop_contained(event, &mut self.stray_panics);
                 }
             }
         }
@@ -437,12 +441,20 @@ impl<T> HandlerEntry<T> {
         outcome
     }
 
+    /// The retry and dead-letter path. It runs user code — the event's
+    /// `Clone` makes the retry copy or the dead letter — so a panic there is
+    /// contained: it ends this event's failure handling (counted in
+    /// `stray_panics`), never the worker's batch.
     #[cold]
     fn after_failure(&mut self, event: &Event<T>, error: Box<str>) {
         let Some(on_failure) = self.on_failure.as_mut() else {
             return;
         };
-        if let Next::RetryNow(again) = on_failure.failed(&self.shared, event, error) {
+        let shared = &self.shared;
+        let next = contain(&mut self.stray_panics, || {
+            on_failure.failed(shared, event, error)
+        });
+        if let Some(Next::RetryNow(again)) = next {
             self.call_guarded(&again);
         }
     }
@@ -493,10 +505,7 @@ impl<T> HandlerEntry<T> {
     }
 }
 
-/// Drops a panic payload without letting a second panic escape.
-pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
-}
+pub(crate) use crate::contain::drop_payload;
 
 /// Topic-side bookkeeping to undo once the worker has dropped the handler.
 pub(crate) trait Detach: Send + Sync {

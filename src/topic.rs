@@ -12,6 +12,7 @@
 //! it has the handler before it can see an event stamped with that version.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
@@ -21,6 +22,7 @@ use crate::dispatch::{GroupDrain, PlainDrain};
 use crate::engine::Hub;
 use crate::error::{PublishError, SubscribeError, TopicError};
 use crate::event::{now_nanos, Event, TopicName};
+use crate::fence;
 use crate::lane::{lock, Lane, LaneProducer, Outgoing};
 use crate::layer::{Handler, Layers};
 use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -36,7 +38,9 @@ use crate::subscription::{
 };
 use crate::timer::{TimerKey, TimerTask};
 use crate::trace::{self, TraceContext};
-use crate::worker::{self, Backlog, Runtime, Snooze, WorkerShared, DRAINING, RUNNING};
+use crate::worker::{
+    self, Backlog, DrainKey, Quiesce, Runtime, Snooze, WorkerShared, DRAINING, EXITING, RUNNING,
+};
 
 /// Sequence numbers are handed to producer slots in blocks of this size, so
 /// the shared counter is touched once per this many events.
@@ -173,6 +177,98 @@ enum WhenFull {
     Fail,
     /// Wait for room.
     Wait,
+    /// Wait for room this long at most, then return
+    /// [`PublishError::Timeout`].
+    Within(Duration),
+}
+
+/// [`WhenFull`] resolved by the slow path.
+#[derive(Clone, Copy)]
+enum OnFull {
+    Fail,
+    /// Wait, until the deadline if there is one.
+    Wait(Option<Instant>),
+}
+
+/// Why a publish found no room.
+enum Refused {
+    Full,
+    Timeout,
+    Closed,
+}
+
+impl Refused {
+    fn with<T>(self, value: T) -> PublishError<T> {
+        match self {
+            Refused::Full => PublishError::Full(value),
+            Refused::Timeout => PublishError::Timeout(value),
+            Refused::Closed => PublishError::Closed(value),
+        }
+    }
+}
+
+/// An iterator that turns a panic of the one it wraps into its end, keeping
+/// the payload (see [`TopicShared::send_batch`]).
+struct Contained<I> {
+    inner: I,
+    panic: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl<I: Iterator> Iterator for Contained<I> {
+    type Item = I::Item;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<I::Item> {
+        if self.panic.is_some() {
+            return None;
+        }
+        let inner = &mut self.inner;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.next())) {
+            Ok(next) => next,
+            Err(payload) => {
+                self.panic = Some(payload);
+                None
+            }
+        }
+    }
+}
+
+/// Events a batch published, added to the slot's count when it drops (also
+/// on unwind).
+struct Counted<'a, 'b>(&'a SlotInfo<'b>, u64);
+
+impl Drop for Counted<'_, '_> {
+    fn drop(&mut self) {
+        self.0.count_published(self.1);
+    }
+}
+
+/// Sends `value` into every lane of `lanes` through `push`: all lanes but
+/// the last get a copy, the last the value itself. Every copy is made
+/// before the first push, so a `Clone` that panics leaves the event in no
+/// lane (guarantee 12). `copies` is scratch space kept by the caller (no
+/// allocation once it has grown to the fan-out).
+#[inline(always)]
+fn fan_out<T: Clone>(
+    lanes: &[Target<T>],
+    value: T,
+    copies: &mut Vec<T>,
+    mut push: impl FnMut(&Target<T>, T),
+) {
+    let Some((last, rest)) = lanes.split_last() else {
+        return;
+    };
+    if !rest.is_empty() {
+        // Taken out: should a `Clone` panic, the copies made so far drop
+        // with this local as it unwinds.
+        let mut made = std::mem::take(copies);
+        made.extend(rest.iter().map(|_| value.clone()));
+        for (t, copy) in rest.iter().zip(made.drain(..)) {
+            push(t, copy);
+        }
+        *copies = made;
+    }
+    push(last, value);
 }
 
 /// A producer slot's view of the topic (owned by the slot holder).
@@ -193,6 +289,9 @@ pub(crate) struct View<T> {
     /// `version` while the fast path may take the next publish, `u64::MAX`
     /// (no version reaches it) otherwise; see [`TopicShared::refresh_fast`].
     fast_version: u64,
+    /// The copies a fan-out makes before it pushes any (see [`fan_out`]);
+    /// kept between publishes for its allocation.
+    copies: Vec<T>,
 }
 
 impl<T> View<T> {
@@ -225,7 +324,9 @@ fn producer_for<'p, T>(
     lane: &Arc<Lane<T>>,
 ) -> &'p mut LaneProducer<T> {
     let id = lane.id;
-    if matches!(producers.get(id), Some(Some(_))) {
+    // The id may have belonged to a retired lane (`revalidate` prunes those
+    // first, so this is a check, not a path).
+    if matches!(producers.get(id), Some(Some(p)) if Arc::ptr_eq(&p.lane, lane)) {
         match &mut producers[id] {
             Some(p) => return p,
             None => unreachable!("checked just above"),
@@ -244,33 +345,40 @@ fn create_producer<'p, T>(
     if producers.len() <= id {
         producers.resize_with(id + 1, || None);
     }
-    producers[id].get_or_insert_with(|| Lane::new_producer(lane))
+    producers[id].insert(Lane::new_producer(lane))
 }
 
 /// Subscription bookkeeping, changed under `TopicShared::control`.
 struct Control<T> {
     state: u8,
-    lanes: Vec<Arc<Lane<T>>>,
-    /// Lane id of each worker's lane, once created.
+    /// Live lanes by id (a lane's index in producer views); `None`: a free
+    /// id, reused by the next new lane.
+    lanes: Vec<Option<Arc<Lane<T>>>>,
+    /// Lane id of each worker's lane, while it has one.
     worker_lane: Vec<Option<usize>>,
     /// Live plain subscriptions per worker.
     worker_subs: Vec<usize>,
+    /// Groups with at least one member (a group whose last member leaves is
+    /// removed, and its lane retired).
     groups: Vec<GroupEntry>,
     /// Live subscriptions, in subscription order, for `Engine::metrics`:
     /// pushed once the worker has the handler, removed by their detach.
-    subs: Vec<LiveSub>,
+    subs: Vec<LiveSub<T>>,
 }
 
 /// A live subscription as the topic lists it (`Control::subs`).
-struct LiveSub {
+struct LiveSub<T> {
     shared: Arc<SubShared>,
-    /// Index into `Control::groups` for a group member.
-    group: Option<usize>,
+    /// The group's name, for a group member.
+    group: Option<Box<str>>,
+    /// The lane it takes its events from (fixed for its life).
+    lane: Arc<Lane<T>>,
     worker: usize,
 }
 
 struct GroupEntry {
     name: Box<str>,
+    /// Lane id.
     lane: usize,
     /// Live members per worker.
     members: Vec<usize>,
@@ -279,14 +387,40 @@ struct GroupEntry {
 }
 
 impl<T> Control<T> {
-    fn worker_lane(&mut self, w: usize, capacity: usize) -> Arc<Lane<T>> {
-        if let Some(id) = self.worker_lane[w] {
-            return self.lanes[id].clone();
-        }
-        let lane = Arc::new(Lane::new(self.lanes.len(), false, capacity));
-        self.worker_lane[w] = Some(lane.id);
-        self.lanes.push(lane.clone());
+    /// A new lane, under the first free id.
+    fn new_lane(&mut self, group: bool, capacity: usize) -> Arc<Lane<T>> {
+        let id = match self.lanes.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                self.lanes.push(None);
+                self.lanes.len() - 1
+            }
+        };
+        let lane = Arc::new(Lane::new(id, group, capacity));
+        self.lanes[id] = Some(lane.clone());
         lane
+    }
+
+    fn lane(&self, id: usize) -> Option<&Arc<Lane<T>>> {
+        self.lanes.get(id).and_then(Option::as_ref)
+    }
+
+    fn worker_lane(&mut self, w: usize, capacity: usize) -> Arc<Lane<T>> {
+        if let Some(lane) = self.worker_lane[w].and_then(|id| self.lane(id)) {
+            return lane.clone();
+        }
+        let lane = self.new_lane(false, capacity);
+        self.worker_lane[w] = Some(lane.id);
+        lane
+    }
+
+    /// Takes worker `w`'s lane out of the bookkeeping and retires it (its
+    /// last subscription left).
+    fn retire_worker_lane(&mut self, w: usize) -> Option<Arc<Lane<T>>> {
+        let id = self.worker_lane[w].take()?;
+        let lane = self.lanes.get_mut(id)?.take()?;
+        lane.retire();
+        Some(lane)
     }
 
     fn group(&mut self, name: &str, workers: usize, capacity: usize) -> usize {
@@ -294,15 +428,21 @@ impl<T> Control<T> {
             return g;
         }
         let name: Box<str> = name.into();
-        let lane = Arc::new(Lane::new(self.lanes.len(), true, capacity));
+        let lane = self.new_lane(true, capacity);
         self.groups.push(GroupEntry {
             name,
             lane: lane.id,
             members: vec![0; workers],
             placed: 0,
         });
-        self.lanes.push(lane);
         self.groups.len() - 1
+    }
+
+    /// The group whose lane is `lane`, if it is still live.
+    fn group_of(&self, lane: &Arc<Lane<T>>) -> Option<usize> {
+        self.groups
+            .iter()
+            .position(|g| self.lane(g.lane).is_some_and(|l| Arc::ptr_eq(l, lane)))
     }
 
     /// Drops subscription `id` from the live list (its detach).
@@ -310,13 +450,19 @@ impl<T> Control<T> {
         self.subs.retain(|s| s.shared.id != id);
     }
 
+    /// Whether any subscription (plain or group member) is live.
+    fn has_subscribers(&self) -> bool {
+        self.worker_subs.iter().any(|&n| n > 0) || !self.groups.is_empty()
+    }
+
     /// The snapshot for the current bookkeeping.
     fn targets(&self, runtime: &Runtime) -> Targets<T> {
         let mut lanes = Vec::new();
         for (w, id) in self.worker_lane.iter().enumerate() {
-            if let (Some(id), true) = (id, self.worker_subs[w] > 0) {
+            let lane = id.and_then(|id| self.lane(id));
+            if let (Some(lane), true) = (lane, self.worker_subs[w] > 0) {
                 lanes.push(Target {
-                    lane: self.lanes[*id].clone(),
+                    lane: lane.clone(),
                     wake: vec![runtime.workers[w].clone()],
                 });
             }
@@ -326,9 +472,9 @@ impl<T> Control<T> {
                 .filter(|(_, &m)| m > 0)
                 .map(|(w, _)| runtime.workers[w].clone())
                 .collect();
-            if !wake.is_empty() {
+            if let (Some(lane), false) = (self.lane(g.lane), wake.is_empty()) {
                 lanes.push(Target {
-                    lane: self.lanes[g.lane].clone(),
+                    lane: lane.clone(),
                     wake,
                 });
             }
@@ -367,6 +513,15 @@ pub(crate) struct TopicShared<T> {
     pub(crate) delayed_dropped: AtomicU64,
     /// Events publish interceptors refused (`intercept.rs`).
     pub(crate) rejected: AtomicU64,
+    /// Live [`Topic`] handles (a [`Group`] and a pending delayed event hold
+    /// one each). With no handle, no subscription and no kept dead letter,
+    /// the topic leaves the registry ([`Hub::release`]). `AcqRel` on the
+    /// decrement that may free it; increments from zero happen only under
+    /// the registry's lock.
+    handles: AtomicUsize,
+    /// Random per topic (and engine): what its root events' trace and span
+    /// ids are derived from, with their sequence numbers.
+    pub(crate) salt: u64,
 }
 
 impl<T: Clone + Send + 'static> TopicShared<T> {
@@ -393,11 +548,13 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 backlog_registered: false,
                 fast: None,
                 fast_version: u64::MAX,
+                copies: Vec::new(),
             },
         );
+        let uid = crate::loom::unique_id();
         TopicShared {
             name,
-            uid: crate::loom::unique_id(),
+            uid,
             options,
             home,
             wakes: runtime.wakes_on_publish(),
@@ -414,21 +571,26 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 groups: Vec::new(),
                 subs: Vec::new(),
             }),
+            salt: crate::event::mix64(hub.trace_seed ^ crate::event::mix64(uid)),
             hub,
             dead: DeadLetterStore::new(),
             delayed_dropped: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            handles: AtomicUsize::new(0),
         }
     }
 
     /// Whether any subscription (plain or group member) is live.
     pub(crate) fn has_subscribers(&self) -> bool {
-        let control = lock(&self.control);
-        control.worker_subs.iter().any(|&n| n > 0)
-            || control
-                .groups
-                .iter()
-                .any(|g| g.members.iter().any(|&n| n > 0))
+        lock(&self.control).has_subscribers()
+    }
+
+    /// Leaves the registry if nothing uses the topic any more (see
+    /// `handles`). Call with no lock held.
+    fn release_if_unused(&self) {
+        if self.handles.load(Ordering::Acquire) == 0 {
+            self.hub.release(self.name.as_str(), self.uid);
+        }
     }
 
     /// The fallible half of a new subscription's failure path: checks the
@@ -443,14 +605,13 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         policy
             .check()
             .map_err(|problem| SubscribeError::InvalidRetry { problem })?;
-        let dead_letters =
-            Hub::open::<DeadLetter<T>>(&this.hub, &dead_letter_name(this.name.as_str()), None)
-                .map_err(|e| match e {
-                    TopicError::Closed => this.closed(),
-                    other => SubscribeError::DeadLetterTopic {
-                        reason: other.to_string(),
-                    },
-                })?;
+        let dead_letters = Hub::open_dead_letters::<DeadLetter<T>>(&this.hub, this.name.as_str())
+            .map_err(|e| match e {
+            TopicError::Closed => this.closed(),
+            other => SubscribeError::DeadLetterTopic {
+                reason: other.to_string(),
+            },
+        })?;
         Ok(Some((policy, dead_letters)))
     }
 
@@ -462,7 +623,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         handler: BoxedHandler<T>,
         recovery: Option<Prepared<T>>,
         slow: Option<Duration>,
-        (w, key, group): (usize, (u64, usize), bool),
+        (w, key, group): (usize, DrainKey, bool),
     ) -> HandlerEntry<T> {
         let on_failure = recovery.map(|(policy, dead_letters)| {
             Box::new(Recovery::new(
@@ -483,6 +644,19 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     #[cold]
     fn revalidate(&self, view: &mut View<T>, access: &SnapshotAccess<'_, Targets<T>>) {
         let (version, targets) = access.load();
+        view.fast_off();
+        // Retired lanes' rings go (their ids may come back with new lanes);
+        // what a backlog still held for them is discarded. The retirement
+        // happened before this snapshot was published, so it is visible.
+        let mut dropped = 0;
+        for entry in &mut view.producers {
+            if entry.as_ref().is_some_and(|p| p.lane.is_retired()) {
+                dropped += entry.take().map_or(0, |p| p.backlog.len() as u64);
+            }
+        }
+        if dropped > 0 {
+            self.discarded.fetch_add(dropped, Ordering::Relaxed);
+        }
         for t in &targets.lanes {
             producer_for(&mut view.producers, &t.lane);
         }
@@ -624,14 +798,23 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         value: T,
         when_full: WhenFull,
     ) -> Result<(), PublishError<T>> {
-        let fail_if_full = match when_full {
-            WhenFull::AsConfigured => this.options.backpressure == Backpressure::Fail,
-            WhenFull::Fail => true,
-            WhenFull::Wait => false,
-        };
+        let on_full = this.on_full(when_full);
         Self::with_view(this, hint, |view, access, info| {
-            Self::send_general(this, view, access, info, value, fail_if_full, false).map(drop)
+            Self::send_general(this, view, access, info, value, on_full, false).map(drop)
         })
+    }
+
+    /// What a general publish does while a lane is full.
+    fn on_full(&self, when_full: WhenFull) -> OnFull {
+        match when_full {
+            WhenFull::AsConfigured if self.options.backpressure == Backpressure::Fail => {
+                OnFull::Fail
+            }
+            WhenFull::AsConfigured | WhenFull::Wait => OnFull::Wait(None),
+            WhenFull::Fail => OnFull::Fail,
+            // Past what an `Instant` holds: as good as no deadline.
+            WhenFull::Within(timeout) => OnFull::Wait(Instant::now().checked_add(timeout)),
+        }
     }
 
     /// The publish path for one tracked event.
@@ -639,10 +822,11 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         this: &Arc<Self>,
         hint: &AtomicUsize,
         value: T,
-        fail_if_full: bool,
+        when_full: WhenFull,
     ) -> Result<Receipt, PublishError<T>> {
+        let on_full = this.on_full(when_full);
         Self::with_view(this, hint, |view, access, info| {
-            let receipt = Self::send_general(this, view, access, info, value, fail_if_full, true)?;
+            let receipt = Self::send_general(this, view, access, info, value, on_full, true)?;
             // `send_general` returns a receipt whenever asked to track.
             Ok(receipt.unwrap_or_else(|| receipt::tracked(this.runtime.id, 0)))
         })
@@ -650,6 +834,14 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
 
     /// Every case of a single publish: several lanes, markers, timestamps,
     /// receipts, full lanes, a closed topic.
+    ///
+    /// All or nothing: the event goes into every lane of the snapshot or
+    /// into none. Outside a worker, every lane must have room before the
+    /// first push (room cannot shrink meanwhile: only this slot fills its
+    /// rings), and the copies are made before the first push
+    /// ([`fan_out`]), so neither a full lane, a timeout nor a panicking
+    /// `Clone` leaves the event in some lanes only. A handler never waits:
+    /// what does not fit goes to its worker's backlog (guarantee 10).
     #[cold]
     #[inline(never)]
     fn send_general(
@@ -658,7 +850,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         access: &SnapshotAccess<'_, Targets<T>>,
         info: SlotInfo<'_>,
         value: T,
-        fail_if_full: bool,
+        on_full: OnFull,
         track: bool,
     ) -> Result<Option<Receipt>, PublishError<T>> {
         if access.version() != view.version {
@@ -671,58 +863,85 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             return Err(PublishError::Closed(value));
         }
         let lanes = &targets.lanes;
-        // All-or-nothing: under `Fail` check every lane before pushing to
-        // any. Room cannot shrink meanwhile: only this slot fills them.
-        if fail_if_full
-            && !lanes
-                .iter()
-                .all(|t| producer_for(&mut view.producers, &t.lane).has_room())
-        {
-            this.count_full();
-            return Err(PublishError::Full(value));
+        if info.kind != SlotKind::Worker || matches!(on_full, OnFull::Fail) {
+            if let Err(refused) = this.await_room(lanes, &mut view.producers, on_full) {
+                return Err(refused.with(value));
+            }
         }
         let version = view.version;
         let published = this.stamp();
         let seq = view.seq.next(&this.seq_blocks);
         let receipt = track.then(|| receipt::tracked(this.runtime.id, lanes.len()));
         let trace = trace::carry();
-        let out = |value| Outgoing {
-            value,
-            seq,
-            version,
-            published,
-            tracker: receipt.as_ref().map(Receipt::share),
-            trace,
-        };
-        if let Some((last, rest)) = lanes.split_last() {
-            for t in rest {
-                let ev = out(value.clone());
-                Self::push(
-                    this,
-                    t,
-                    &mut view.producers,
-                    ev,
-                    info.kind,
-                    info.index,
-                    &mut view.backlog_registered,
-                );
-            }
-            let ev = out(value);
+        let View {
+            producers,
+            copies,
+            backlog_registered,
+            ..
+        } = view;
+        fan_out(lanes, value, copies, |t, value| {
+            let ev = Outgoing {
+                value,
+                seq,
+                version,
+                published,
+                tracker: receipt.as_ref().map(Receipt::share),
+                trace,
+            };
             Self::push(
                 this,
-                last,
-                &mut view.producers,
+                t,
+                producers,
                 ev,
                 info.kind,
                 info.index,
-                &mut view.backlog_registered,
+                backlog_registered,
             );
-        }
+        });
         info.count_published(1);
         Ok(receipt)
     }
 
-    /// Pushes one event into one lane and publishes it: the fast path.
+    /// Waits until every lane has room (or nobody drains it any more) as
+    /// `on_full` says; a worker only asks under [`OnFull::Fail`].
+    fn await_room(
+        &self,
+        lanes: &[Target<T>],
+        producers: &mut Vec<Option<LaneProducer<T>>>,
+        on_full: OnFull,
+    ) -> Result<(), Refused> {
+        let mut snooze: Option<Snooze> = None;
+        loop {
+            let full = lanes
+                .iter()
+                .find(|t| !t.lane.is_retired() && !producer_for(producers, &t.lane).has_room());
+            let Some(full) = full else {
+                return Ok(());
+            };
+            let deadline = match on_full {
+                OnFull::Fail => {
+                    self.count_full();
+                    return Err(Refused::Full);
+                }
+                OnFull::Wait(deadline) => deadline,
+            };
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                self.count_full();
+                return Err(Refused::Timeout);
+            }
+            if self.runtime.state() == EXITING {
+                // The workers are gone: no room will ever appear.
+                return Err(Refused::Closed);
+            }
+            self.wake(full);
+            snooze
+                .get_or_insert_with(|| Snooze::new(self.runtime.idle))
+                .snooze();
+        }
+    }
+
+    /// Pushes one event into one lane and publishes it (a worker slot that
+    /// finds the lane full queues it in its backlog).
     #[inline(always)]
     fn push(
         this: &Arc<Self>,
@@ -748,7 +967,9 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         Self::push_slow(this, target, p, ev, kind, slot, registered);
     }
 
-    /// The lane is full (or this slot has a backlog for it).
+    /// The lane is full (or this slot has a backlog for it): a worker slot
+    /// queues the event in its backlog; any other slot waits for room (its
+    /// caller checked for room, so this is a fallback, not a path).
     #[cold]
     #[inline(never)]
     fn push_slow(
@@ -773,9 +994,9 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         }
         let mut snooze = Snooze::new(this.runtime.idle);
         loop {
-            if !target.lane.has_consumers() {
-                // The last group member left: nobody will ever drain this
-                // lane, and the event was meant for that group only.
+            if target.lane.is_retired() {
+                // Nobody will ever drain this lane, and the event was meant
+                // for it only.
                 this.discarded.fetch_add(1, Ordering::Relaxed);
                 return;
             }
@@ -798,77 +1019,84 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         hint: &AtomicUsize,
         events: impl IntoIterator<Item = T>,
     ) -> Result<(), PublishError<Vec<T>>> {
-        let mut iter = events.into_iter();
+        // The caller's iterator runs inside the ring writes: a panic in it
+        // ends the batch cleanly (what came before is published and counted)
+        // and is resumed once the publish is complete.
+        let mut iter = Contained {
+            inner: events.into_iter(),
+            panic: None,
+        };
         let fail = this.options.backpressure == Backpressure::Fail;
         let published = this.stamp();
         let trace = trace::carry();
-        Self::with_view(this, hint, |view, access, info| {
-            let mut count = 0u64;
+        let result = Self::with_view(this, hint, |view, access, info| {
+            // Counted even if a `Clone` unwinds out of a fan-out.
+            let mut count = Counted(&info, 0);
+            let count = &mut count.1;
             let mut snooze = Snooze::new(this.runtime.idle);
             let result = loop {
                 if access.version() != view.version {
                     this.revalidate(view, access);
                 }
-                let Some(targets) = view.targets.as_deref() else {
-                    break Err(PublishError::Closed(iter.collect()));
+                let View {
+                    version,
+                    targets,
+                    producers,
+                    copies,
+                    backlog_registered,
+                    seq: seqs,
+                    ..
+                } = &mut *view;
+                let Some(targets) = targets.as_deref() else {
+                    break Err(PublishError::Closed(iter.by_ref().collect()));
                 };
                 if !targets.accepts(info.kind) {
-                    break Err(PublishError::Closed(iter.collect()));
+                    break Err(PublishError::Closed(iter.by_ref().collect()));
                 }
                 let lanes = &targets.lanes;
                 let Some((last, rest)) = lanes.split_last() else {
-                    count += iter.count() as u64;
+                    *count += iter.by_ref().count() as u64;
                     break Ok(());
                 };
-                let version = view.version;
-                // A run that fits every lane.
+                let version = *version;
+                let (kind, index) = (info.kind, info.index);
+                // A run that fits every lane (a retired lane takes anything:
+                // nobody drains it, and what reaches it is discarded).
                 let room = lanes
                     .iter()
-                    .map(|t| producer_for(&mut view.producers, &t.lane).room())
+                    .map(|t| match t.lane.is_retired() {
+                        true => usize::MAX,
+                        false => producer_for(producers, &t.lane).room(),
+                    })
                     .min()
                     .unwrap_or(0);
                 if room == 0 {
                     if fail {
                         this.count_full();
-                        break Err(PublishError::Full(iter.collect()));
+                        break Err(PublishError::Full(iter.by_ref().collect()));
                     }
-                    if info.kind == SlotKind::Worker {
+                    if kind == SlotKind::Worker {
                         // A handler never waits: the rest goes to backlogs.
                         for value in iter.by_ref() {
-                            let seq = view.seq.next(&this.seq_blocks);
-                            let out = |value| Outgoing {
-                                value,
-                                seq,
-                                version,
-                                published,
-                                tracker: None,
-                                trace,
-                            };
-                            for t in rest {
-                                let ev = out(value.clone());
-                                Self::push(
-                                    this,
-                                    t,
-                                    &mut view.producers,
-                                    ev,
-                                    info.kind,
-                                    info.index,
-                                    &mut view.backlog_registered,
-                                );
-                            }
-                            let ev = out(value);
-                            Self::push(
-                                this,
-                                last,
-                                &mut view.producers,
-                                ev,
-                                info.kind,
-                                info.index,
-                                &mut view.backlog_registered,
-                            );
-                            count += 1;
+                            let seq = seqs.next(&this.seq_blocks);
+                            fan_out(lanes, value, copies, |t, value| {
+                                let ev = Outgoing {
+                                    value,
+                                    seq,
+                                    version,
+                                    published,
+                                    tracker: None,
+                                    trace,
+                                };
+                                Self::push(this, t, producers, ev, kind, index, backlog_registered);
+                            });
+                            *count += 1;
                         }
                         break Ok(());
+                    }
+                    if this.runtime.state() == EXITING {
+                        // The workers are gone: no room will ever appear.
+                        break Err(PublishError::Closed(iter.by_ref().collect()));
                     }
                     for t in lanes {
                         this.wake(t);
@@ -880,63 +1108,48 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 // One lane and nothing to attach: plain entries while they
                 // continue the lane's sequence within this seq block.
                 if rest.is_empty() && published == 0 && trace.is_none() {
-                    let p = producer_for(&mut view.producers, &last.lane);
-                    if p.continues(view.seq.next, version) {
-                        let block = usize::try_from(view.seq.end - view.seq.next).unwrap_or(room);
+                    let p = producer_for(producers, &last.lane);
+                    if p.continues(seqs.next, version) {
+                        let block = usize::try_from(seqs.end - seqs.next).unwrap_or(room);
                         let n = p.push_plain_from(&mut iter, room.min(block));
-                        view.seq.next += n as u64;
+                        seqs.next += n as u64;
                         pushed = n;
+                        *count += n as u64;
                     }
                 }
                 while pushed < room {
                     let Some(value) = iter.next() else {
                         break;
                     };
-                    let seq = view.seq.next(&this.seq_blocks);
-                    let out = |value| Outgoing {
-                        value,
-                        seq,
-                        version,
-                        published,
-                        tracker: None,
-                        trace,
-                    };
-                    for t in rest {
-                        let ev = out(value.clone());
-                        Self::write(
-                            this,
-                            t,
-                            &mut view.producers,
-                            ev,
-                            info.kind,
-                            info.index,
-                            &mut view.backlog_registered,
-                        );
-                    }
-                    let ev = out(value);
-                    Self::write(
-                        this,
-                        last,
-                        &mut view.producers,
-                        ev,
-                        info.kind,
-                        info.index,
-                        &mut view.backlog_registered,
-                    );
+                    let seq = seqs.next(&this.seq_blocks);
+                    fan_out(lanes, value, copies, |t, value| {
+                        let ev = Outgoing {
+                            value,
+                            seq,
+                            version,
+                            published,
+                            tracker: None,
+                            trace,
+                        };
+                        Self::write(this, t, producers, ev, kind, index, backlog_registered);
+                    });
                     pushed += 1;
+                    *count += 1;
                 }
                 for t in lanes {
                     this.wake(t);
                 }
-                count += pushed as u64;
                 if pushed < room {
                     break Ok(());
                 }
                 snooze = Snooze::new(this.runtime.idle);
             };
-            info.count_published(count);
             result
-        })
+        });
+        if let Some(payload) = iter.panic.take() {
+            std::panic::resume_unwind(payload);
+        }
+        result
     }
 
     /// Counts a publish refused for a full lane (`TopicMetrics::full`).
@@ -988,37 +1201,47 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         }
         let lane = control.worker_lane(w, this.runtime.lane_capacity);
         control.worker_subs[w] += 1;
-        let mut sent = false;
-        let (uid, name) = (this.uid, this.name);
-        let target = (w, (uid, lane.id), false);
+        // A command the worker refused (it has exited): dropped once no lock
+        // is held, since it owns the handler.
+        let mut refused = None;
+        let (uid, name, salt) = (this.uid, this.name, this.salt);
+        let key = DrainKey {
+            topic: uid,
+            lane: lane.uid,
+        };
         this.slots.snapshot().update(|_, next| {
             // Queued before `next` is published: the worker has the handler
             // before it can see an event stamped `next` (`DrainCx`).
-            let entry = Self::entry(this, &sub, next, handler, recovery, slow, target);
-            sent = this.runtime.send(
-                w,
-                Box::new(move |worker: &mut worker::Worker| {
-                    let key = (uid, lane.id);
-                    worker
-                        .drain_mut(key, || PlainDrain::new(lane.clone(), uid, name))
-                        .handlers
-                        .push(entry);
-                }),
-            );
-            if !sent {
+            let entry = Self::entry(this, &sub, next, handler, recovery, slow, (w, key, false));
+            let drained = lane.clone();
+            refused = this
+                .runtime
+                .send(
+                    w,
+                    Box::new(move |worker: &mut worker::Worker| {
+                        worker
+                            .drain_mut(key, || PlainDrain::new(drained, uid, name, salt))
+                            .handlers
+                            .push(entry);
+                    }),
+                )
+                .err();
+            if refused.is_some() {
                 control.worker_subs[w] -= 1;
             }
             control.targets(&this.runtime)
         });
-        if sent {
+        if refused.is_none() {
             control.subs.push(LiveSub {
                 shared: sub.clone(),
                 group: None,
+                lane,
                 worker: w,
             });
         }
         drop(control);
-        if !sent {
+        if refused.is_some() {
+            drop(refused);
             return Err(this.closed());
         }
         Ok(Subscription {
@@ -1068,46 +1291,61 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         entry.placed += 1;
         entry.members[w] += 1;
         let lane_id = entry.lane;
-        let lane = control.lanes[lane_id].clone();
+        let Some(lane) = control.lane(lane_id).cloned() else {
+            // A live group always has its lane.
+            return Err(this.closed());
+        };
         // Counted in before producers can see the lane (snapshot below).
         lane.add_consumer(1);
-        let mut sent = false;
-        let (uid, name) = (this.uid, this.name);
-        let target = (w, (uid, lane.id), true);
+        let mut refused = None;
+        let (uid, name, salt) = (this.uid, this.name, this.salt);
+        let key = DrainKey {
+            topic: uid,
+            lane: lane.uid,
+        };
         this.slots.snapshot().update(|_, next| {
-            let entry = Self::entry(this, &sub, next, handler, recovery, slow, target);
-            let worker_lane = lane.clone();
-            sent = this.runtime.send(
-                w,
-                Box::new(move |worker: &mut worker::Worker| {
-                    let key = (uid, worker_lane.id);
-                    worker
-                        .drain_mut(key, || GroupDrain::new(worker_lane.clone(), uid, name))
-                        .members
-                        .push(entry);
-                }),
-            );
-            if !sent {
+            let entry = Self::entry(this, &sub, next, handler, recovery, slow, (w, key, true));
+            let drained = lane.clone();
+            let runtime = this.runtime.clone();
+            refused = this
+                .runtime
+                .send(
+                    w,
+                    Box::new(move |worker: &mut worker::Worker| {
+                        worker
+                            .drain_mut(key, || GroupDrain::new(drained, uid, name, salt, runtime))
+                            .members
+                            .push(entry);
+                    }),
+                )
+                .err();
+            if refused.is_some() {
                 control.groups[g].members[w] -= 1;
                 lane.add_consumer(-1);
+                if control.groups[g].members.iter().all(|&m| m == 0) {
+                    let entry = control.groups.remove(g);
+                    control.lanes[entry.lane] = None;
+                }
             }
             control.targets(&this.runtime)
         });
-        if sent {
+        if refused.is_none() {
             control.subs.push(LiveSub {
                 shared: sub.clone(),
-                group: Some(g),
+                group: Some(group.into()),
+                lane: lane.clone(),
                 worker: w,
             });
         }
         drop(control);
-        if !sent {
+        if refused.is_some() {
+            drop(refused);
             return Err(this.closed());
         }
         Ok(Subscription {
             detach: Box::new(GroupDetach {
                 topic: this.clone(),
-                group: g,
+                lane,
                 worker: w,
                 sub: sub.id,
             }),
@@ -1128,9 +1366,30 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             .snapshot()
             .update(|_, _| control.targets(&self.runtime));
     }
+
+    /// Hands a retired lane's drain on worker `w` to the worker, to be
+    /// removed once no publish can reach the lane: the caller has published
+    /// a snapshot without the lane; the heavy fence makes every publish that
+    /// starts after it see that snapshot, and [`SlotsQuiet`] waits out the
+    /// ones already running (the shutdown grace period's argument,
+    /// `producer.rs`).
+    fn retire_drain(this: &Arc<Self>, w: usize, lane: &Lane<T>) {
+        fence::heavy();
+        let key = DrainKey {
+            topic: this.uid,
+            lane: lane.uid,
+        };
+        let quiet = SlotsQuiet {
+            topic: this.clone(),
+            pending: this.slots.all().collect(),
+        };
+        this.runtime.retire_drain(w, key, Box::new(quiet));
+    }
 }
 
-/// Why a group name is refused, if it is.
+/// Why a group name is refused, if it is. Group names become parts of NATS
+/// durable and subject names in bridges, so they follow topic names' rules
+/// for a single part.
 fn invalid_group_name(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("it is empty; give the group a name")
@@ -1138,8 +1397,28 @@ fn invalid_group_name(name: &str) -> Option<&'static str> {
         Some("it is longer than 255 bytes")
     } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Some("it contains whitespace or control characters")
+    } else if name.contains(['*', '>']) {
+        Some("'*' and '>' are reserved for subscription wildcards")
+    } else if name.split('.').any(str::is_empty) {
+        Some("it has an empty dot-separated part (a leading, trailing or doubled '.')")
     } else {
         None
+    }
+}
+
+/// Says when every producer slot of a topic has been seen outside a publish
+/// since a retirement's heavy fence ([`TopicShared::retire_drain`]).
+struct SlotsQuiet<T> {
+    topic: Arc<TopicShared<T>>,
+    /// Slots not yet seen inactive.
+    pending: Vec<usize>,
+}
+
+impl<T: Clone + Send + 'static> Quiesce for SlotsQuiet<T> {
+    fn quiescent(&mut self) -> bool {
+        let slots = &self.topic.slots;
+        self.pending.retain(|&i| slots.is_active(i));
+        self.pending.is_empty()
     }
 }
 
@@ -1152,34 +1431,80 @@ struct PlainDetach<T> {
 
 impl<T: Clone + Send + 'static> Detach for PlainDetach<T> {
     fn detach(&self) {
-        let mut control = lock(&self.topic.control);
+        let topic = &self.topic;
+        let mut control = lock(&topic.control);
         control.forget(self.sub);
         let subs = &mut control.worker_subs[self.worker];
         *subs = subs.saturating_sub(1);
-        if *subs == 0 {
-            self.topic.publish_snapshot(&control);
+        let retired = if *subs == 0 {
+            // The worker's last subscription to the topic: its lane goes.
+            let lane = control.retire_worker_lane(self.worker);
+            topic.publish_snapshot(&control);
+            lane
+        } else {
+            None
+        };
+        drop(control);
+        if let Some(lane) = retired {
+            TopicShared::retire_drain(topic, self.worker, &lane);
         }
+        topic.release_if_unused();
     }
 }
 
 struct GroupDetach<T> {
     topic: Arc<TopicShared<T>>,
-    group: usize,
+    /// The group's lane (a group is found by it: its index may change).
+    lane: Arc<Lane<T>>,
     worker: usize,
     /// `SubShared::id`, to drop it from `Control::subs`.
     sub: u64,
 }
 
 impl<T: Clone + Send + 'static> Detach for GroupDetach<T> {
+    /// A group whose last member leaves is removed: what its lane still
+    /// holds is discarded (receipts complete), as for any subscription
+    /// removed before it got to an event, and a later member starts a new
+    /// group with a new lane.
     fn detach(&self) {
-        let mut control = lock(&self.topic.control);
+        let topic = &self.topic;
+        let mut control = lock(&topic.control);
         control.forget(self.sub);
-        let entry = &mut control.groups[self.group];
+        let Some(g) = control.group_of(&self.lane) else {
+            return;
+        };
+        let entry = &mut control.groups[g];
         let members = &mut entry.members[self.worker];
         *members = members.saturating_sub(1);
-        let lane = entry.lane;
-        control.lanes[lane].add_consumer(-1);
-        self.topic.publish_snapshot(&control);
+        let worker_done = *members == 0;
+        let group_done = entry.members.iter().all(|&m| m == 0);
+        self.lane.add_consumer(-1);
+        if group_done {
+            let entry = control.groups.remove(g);
+            control.lanes[entry.lane] = None;
+        }
+        topic.publish_snapshot(&control);
+        drop(control);
+        let key = DrainKey {
+            topic: topic.uid,
+            lane: self.lane.uid,
+        };
+        if group_done {
+            // Discard now what is queued, so nothing waits on it; what a
+            // publish already under way still adds is swept when the drain
+            // is removed.
+            if let Some(group) = self.lane.group.as_ref() {
+                let mut stray = 0;
+                let swept = group.sweep(&self.lane, &mut stray);
+                topic.discarded.fetch_add(swept, Ordering::Relaxed);
+            }
+            TopicShared::retire_drain(topic, self.worker, &self.lane);
+        } else if worker_done {
+            // No member left on this worker: its drain goes (the group's
+            // events wait in the shared lane for the members elsewhere).
+            topic.runtime.remove_drain(self.worker, key);
+        }
+        topic.release_if_unused();
     }
 }
 
@@ -1223,14 +1548,22 @@ impl<T: Clone + Send + 'static> Backlog for TopicBacklog<T> {
     }
 }
 
-/// What shutdown needs from a topic, without its event type.
+/// What shutdown and the registry need from a topic, without its event
+/// type.
 pub(crate) trait TopicControl: Send + Sync {
+    /// Another handle to the same topic.
+    fn share(&self) -> Box<dyn TopicControl>;
+    /// The topic's process-unique id.
+    fn uid(&self) -> u64;
+    /// Whether nothing uses the topic: no handle, no subscription, no kept
+    /// dead letter.
+    fn is_unused(&self) -> bool;
     /// Publishes a snapshot in `state` (`DRAINING` or `EXITING`).
     fn set_state(&self, state: u8);
-    /// Waits until no non-worker thread is inside a publish.
-    fn wait_external_idle(&self);
-    /// Whether every lane is empty; first discards what group lanes without
-    /// members hold (nobody can ever take it).
+    /// Waits until no non-worker thread is inside a publish, or until
+    /// `deadline`; returns whether it got there.
+    fn wait_external_idle(&self, deadline: Option<Instant>) -> bool;
+    /// Whether every lane is empty.
     fn is_drained(&self) -> bool;
     fn published(&self) -> u64;
     fn discarded(&self) -> u64;
@@ -1241,54 +1574,34 @@ pub(crate) trait TopicControl: Send + Sync {
     fn metrics(&self, subs: &mut Vec<SubscriptionMetrics>) -> TopicMetrics;
 }
 
-impl<C: TopicControl + ?Sized> TopicControl for Arc<C> {
-    fn set_state(&self, state: u8) {
-        (**self).set_state(state)
+impl<T: Clone + Send + 'static> TopicControl for Arc<TopicShared<T>> {
+    fn share(&self) -> Box<dyn TopicControl> {
+        Box::new(self.clone())
     }
-    fn wait_external_idle(&self) {
-        (**self).wait_external_idle()
-    }
-    fn is_drained(&self) -> bool {
-        (**self).is_drained()
-    }
-    fn published(&self) -> u64 {
-        (**self).published()
-    }
-    fn discarded(&self) -> u64 {
-        (**self).discarded()
-    }
-    fn dead_letters(&self) -> u64 {
-        (**self).dead_letters()
-    }
-    fn metrics(&self, subs: &mut Vec<SubscriptionMetrics>) -> TopicMetrics {
-        (**self).metrics(subs)
-    }
-}
 
-impl<T: Clone + Send + 'static> TopicControl for TopicShared<T> {
+    fn uid(&self) -> u64 {
+        self.uid
+    }
+
+    fn is_unused(&self) -> bool {
+        self.handles.load(Ordering::Acquire) == 0
+            && !self.has_subscribers()
+            && self.dead.kept() == 0
+    }
+
     fn set_state(&self, state: u8) {
         let mut control = lock(&self.control);
         control.state = state;
         self.publish_snapshot(&control);
     }
 
-    fn wait_external_idle(&self) {
-        self.slots.wait_inactive(self.slots.external());
+    fn wait_external_idle(&self, deadline: Option<Instant>) -> bool {
+        self.slots.wait_inactive(self.slots.external(), deadline)
     }
 
     fn is_drained(&self) -> bool {
         let control = lock(&self.control);
-        for lane in &control.lanes {
-            if let (Some(group), false) = (&lane.group, lane.has_consumers()) {
-                let mut orphans = Vec::new();
-                while group.claim(lane, usize::MAX, &mut orphans, || {}) > 0 {
-                    self.discarded
-                        .fetch_add(orphans.len() as u64, Ordering::Relaxed);
-                    orphans.clear();
-                }
-            }
-        }
-        control.lanes.iter().all(|l| l.is_empty())
+        control.lanes.iter().flatten().all(|l| l.is_empty())
     }
 
     fn published(&self) -> u64 {
@@ -1298,6 +1611,7 @@ impl<T: Clone + Send + 'static> TopicControl for TopicShared<T> {
     fn discarded(&self) -> u64 {
         self.discarded.load(Ordering::Relaxed)
     }
+
     fn dead_letters(&self) -> u64 {
         self.dead.total()
     }
@@ -1306,13 +1620,8 @@ impl<T: Clone + Send + 'static> TopicControl for TopicShared<T> {
         {
             let control = lock(&self.control);
             subs.extend(control.subs.iter().map(|s| {
-                let group = s.group.map(|g| &control.groups[g]);
-                let lane = match group {
-                    Some(g) => control.lanes.get(g.lane),
-                    None => control.worker_lane[s.worker].and_then(|l| control.lanes.get(l)),
-                };
-                let lag = lane.map_or(0, |l| l.depth());
-                SubscriptionMetrics::read(&s.shared, group.map(|g| &*g.name), s.worker, lag)
+                let lag = s.lane.depth();
+                SubscriptionMetrics::read(&s.shared, s.group.as_deref(), s.worker, lag)
             }));
         }
         TopicMetrics {
@@ -1324,6 +1633,22 @@ impl<T: Clone + Send + 'static> TopicControl for TopicShared<T> {
             dead_letters: self.dead.total(),
             dead_letters_kept: self.dead.kept(),
         }
+    }
+}
+
+impl<T> Drop for TopicShared<T> {
+    /// A freed topic's counts stay in the engine's shutdown report.
+    fn drop(&mut self) {
+        let freed = &self.hub.freed;
+        freed
+            .published
+            .fetch_add(self.slots.published(), Ordering::Relaxed);
+        freed
+            .discarded
+            .fetch_add(self.discarded.load(Ordering::Relaxed), Ordering::Relaxed);
+        freed
+            .dead_letters
+            .fetch_add(self.dead.total(), Ordering::Relaxed);
     }
 }
 
@@ -1375,7 +1700,12 @@ pub struct Topic<T> {
 }
 
 impl<T> Topic<T> {
+    /// A new handle. From a topic with no handle, only under the registry's
+    /// lock (see `TopicShared::handles`).
     pub(crate) fn from_shared(shared: Arc<TopicShared<T>>) -> Self {
+        // Relaxed, as for an `Arc` clone: the count only has to reach zero
+        // after every handle's last use, which the decrement orders.
+        shared.handles.fetch_add(1, Ordering::Relaxed);
         Topic {
             shared,
             hint: AtomicUsize::new(usize::MAX),
@@ -1415,6 +1745,46 @@ impl<T: Clone + Send + 'static> Topic<T> {
         TopicShared::send(&self.shared, &self.hint, event, WhenFull::Fail)
     }
 
+    /// Publishes `event`, waiting at most `timeout` for room when a lane is
+    /// full (whatever the topic's backpressure).
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Timeout`] when a lane stayed full for the whole
+    /// timeout (the event is in no lane), [`PublishError::Closed`] after
+    /// shutdown started; the event comes back inside the error.
+    ///
+    /// The event is in every lane or in none: a timeout never leaves it in
+    /// some lanes only. Called from a handler (on one of the engine's
+    /// workers), it never waits: what does not fit waits in the worker's
+    /// backlog, as for [`publish`](Topic::publish) (guarantee 10).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use pinbus::{Engine, PublishError};
+    /// let engine = Engine::builder().workers(1).lane_capacity(2).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// jobs.subscribe(move |_| { let _ = gate.recv(); })?; // stuck until released
+    /// let mut timed_out = None;
+    /// for job in 0..10 {
+    ///     if let Err(PublishError::Timeout(back)) = jobs.publish_timeout(job, Duration::from_millis(20)) {
+    ///         timed_out = Some(back); // the lane stayed full: the event is handed back
+    ///         break;
+    ///     }
+    /// }
+    /// assert!(timed_out.is_some());
+    /// drop(release); // unblocks the handler
+    /// # engine.shutdown();
+    /// # Ok(()) }
+    /// ```
+    pub fn publish_timeout(&self, event: T, timeout: Duration) -> Result<(), PublishError<T>> {
+        TopicShared::send(&self.shared, &self.hint, event, WhenFull::Within(timeout))
+    }
+
     /// Publishes many events with one ring claim per lane for each run that
     /// fits, and one clock read for the whole batch. Events keep their order.
     ///
@@ -1438,8 +1808,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     ///
     /// As [`publish`](Topic::publish).
     pub fn publish_tracked(&self, event: T) -> Result<Receipt, PublishError<T>> {
-        let fail = self.shared.options.backpressure == Backpressure::Fail;
-        TopicShared::send_tracked(&self.shared, &self.hint, event, fail)
+        TopicShared::send_tracked(&self.shared, &self.hint, event, WhenFull::AsConfigured)
     }
 
     /// Publishes `event` and returns once every subscription live now has
@@ -1511,7 +1880,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
             return Err(PublishError::Closed(event));
         }
         let task = Box::new(DelayTask {
-            topic: shared.clone(),
+            topic: self.clone(),
             event,
             trace: TraceContext::current(),
         });
@@ -1523,8 +1892,10 @@ impl<T: Clone + Send + 'static> Topic<T> {
         };
         match scheduled {
             Ok(key) => Ok(Timer {
-                topic: shared.clone(),
+                runtime: shared.runtime.clone(),
+                topic: shared.name,
                 key,
+                event: PhantomData,
             }),
             Err(refused) => {
                 let closed = matches!(refused.reason, crate::timer::ScheduleErrorReason::ShutDown);
@@ -1567,11 +1938,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// # Ok(()) }
     /// ```
     pub fn dead_letters(&self) -> Result<Topic<DeadLetter<T>>, TopicError> {
-        Hub::open(
-            &self.shared.hub,
-            &dead_letter_name(self.shared.name.as_str()),
-            None,
-        )
+        Hub::open_dead_letters(&self.shared.hub, self.shared.name.as_str())
     }
 
     /// Takes the dead letters kept while the dead-letter topic had no
@@ -1667,7 +2034,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// group's members (subscriptions made through the returned handle).
     pub fn group(&self, name: &str) -> Group<T> {
         Group {
-            topic: self.shared.clone(),
+            topic: self.clone(),
             name: name.to_owned(),
         }
     }
@@ -1675,9 +2042,23 @@ impl<T: Clone + Send + 'static> Topic<T> {
 
 impl<T> Clone for Topic<T> {
     fn clone(&self) -> Self {
-        Topic {
-            shared: self.shared.clone(),
-            hint: AtomicUsize::new(self.hint.load(Ordering::Relaxed)),
+        let topic = Topic::from_shared(self.shared.clone());
+        topic
+            .hint
+            .store(self.hint.load(Ordering::Relaxed), Ordering::Relaxed);
+        topic
+    }
+}
+
+impl<T> Drop for Topic<T> {
+    /// The last handle of a topic with no subscription frees it.
+    fn drop(&mut self) {
+        // AcqRel: the release half orders this handle's uses before the
+        // count reaches zero; the acquire half, on the last one, sees theirs.
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.shared
+                .hub
+                .release(self.shared.name.as_str(), self.shared.uid);
         }
     }
 }
@@ -1701,7 +2082,8 @@ pub(crate) fn dead_letter_name(topic: &str) -> String {
 
 /// A delayed event waiting in the timer wheel.
 struct DelayTask<T> {
-    topic: Arc<TopicShared<T>>,
+    /// A handle: the topic lives on while the event waits.
+    topic: Topic<T>,
     event: T,
     /// The trace context current when it was scheduled: the event joins it
     /// when it fires.
@@ -1716,11 +2098,10 @@ impl<T: Clone + Send + 'static> TimerTask for DelayTask<T> {
             trace,
         } = *self;
         let _trace = trace.map(TraceContext::enter);
-        let hint = AtomicUsize::new(usize::MAX);
         // Block (never Full): the timer waits for room rather than lose it.
-        if TopicShared::send(&topic, &hint, event, WhenFull::Wait).is_err() {
+        if TopicShared::send(&topic.shared, &topic.hint, event, WhenFull::Wait).is_err() {
             // Closed: the engine shut down under a `FireDue`/`Drop` race.
-            topic.delayed_dropped.fetch_add(1, Ordering::Relaxed);
+            topic.shared.delayed_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -1745,8 +2126,10 @@ where
 /// can be taken back until it fires. Dropping the `Timer` leaves the event
 /// scheduled.
 pub struct Timer<T> {
-    topic: Arc<TopicShared<T>>,
+    runtime: Arc<Runtime>,
+    topic: &'static TopicName,
     key: TimerKey,
+    event: PhantomData<fn() -> T>,
 }
 
 impl<T: Send + 'static> Timer<T> {
@@ -1770,7 +2153,7 @@ impl<T: Send + 'static> Timer<T> {
     /// # Ok(()) }
     /// ```
     pub fn cancel(self) -> Option<T> {
-        let task = self.topic.runtime.timers.cancel(self.key)?;
+        let task = self.runtime.timers.cancel(self.key)?;
         match task.into_any().downcast::<DelayTask<T>>() {
             Ok(task) => Some(task.event),
             Err(_) => None,
@@ -1781,7 +2164,7 @@ impl<T: Send + 'static> Timer<T> {
 impl<T> fmt::Debug for Timer<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timer")
-            .field("topic", &self.topic.name.as_str())
+            .field("topic", &self.topic.as_str())
             .finish_non_exhaustive()
     }
 }
@@ -1805,7 +2188,8 @@ impl<T> fmt::Debug for Timer<T> {
 /// # Ok(()) }
 /// ```
 pub struct Group<T> {
-    topic: Arc<TopicShared<T>>,
+    /// A handle: the topic lives on while the group handle does.
+    topic: Topic<T>,
     name: String,
 }
 
@@ -1846,14 +2230,19 @@ impl<T: Clone + Send + 'static> Group<T> {
         L: Layers<T>,
     {
         let (options, layers) = options.split();
-        TopicShared::subscribe_group(&self.topic, &self.name, chain(handler, layers), options)
+        TopicShared::subscribe_group(
+            &self.topic.shared,
+            &self.name,
+            chain(handler, layers),
+            options,
+        )
     }
 }
 
 impl<T> fmt::Debug for Group<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Group")
-            .field("topic", &self.topic.name.as_str())
+            .field("topic", &self.topic.name())
             .field("name", &self.name)
             .finish_non_exhaustive()
     }

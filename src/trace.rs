@@ -242,6 +242,8 @@ struct State {
     kind: Cell<u8>,
     /// The handled event's topic (`None`: no event handled yet).
     topic: Cell<Option<&'static TopicName>>,
+    /// The handled event's topic salt (`Meta::salt`).
+    salt: Cell<u64>,
     /// The handled event's sequence number.
     seq: Cell<u64>,
     /// The handled event's explicit trace, or `[0, 0]` = derive from
@@ -255,6 +257,7 @@ impl State {
         State {
             kind: Cell::new(NONE),
             topic: Cell::new(None),
+            salt: Cell::new(0),
             seq: Cell::new(0),
             trace: Cell::new([0, 0]),
             explicit: Cell::new(Carry {
@@ -268,15 +271,15 @@ impl State {
     fn resolve(&self) -> Option<Carry> {
         match self.kind.get() {
             HANDLING => {
-                let topic = self.topic.get()?;
-                let seq = self.seq.get();
+                self.topic.get()?;
+                let (salt, seq) = (self.salt.get(), self.seq.get());
                 let trace = match self.trace.get() {
-                    [0, 0] => derived_trace(topic, seq),
+                    [0, 0] => derived_trace(salt, seq),
                     explicit => explicit,
                 };
                 Some(Carry {
                     trace,
-                    parent_span: span_of(topic, seq),
+                    parent_span: span_of(salt, seq),
                 })
             }
             EXPLICIT => Some(self.explicit.get()),
@@ -322,13 +325,20 @@ fn leave_explicit((kind, carry): (u8, Carry)) {
 pub(crate) struct Handling(u8);
 
 impl Handling {
-    /// Makes the event (topic, seq, explicit trace or `[0, 0]`) current.
+    /// Makes the event (topic and its salt, seq, explicit trace or
+    /// `[0, 0]`) current.
     #[inline(always)]
-    pub(crate) fn enter(topic: &'static TopicName, seq: u64, trace: [u64; 2]) -> Handling {
+    pub(crate) fn enter(
+        topic: &'static TopicName,
+        salt: u64,
+        seq: u64,
+        trace: [u64; 2],
+    ) -> Handling {
         Handling(
             STATE
                 .try_with(|s| {
                     s.topic.set(Some(topic));
+                    s.salt.set(salt);
                     s.seq.set(seq);
                     s.trace.set(trace);
                     s.kind.replace(HANDLING)
@@ -354,11 +364,12 @@ impl HandlingBatch {
     /// Makes `topic`'s events the context from now on (the event itself is
     /// set by [`event`](HandlingBatch::event)).
     #[inline(always)]
-    pub(crate) fn enter(topic: &'static TopicName) -> HandlingBatch {
+    pub(crate) fn enter(topic: &'static TopicName, salt: u64) -> HandlingBatch {
         HandlingBatch(
             STATE
                 .try_with(|s| {
                     s.topic.set(Some(topic));
+                    s.salt.set(salt);
                     s.kind.replace(HANDLING)
                 })
                 .unwrap_or(NONE),
@@ -405,11 +416,10 @@ pub(crate) fn join([hi, lo]: [u64; 2]) -> u128 {
     ((hi as u128) << 64) | lo as u128
 }
 
-/// The trace id of a root event: derived from its topic and sequence number,
-/// never all zeros.
-pub(crate) fn derived_trace(topic: &'static TopicName, seq: u64) -> [u64; 2] {
-    let name = topic as *const TopicName as usize as u64;
-    let hi = mix64(name ^ 0x7069_6e62_7573_0001);
+/// The trace id of a root event: derived from its topic's random salt and
+/// its sequence number, never all zeros.
+pub(crate) fn derived_trace(salt: u64, seq: u64) -> [u64; 2] {
+    let hi = mix64(salt ^ 0x7069_6e62_7573_0001);
     let lo = mix64(seq ^ hi);
     // The mix is a bijection; force a bit in the (unlikely) all-zero case.
     if hi == 0 && lo == 0 {
@@ -419,11 +429,10 @@ pub(crate) fn derived_trace(topic: &'static TopicName, seq: u64) -> [u64; 2] {
     }
 }
 
-/// An event's own span id: derived from its topic and sequence number,
-/// never 0, and unrelated to its trace id's bits.
-pub(crate) fn span_of(topic: &'static TopicName, seq: u64) -> u64 {
-    let name = topic as *const TopicName as usize as u64;
-    mix64(mix64(name ^ 0x7370_616e_0000_0002) ^ seq).max(1)
+/// An event's own span id: derived from its topic's random salt and its
+/// sequence number, never 0, and unrelated to its trace id's bits.
+pub(crate) fn span_of(salt: u64, seq: u64) -> u64 {
+    mix64(mix64(salt ^ 0x7370_616e_0000_0002) ^ seq).max(1)
 }
 
 #[cfg(all(test, not(loom)))]
@@ -486,11 +495,14 @@ mod tests {
     #[test]
     fn a_handled_event_resolves_lazily() {
         let topic = TopicName::intern("trace.lazy");
-        let handling = Handling::enter(topic, 41, [0, 0]);
+        let salt = 0x5eed;
+        let handling = Handling::enter(topic, salt, 41, [0, 0]);
         let c = carry().unwrap();
-        assert_eq!(c.trace, derived_trace(topic, 41));
-        assert_eq!(c.parent_span, span_of(topic, 41));
-        assert_ne!(span_of(topic, 41), span_of(topic, 42));
+        assert_eq!(c.trace, derived_trace(salt, 41));
+        assert_eq!(c.parent_span, span_of(salt, 41));
+        assert_ne!(span_of(salt, 41), span_of(salt, 42));
+        assert_ne!(derived_trace(salt, 41), derived_trace(salt + 1, 41));
+        assert_ne!(span_of(salt, 41), span_of(salt + 1, 41));
         drop(handling);
         assert!(!active());
     }

@@ -32,10 +32,11 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
+use crate::contain::contain;
 use crate::fence;
 use crate::lane::lock;
 use crate::loom::hint::spin_loop;
@@ -150,12 +151,25 @@ impl Runtime {
         *lock(&self.quiet)
     }
 
-    /// Blocks until the event count differs from `seen`.
-    pub(crate) fn wait_quiet_change(&self, seen: u64) {
+    /// Blocks until the event count differs from `seen`, or until
+    /// `deadline`; returns whether it changed.
+    pub(crate) fn wait_quiet_change(&self, seen: u64, deadline: Option<Instant>) -> bool {
         let mut g = lock(&self.quiet);
         while *g == seen {
-            g = self.quiet_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            let Some(deadline) = deadline else {
+                g = self.quiet_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                continue;
+            };
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            g = match self.quiet_cv.wait_timeout(g, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(e) => e.into_inner().0,
+            };
         }
+        true
     }
 
     /// A retry finished (ran or was dropped): wakes shutdown's wait when it
@@ -189,14 +203,15 @@ impl Runtime {
             .collect()
     }
 
-    /// Queues `command` on worker `w` and wakes it. Returns false (and drops
-    /// the command) if the worker has already exited.
-    pub(crate) fn send(&self, w: usize, command: Command) -> bool {
+    /// Queues `command` on worker `w` and wakes it. Hands the command back
+    /// if the worker has already exited (the caller drops it where no lock
+    /// is held: it may own a handler, whose `Drop` is user code).
+    pub(crate) fn send(&self, w: usize, command: Command) -> Result<(), Command> {
         let worker = &self.workers[w];
         {
             let mut q = lock(&worker.commands);
             if q.exited {
-                return false;
+                return Err(command);
             }
             q.queue.push(command);
         }
@@ -204,24 +219,44 @@ impl Runtime {
         // flag; pairs with the Acquire in `Worker::run_commands`.
         worker.pending.store(true, Ordering::Release);
         worker.unpark();
-        true
+        Ok(())
     }
 
     /// Removes subscription `id` from worker `w`; with `wait`, returns only
-    /// once the worker has dropped the handler (or has exited).
+    /// once the worker has dropped the handler (or has exited), even if the
+    /// handler's `Drop` panics.
     pub(crate) fn remove_subscription(&self, w: usize, id: u64, wait: bool) {
         let done = Arc::new(Completion::default());
-        let signal = done.clone();
+        let signal = CompleteOnDrop(done.clone());
         let sent = self.send(
             w,
             Box::new(move |worker: &mut Worker| {
+                let _signal = signal;
                 worker.remove(id);
-                signal.complete();
             }),
         );
-        if sent && wait {
+        if sent.is_ok() && wait {
             done.wait();
         }
+    }
+
+    /// Removes the drain `key` from worker `w` at once (its lane lives on
+    /// through other workers).
+    pub(crate) fn remove_drain(&self, w: usize, key: DrainKey) {
+        let _ = self.send(
+            w,
+            Box::new(move |worker: &mut Worker| worker.drop_drain(key)),
+        );
+    }
+
+    /// Removes the drain `key` from worker `w` once `quiet` says no producer
+    /// can push into its (retired) lane any more; until then the drain keeps
+    /// taking what arrives, and counts it as discarded.
+    pub(crate) fn retire_drain(&self, w: usize, key: DrainKey, quiet: Box<dyn Quiesce>) {
+        let _ = self.send(
+            w,
+            Box::new(move |worker: &mut Worker| worker.retiring.push((key, quiet))),
+        );
     }
 }
 
@@ -318,6 +353,16 @@ impl Parker {
 pub(crate) struct Completion {
     done: Mutex<bool>,
     cv: Condvar,
+}
+
+/// Completes its [`Completion`] when dropped: also when the command that
+/// holds it unwinds.
+struct CompleteOnDrop(Arc<Completion>);
+
+impl Drop for CompleteOnDrop {
+    fn drop(&mut self) {
+        self.0.complete();
+    }
 }
 
 impl Completion {
@@ -539,6 +584,10 @@ pub(crate) struct Totals {
     pub(crate) panicked: u64,
     /// Lane copies of events that no live subscription took.
     pub(crate) discarded: u64,
+    /// Panics in user code outside a handler call that the worker caught
+    /// (a handler's `Drop`, an event's `Drop` or `Clone` on the failure
+    /// path).
+    pub(crate) stray_panics: u64,
 }
 
 impl std::ops::AddAssign for Totals {
@@ -547,20 +596,37 @@ impl std::ops::AddAssign for Totals {
         self.failed += o.failed;
         self.panicked += o.panicked;
         self.discarded += o.discarded;
+        self.stray_panics += o.stray_panics;
     }
+}
+
+/// Names one drain on a worker: the topic's uid and its lane's uid (never
+/// reused, so a retired lane's drain and its successor's never meet).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct DrainKey {
+    pub(crate) topic: u64,
+    pub(crate) lane: u64,
+}
+
+/// Says when a retired lane can receive nothing more (see
+/// [`Runtime::retire_drain`]); polled by the worker between passes.
+pub(crate) trait Quiesce: Send {
+    /// Whether no producer can push into the lane any more.
+    fn quiescent(&mut self) -> bool;
 }
 
 /// A lane's consumer on a worker: a topic's plain lane, or a group lane.
 pub(crate) trait Drain: Send {
-    /// `(topic uid, lane id)`.
-    fn key(&self) -> (u64, usize);
+    fn key(&self) -> DrainKey;
     /// Handles up to `cx.batch` events per ring.
     fn drain(&mut self, cx: &mut DrainCx<'_>) -> Drained;
     /// Whether events are (or may be) waiting; used before parking.
     fn has_work(&mut self) -> bool;
     /// Removes subscription `id` if it is here (drops the handler).
     fn remove(&mut self, id: u64) -> bool;
-    /// Publishes counters and drops every handler; adds this drain's totals.
+    /// Publishes counters and drops every handler (a panicking `Drop` is
+    /// contained); takes what a retired lane still holds, as discarded; adds
+    /// this drain's totals.
     fn finish(&mut self, totals: &mut Totals);
     fn as_any(&mut self) -> &mut dyn Any;
 }
@@ -570,6 +636,8 @@ pub(crate) struct Worker {
     pub(crate) shared: Arc<WorkerShared>,
     pub(crate) runtime: Arc<Runtime>,
     drains: Vec<Box<dyn Drain>>,
+    /// Drains of retired lanes, removed once their lanes are quiescent.
+    retiring: Vec<(DrainKey, Box<dyn Quiesce>)>,
     idle: bool,
     epoch: u64,
     clock: DispatchClock,
@@ -582,6 +650,7 @@ impl Worker {
             shared,
             runtime,
             drains: Vec::new(),
+            retiring: Vec::new(),
             idle: false,
             epoch: 0,
             clock: DispatchClock {
@@ -596,7 +665,7 @@ impl Worker {
     /// The drain for `key`, created by `make` if the worker has none yet.
     pub(crate) fn drain_mut<D: Drain + 'static>(
         &mut self,
-        key: (u64, usize),
+        key: DrainKey,
         make: impl FnOnce() -> D,
     ) -> &mut D {
         let pos = match self.drains.iter().position(|d| d.key() == key) {
@@ -614,7 +683,7 @@ impl Worker {
     }
 
     /// The drain with `key`, if this worker has it.
-    pub(crate) fn find_drain<D: Drain + 'static>(&mut self, key: (u64, usize)) -> Option<&mut D> {
+    pub(crate) fn find_drain<D: Drain + 'static>(&mut self, key: DrainKey) -> Option<&mut D> {
         self.drains
             .iter_mut()
             .find(|d| d.key() == key)
@@ -625,6 +694,31 @@ impl Worker {
         for d in &mut self.drains {
             if d.remove(id) {
                 return;
+            }
+        }
+    }
+
+    /// Removes and finishes drain `key`, if this worker has it.
+    fn drop_drain(&mut self, key: DrainKey) {
+        if let Some(pos) = self.drains.iter().position(|d| d.key() == key) {
+            let mut d = self.drains.remove(pos);
+            let mut stray = 0;
+            contain(&mut stray, || d.finish(&mut self.totals));
+            contain(&mut stray, move || drop(d));
+            self.totals.stray_panics += stray;
+        }
+    }
+
+    /// Removes the retired drains whose lanes are quiescent.
+    fn reap(&mut self) {
+        let mut i = 0;
+        while i < self.retiring.len() {
+            if self.retiring[i].1.quiescent() {
+                let (key, quiet) = self.retiring.swap_remove(i);
+                self.drop_drain(key);
+                contain(&mut self.totals.stray_panics, move || drop(quiet));
+            } else {
+                i += 1;
             }
         }
     }
@@ -668,25 +762,36 @@ impl Worker {
             clock: &mut self.clock,
             batch: self.runtime.drain_batch,
         };
+        let stray = &mut self.totals.stray_panics;
         for d in &mut self.drains {
-            match d.drain(&mut cx) {
-                Drained::Events(n) => work += n,
-                Drained::NeedCommands(n) => return (work + n, true),
+            // A panic in user code outside a handler call (an event's `Drop`,
+            // the failure path's `Clone`) ends the batch, not the worker: the
+            // ring has consumed the events up to the one that panicked.
+            match contain(stray, || d.drain(&mut cx)) {
+                Some(Drained::Events(n)) => work += n,
+                Some(Drained::NeedCommands(n)) => return (work + n, true),
+                None => work += 1,
             }
         }
         // Backlogs: producer envelopes this worker's handlers could not push.
-        let pending_backlogs = BACKLOGS
-            .try_with(|b| {
-                let mut b = b.borrow_mut();
-                b.retain_mut(|backlog| !backlog.flush());
-                b.len()
-            })
-            .unwrap_or(0);
+        let pending_backlogs = contain(stray, || {
+            BACKLOGS
+                .try_with(|b| {
+                    let mut b = b.borrow_mut();
+                    b.retain_mut(|backlog| !backlog.flush());
+                    b.len()
+                })
+                .unwrap_or(0)
+        })
+        .unwrap_or(1);
         if pending_backlogs > 0 {
             cx.consuming();
             // Not idle while a backlog waits: count it as work so the worker
             // keeps polling (the ring it waits for belongs to a busy worker).
             work = work.max(1);
+        }
+        if !self.retiring.is_empty() {
+            self.reap();
         }
         (work, false)
     }
@@ -722,7 +827,10 @@ impl Worker {
         self.shared.pending.store(false, Ordering::Relaxed);
         let commands = std::mem::take(&mut lock(&self.shared.commands).queue);
         for c in commands {
-            c(self);
+            // A command may drop a handler, whose `Drop` may panic.
+            let mut stray = 0;
+            contain(&mut stray, || c(self));
+            self.totals.stray_panics += stray;
         }
     }
 
@@ -744,13 +852,21 @@ impl Worker {
             spin_loop();
             return;
         }
-        if strategy == IdleStrategy::Yield || step < tuning.spins + tuning.yields {
+        // Saturating: `yields = u32::MAX` means "yield for ever".
+        let spun_and_yielded = tuning.spins.saturating_add(tuning.yields);
+        if strategy == IdleStrategy::Yield || step < spun_and_yielded {
             thread::yield_now();
+            return;
+        }
+        if !self.retiring.is_empty() {
+            // A retired lane waits for a producer to finish its publish:
+            // poll for that instead of parking.
+            crate::loom::sleep(Duration::from_micros(200));
             return;
         }
         match strategy {
             IdleStrategy::Backoff => {
-                let exp = (step - tuning.spins - tuning.yields).min(20);
+                let exp = (step - spun_and_yielded).min(20);
                 let pause = Duration::from_micros(1 << exp).min(tuning.max_sleep);
                 crate::loom::sleep(pause);
             }
@@ -776,15 +892,23 @@ impl Worker {
             q.exited = true;
             std::mem::take(&mut q.queue)
         };
+        let mut stray = 0;
         for c in commands {
-            c(&mut self);
+            contain(&mut stray, || c(&mut self));
         }
+        self.totals.stray_panics += stray;
         let mut totals = self.totals;
-        // Handlers are dropped here, on their worker.
-        for mut d in self.drains.drain(..) {
-            d.finish(&mut totals);
+        // Handlers are dropped here, on their worker; a panicking `Drop`
+        // loses neither the worker's totals nor the other handlers.
+        let mut stray = 0;
+        for mut d in std::mem::take(&mut self.drains) {
+            contain(&mut stray, || d.finish(&mut totals));
+            contain(&mut stray, move || drop(d));
         }
-        let _ = BACKLOGS.try_with(|b| b.borrow_mut().clear());
+        self.retiring.clear();
+        let backlogs = BACKLOGS.try_with(|b| std::mem::take(&mut *b.borrow_mut()));
+        contain(&mut stray, move || drop(backlogs));
+        totals.stray_panics += stray;
         let _ = CURRENT.try_with(|c| c.set(None));
         totals
     }
