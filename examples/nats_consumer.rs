@@ -78,16 +78,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .idle(IdleStrategy::Park)
         .lane_capacity(16_384)
         .build()?;
-    let stream_subject = match a.filter.split_once('.') {
-        Some((first, _)) => format!("{first}.>"),
-        None => a.filter.clone(),
-    };
+    // No `.stream(..)`: the import reads the stream that captures the
+    // filter, or the bridge's own (`PINBUS`), extended to it.
     let bridge = Bridge::connect(
         &a.url,
         &engine,
-        BridgeOptions::default()
-            .stream("ORDERS", [stream_subject])
-            .name("pinbus-nats-consumer"),
+        BridgeOptions::default().name("pinbus-nats-consumer"),
     )?;
     let orders = engine.topic::<Order>("orders.incoming")?;
     let handled = Arc::new(AtomicU64::new(0));
@@ -100,11 +96,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let started = Instant::now();
     let options = ImportOptions::durable(a.durable.as_str());
-    if a.binary {
-        bridge.import(&a.filter, &orders, options.codec(Binary))?;
+    // `import::<Order, _>`: the event type is the topic's; the `_` is the
+    // codec, taken from the options (JSON unless `.codec(..)`).
+    let import = if a.binary {
+        bridge.import::<Order, _>(&a.filter, &orders, options.codec(Binary))?
     } else {
-        bridge.import::<Order, _>(&a.filter, &orders, options)?;
-    }
+        bridge.import::<Order, _>(&a.filter, &orders, options)?
+    };
     let mut last = 0;
     loop {
         std::thread::sleep(Duration::from_millis(if a.json { 5 } else { 1000 }));
@@ -121,6 +119,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let elapsed = started.elapsed();
+    for bad in import.take_rejected() {
+        eprintln!(
+            "rejected {} #{}: {} ({} bytes)",
+            bad.subject, bad.stream_sequence, bad.reason, bad.payload_len
+        );
+    }
     let stats = bridge.close();
     let rate = handled.load(Ordering::Relaxed) as f64 / elapsed.as_secs_f64();
     if a.json {

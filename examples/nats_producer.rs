@@ -80,16 +80,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .idle(IdleStrategy::Park)
         .lane_capacity(16_384)
         .build()?;
-    let stream_subject = match a.subject.split_once('.') {
-        Some((first, _)) => format!("{first}.>"),
-        None => a.subject.clone(),
-    };
+    // No `.stream(..)`: the bridge keeps the subject in its stream (`PINBUS`),
+    // unless a stream on the server already captures it.
     let bridge = Bridge::connect(
         &a.url,
         &engine,
-        BridgeOptions::default()
-            .stream("ORDERS", [stream_subject])
-            .name("pinbus-nats-producer"),
+        BridgeOptions::default().name("pinbus-nats-producer"),
     )?;
     let orders = engine.topic::<Order>("orders.created")?;
     let options = ExportOptions::new().max_in_flight(a.in_flight);
@@ -113,14 +109,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             next_report += Duration::from_secs(1);
         }
     }
-    // Every event is in the export queue once the lane is drained; flush
-    // waits for JetStream's acks.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while bridge.stats().exported + bridge.stats().export_dead_lettered < a.count
-        && Instant::now() < deadline
-    {
-        bridge.flush(Duration::from_secs(1)).ok();
-    }
+    // One call waits until every event published above is stored by
+    // JetStream (or dead-lettered): still in the lane, queued, awaiting its
+    // ack or in the export's retry policy.
+    bridge.drain(&engine, Duration::from_secs(120))?;
     let elapsed = started.elapsed();
     let stats = bridge.close();
     let rate = stats.exported as f64 / elapsed.as_secs_f64();

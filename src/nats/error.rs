@@ -29,6 +29,65 @@ pub enum BridgeError {
         /// The client's error, as text.
         reason: String,
     },
+    /// The server refused the credentials (wrong user or password, token,
+    /// NKey, or credentials file; or none given where the server needs
+    /// some).
+    #[error(
+        "NATS at {url} refused the credentials: {reason}; check BridgeOptions::user_and_password, \
+         token, nkey or credentials_file against the server's authorization (or accounts) \
+         block, and that the user is not expired or revoked"
+    )]
+    Auth {
+        /// The URL given to [`Bridge::connect`](crate::nats::Bridge::connect).
+        url: String,
+        /// The client's error, as text.
+        reason: String,
+    },
+    /// The TLS handshake with the server failed (certificate not trusted,
+    /// wrong host name, no client certificate where the server verifies
+    /// clients, TLS required on one side only).
+    #[error(
+        "TLS with NATS at {url} failed: {reason}; if the server's certificate comes from a \
+         private CA, pass that CA with BridgeOptions::add_root_certificates(\"ca.pem\"); if the \
+         server verifies clients (tls {{ verify: true }}), add \
+         add_client_certificate(\"cert.pem\", \"key.pem\"); the certificate must name the host \
+         or IP address in the URL"
+    )]
+    Tls {
+        /// The URL given to [`Bridge::connect`](crate::nats::Bridge::connect).
+        url: String,
+        /// The client's error, as text.
+        reason: String,
+    },
+    /// A credentials file or certificate could not be read or parsed.
+    #[error(
+        "cannot use {path:?} as {what}: {reason}; give the file nsc or your PKI wrote \
+         (readable by this process)"
+    )]
+    Credentials {
+        /// What the file was meant to be (`"credentials file"`, ...).
+        what: &'static str,
+        /// The path given.
+        path: std::path::PathBuf,
+        /// What is wrong, as text.
+        reason: String,
+    },
+    /// The server's permissions for this user forbid what the bridge needs:
+    /// publishing to an export's subject, or the JetStream API calls (and
+    /// `$JS.ACK.>` publishes) an import makes.
+    #[error(
+        "the NATS user may not {operation} {subject:?}: {reason}; allow it in the user's \
+         permissions on the server (permissions {{ {operation}: {{ allow: [...] }} }}), or \
+         use a subject the user may {operation}"
+    )]
+    Permission {
+        /// `"publish to"` or `"subscribe to"`.
+        operation: &'static str,
+        /// The subject refused.
+        subject: String,
+        /// The server's message.
+        reason: String,
+    },
     /// A JetStream API call (stream or consumer set-up) failed.
     #[error(
         "JetStream refused to {action}: {reason}; check that the server runs with JetStream \
@@ -52,7 +111,9 @@ pub enum BridgeError {
     /// No stream captures the subject, so JetStream would store nothing.
     #[error(
         "no JetStream stream captures subject {subject:?} (the bridge's stream {stream:?} \
-         takes {subjects:?}); add a matching pattern with BridgeOptions::stream(name, subjects)"
+         takes {subjects:?}, and no other stream on the server covers it); add a matching \
+         pattern with BridgeOptions::stream(name, subjects), or leave BridgeOptions::stream \
+         out so that the bridge adds the subject to its stream"
     )]
     NotInStream {
         /// The subject or filter given.
@@ -102,6 +163,22 @@ pub enum BridgeError {
     FlushTimeout {
         /// Events queued or awaiting their publish ack.
         pending: u64,
+    },
+    /// [`Bridge::drain`](crate::nats::Bridge::drain) ran out of time.
+    #[error(
+        "after the timeout, {unseen} events published to exported topics had not reached \
+         their export yet (still in the engine's lanes), {pending} were queued or awaiting \
+         JetStream's ack and {retrying} were in the exports' retry policy; wait longer, or \
+         check that the NATS server is reachable and the export handlers are not blocked"
+    )]
+    DrainTimeout {
+        /// Events the topics accepted that their export subscription has
+        /// not been handed yet.
+        unseen: u64,
+        /// Events queued in an export or awaiting their publish ack.
+        pending: u64,
+        /// Events refused by a full queue, waiting in the retry policy.
+        retrying: u64,
     },
 }
 

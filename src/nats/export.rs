@@ -113,6 +113,12 @@ where
 {
     let capacity = tx.max_capacity();
     move |ev| {
+        if ev.attempt() <= 1 {
+            // Release: `Bridge::drain` reads it after the lane (Acquire).
+            counters
+                .export_seen
+                .fetch_add(1, crate::loom::sync::atomic::Ordering::Release);
+        }
         let payload = codec.encode(ev).map_err(|e| {
             add(&counters.export_encode_failed, 1);
             Refused::Encode(e)

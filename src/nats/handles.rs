@@ -7,6 +7,9 @@ use std::fmt;
 use tokio::sync::watch;
 
 use super::bridge::lock;
+use super::rejected::{RejectedMessage, Store};
+use super::stats::{BridgeStats, Counters};
+use crate::loom::sync::atomic::Ordering;
 use crate::loom::sync::{Arc, Mutex};
 use crate::loom::thread;
 use crate::Subscription;
@@ -14,6 +17,9 @@ use crate::Subscription;
 pub(crate) struct ExportShared {
     pub(crate) subject: String,
     pub(crate) topic: String,
+    /// The local subscription's name (`nats-export:<subject>`).
+    pub(crate) subscription_name: String,
+    pub(crate) counters: Arc<Counters>,
     pub(crate) subscription: Mutex<Option<Subscription>>,
     /// `dead_lettered` of the subscription when it was removed.
     pub(crate) final_dead: Mutex<u64>,
@@ -24,12 +30,43 @@ pub(crate) struct ImportShared {
     pub(crate) filter: String,
     pub(crate) topic: String,
     pub(crate) durable: String,
+    pub(crate) stream: String,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) rejected: Arc<Store>,
     pub(crate) stop: watch::Sender<bool>,
     pub(crate) thread: Mutex<Option<thread::JoinHandle<()>>>,
     pub(crate) task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl ExportShared {
+    fn dead_lettered(&self) -> u64 {
+        match lock(&self.subscription).as_ref() {
+            Some(sub) => sub.stats().dead_lettered,
+            None => *lock(&self.final_dead),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> BridgeStats {
+        self.counters.snapshot(self.dead_lettered())
+    }
+
+    /// Events queued or awaiting their ack, and events the subscription
+    /// was handed but neither queued nor dead-lettered (in its retry
+    /// policy). `seen` is read last, so an event that moves on between the
+    /// reads is counted in progress (never missed).
+    pub(crate) fn in_progress(&self) -> (u64, u64) {
+        let dead = self.dead_lettered();
+        let c = &self.counters;
+        let get = |a: &crate::loom::sync::atomic::AtomicU64| a.load(Ordering::Acquire);
+        let accepted = get(&c.export_accepted);
+        let done = get(&c.exported) + get(&c.export_failed);
+        let seen = c.seen();
+        (
+            accepted.saturating_sub(done),
+            seen.saturating_sub(accepted + dead),
+        )
+    }
+
     pub(crate) fn unsubscribe(&self) {
         if let Some(sub) = lock(&self.subscription).take() {
             *lock(&self.final_dead) = sub.stats().dead_lettered;
@@ -39,6 +76,10 @@ impl ExportShared {
 }
 
 impl ImportShared {
+    pub(crate) fn stats(&self) -> BridgeStats {
+        self.counters.snapshot(0)
+    }
+
     pub(crate) fn stop_and_join(&self) {
         let _ = self.stop.send(true);
         if let Some(thread) = lock(&self.thread).take() {
@@ -84,6 +125,27 @@ impl Export {
     /// not exported; those already queued still are.
     pub fn stop(&self) {
         self.shared.unsubscribe();
+    }
+
+    /// This export's counters (the import fields are zero; `reconnects` is
+    /// zero here, see [`Bridge::link_stats`](super::Bridge::link_stats)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default())?;
+    /// # let orders = engine.topic::<u64>("orders.created")?;
+    /// let export = bridge.export(&orders, "orders.created")?;
+    /// orders.publish(1)?;
+    /// bridge.drain(&engine, std::time::Duration::from_secs(5))?;
+    /// assert_eq!(export.stats().exported, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> BridgeStats {
+        self.shared.stats()
     }
 }
 
@@ -131,6 +193,57 @@ impl Import {
     /// The durable consumer's name.
     pub fn durable(&self) -> &str {
         &self.shared.durable
+    }
+
+    /// The JetStream stream the consumer reads.
+    pub fn stream(&self) -> &str {
+        &self.shared.stream
+    }
+
+    /// This import's counters (the export fields are zero; `reconnects` is
+    /// zero here, see [`Bridge::link_stats`](super::Bridge::link_stats)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default())?;
+    /// # let orders = engine.topic::<u64>("orders.in")?;
+    /// let import = bridge.import::<u64, _>("orders.>", &orders, ImportOptions::durable("audit"))?;
+    /// let s = import.stats();
+    /// println!("{} imported, {} terminated", s.imported, s.import_terminated);
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> BridgeStats {
+        self.shared.stats()
+    }
+
+    /// The undecodable messages this import terminated and kept, oldest
+    /// first (at most [`ImportOptions::keep_rejected`](super::ImportOptions::keep_rejected)).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default())?;
+    /// # let orders = engine.topic::<u64>("orders.in")?;
+    /// let import = bridge.import::<u64, _>("orders.>", &orders, ImportOptions::durable("audit"))?;
+    /// for bad in import.rejected() {
+    ///     eprintln!("{}: {}", bad.subject, bad.reason);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn rejected(&self) -> Vec<RejectedMessage> {
+        self.shared.rejected.snapshot()
+    }
+
+    /// Takes (removes) the kept undecodable messages, oldest first.
+    pub fn take_rejected(&self) -> Vec<RejectedMessage> {
+        self.shared.rejected.take()
     }
 
     /// Stops pulling, waits (up to the bridge's close timeout) for the

@@ -24,7 +24,7 @@
 //! to the next consumer instance.
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::consumer::Consumer;
@@ -36,6 +36,7 @@ use tokio::sync::{mpsc, watch};
 use super::codec::Codec;
 use super::dedupe::{Key, Verdict, Window};
 use super::export::{CONTENT_TYPE, TRACEPARENT};
+use super::rejected::{RejectedMessage, Store};
 use super::stats::{add, Counters};
 use crate::loom::sync::{Arc, Mutex};
 use crate::{Receipt, Topic, TraceContext};
@@ -168,6 +169,10 @@ pub(crate) struct Publisher<T, C> {
     pub(crate) max_pending: usize,
     /// How long to wait for outstanding receipts once the pull side stopped.
     pub(crate) close_timeout: Duration,
+    /// Where undecodable messages are kept.
+    pub(crate) rejected: Arc<Store>,
+    pub(crate) payload_limit: usize,
+    pub(crate) durable: String,
 }
 
 impl<T, C> Publisher<T, C>
@@ -226,6 +231,37 @@ where
         }
     }
 
+    fn keep_rejected(&self, msg: &Message, reason: String) {
+        let mut headers: Vec<(String, String)> = msg
+            .headers
+            .iter()
+            .flat_map(|h| h.iter())
+            .flat_map(|(name, values)| {
+                values
+                    .iter()
+                    .map(move |v| (name.to_string(), v.as_str().to_owned()))
+            })
+            .collect();
+        headers.sort();
+        let (stream, stream_sequence) = msg
+            .info()
+            .map(|i| (i.stream.to_owned(), i.stream_sequence))
+            .unwrap_or_default();
+        let body = &msg.payload;
+        self.rejected.keep(RejectedMessage {
+            subject: msg.subject.to_string(),
+            headers,
+            payload: body[..body.len().min(self.payload_limit)].to_vec(),
+            payload_len: body.len(),
+            reason,
+            stream_sequence,
+            stream,
+            durable: self.durable.clone(),
+            topic: self.topic.name().to_owned(),
+            rejected_at: SystemTime::now(),
+        });
+    }
+
     fn publish(&self, d: Delivery, pending: &mut VecDeque<(Receipt, Message, Key)>) {
         let Delivery { msg, key } = d;
         let headers = msg.headers.as_ref();
@@ -235,22 +271,24 @@ where
             .map(|v| v.as_str())
             .filter(|ct| !ct.eq_ignore_ascii_case(wanted));
         let value = match foreign {
-            Some(_other) => Err(()),
-            None => self.codec.decode(&msg.payload).map_err(|_e| {
-                #[cfg(feature = "tracing")]
-                tracing::warn!(subject = %msg.subject, error = %_e, "pinbus nats import: undecodable message terminated");
-            }),
+            Some(other) => Err(format!(
+                "Content-Type {other:?}, but this import's codec reads {wanted:?}; import it \
+                 with the matching codec (ImportOptions::codec)"
+            )),
+            None => self.codec.decode(&msg.payload).map_err(|e| e.to_string()),
         };
-        let Ok(value) = value else {
-            #[cfg(feature = "tracing")]
-            if let Some(other) = foreign {
-                tracing::warn!(subject = %msg.subject, content_type = other, expected = wanted,
-                    "pinbus nats import: message of another codec terminated");
+        let value = match value {
+            Ok(v) => v,
+            Err(reason) => {
+                #[cfg(feature = "tracing")]
+                tracing::warn!(subject = %msg.subject, %reason,
+                    "pinbus nats import: undecodable message terminated and kept");
+                self.keep_rejected(&msg, reason);
+                let _ = self.runtime.block_on(msg.ack_with(AckKind::Term));
+                super::bridge::lock(&self.window).finish(key);
+                add(&self.counters.import_terminated, 1);
+                return;
             }
-            let _ = self.runtime.block_on(msg.ack_with(AckKind::Term));
-            super::bridge::lock(&self.window).finish(key);
-            add(&self.counters.import_terminated, 1);
-            return;
         };
         // The remote event's trace: the local event joins it, with the
         // remote event's span as parent.

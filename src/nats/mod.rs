@@ -41,9 +41,27 @@
 //! `orders.created` exports to subject `orders.created`. The subject is
 //! given explicitly, so a prefix per service or region
 //! (`eu.orders.created`) is a choice, not a rule. Imports take NATS
-//! filters: `*` matches one token, a final `>` one or more. Every subject
-//! and filter must fall under the subjects of the bridge's stream
-//! ([`BridgeOptions::stream`]), which the bridge creates or extends.
+//! filters: `*` matches one token, a final `>` one or more. A subject that
+//! a stream on the server captures is stored there; otherwise the bridge
+//! adds it to its stream (`PINBUS`), unless [`BridgeOptions::stream`] fixed
+//! that stream's subjects ([`BridgeError::NotInStream`] then).
+//!
+//! # Secured clusters
+//!
+//! [`BridgeOptions`] takes credentials (`user_and_password`, `token`,
+//! `nkey`, `credentials_file`) and TLS settings (`add_root_certificates`,
+//! `add_client_certificate`, `require_tls`), named as async-nats names
+//! them; [`Bridge::with_client`] takes a client the service configured
+//! itself. Wrong credentials, untrusted certificates and missing publish
+//! permissions are typed errors ([`BridgeError::Auth`], [`BridgeError::Tls`],
+//! [`BridgeError::Permission`]) that say what to change.
+//!
+//! # Draining, stats, rejected messages
+//!
+//! [`Bridge::drain`] waits until every event the exported topics accepted
+//! is stored by JetStream or dead-lettered. [`Bridge::link_stats`] has the
+//! counters per export and import. Undecodable imported messages are kept
+//! as [`RejectedMessage`]s ([`Import::rejected`]).
 //!
 //! # Delivery: at least once, deduped on both sides
 //!
@@ -107,6 +125,7 @@ mod export;
 mod handles;
 mod import;
 mod options;
+mod rejected;
 mod stats;
 mod stream;
 mod subject;
@@ -115,5 +134,6 @@ pub use bridge::Bridge;
 pub use codec::{Binary, Codec, Json};
 pub use error::{BridgeError, CodecError};
 pub use handles::{Export, Import};
-pub use options::{BridgeOptions, ExportOptions, ImportOptions};
-pub use stats::BridgeStats;
+pub use options::{BridgeOptions, DiscardPolicy, ExportOptions, ImportOptions, Storage};
+pub use rejected::RejectedMessage;
+pub use stats::{BridgeStats, LinkKind, LinkStats};

@@ -1,5 +1,7 @@
 //! Options of the bridge, its exports and its imports.
 
+use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::codec::Json;
@@ -9,9 +11,18 @@ use crate::RetryPolicy;
 /// Options for [`Bridge::connect`](super::Bridge::connect): the JetStream
 /// stream the bridge uses, timeouts, and the bridge's own threads.
 ///
-/// Defaults: stream `PINBUS` capturing `pinbus.>`, file storage, one
-/// replica, a two-minute duplicate window, 5 s request timeout, 5 s connect timeout,
-/// reconnect delays up to 1 s, one runtime thread, a random instance id.
+/// Defaults: stream `PINBUS` capturing `pinbus.>` and, as long as
+/// [`stream`](BridgeOptions::stream) is not called, every export subject and
+/// import filter that no other stream captures; file storage, one replica,
+/// no limits (JetStream's defaults), a two-minute duplicate window, 5 s
+/// request timeout, 5 s connect timeout, reconnect delays up to 1 s, one
+/// runtime thread, a random instance id, no credentials, TLS only if the URL
+/// (`tls://`) or the server asks for it.
+///
+/// The credential and TLS options are named as `async_nats::ConnectOptions`
+/// names them. They apply to [`Bridge::connect`](super::Bridge::connect);
+/// [`Bridge::with_client`](super::Bridge::with_client) uses the client as
+/// it was configured.
 ///
 /// # Examples
 ///
@@ -25,13 +36,35 @@ use crate::RetryPolicy;
 ///     .name("billing-service");
 /// # let _ = options;
 /// ```
-#[derive(Debug, Clone)]
+///
+/// On a secured cluster (see `docs/nats.md`, "Running on a secured
+/// cluster"):
+///
+/// ```
+/// use std::time::Duration;
+/// use pinbus::nats::{BridgeOptions, DiscardPolicy};
+/// let options = BridgeOptions::default()
+///     .user_and_password("billing", "s3cret")
+///     .add_root_certificates("/etc/nats/ca.pem")
+///     .add_client_certificate("/etc/nats/billing.pem", "/etc/nats/billing-key.pem")
+///     .require_tls(true)
+///     .max_age(Duration::from_secs(7 * 24 * 3600))
+///     .max_bytes(10 << 30)
+///     .discard(DiscardPolicy::Old);
+/// # let _ = options;
+/// ```
+#[derive(Clone)]
 pub struct BridgeOptions {
     pub(crate) stream: String,
     pub(crate) subjects: Vec<String>,
+    /// `false` until [`BridgeOptions::stream`] is called: the bridge then
+    /// adds export subjects and import filters that no stream captures to
+    /// its stream.
+    pub(crate) stream_explicit: bool,
     pub(crate) duplicate_window: Duration,
-    pub(crate) memory_storage: bool,
+    pub(crate) storage: Option<Storage>,
     pub(crate) replicas: usize,
+    pub(crate) limits: StreamLimits,
     pub(crate) request_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) max_reconnect_delay: Duration,
@@ -39,6 +72,112 @@ pub struct BridgeOptions {
     pub(crate) name: Option<String>,
     pub(crate) instance_id: Option<u64>,
     pub(crate) close_timeout: Duration,
+    pub(crate) auth: Auth,
+    pub(crate) tls: Tls,
+}
+
+/// The stream limits set through [`BridgeOptions`]; `None`: not set (a new
+/// stream gets JetStream's default, an existing one keeps its value).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StreamLimits {
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) max_bytes: Option<i64>,
+    pub(crate) max_messages: Option<i64>,
+    pub(crate) max_messages_per_subject: Option<i64>,
+    pub(crate) discard: Option<DiscardPolicy>,
+}
+
+/// Credentials for the NATS server (secrets are never printed by `Debug`).
+#[derive(Clone, Default)]
+pub(crate) struct Auth {
+    pub(crate) user_and_password: Option<(String, String)>,
+    pub(crate) token: Option<String>,
+    pub(crate) nkey: Option<String>,
+    pub(crate) credentials_file: Option<PathBuf>,
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tls {
+    pub(crate) root_certificates: Option<PathBuf>,
+    pub(crate) client_certificate: Option<(PathBuf, PathBuf)>,
+    pub(crate) require_tls: bool,
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |set: bool| if set { "<set>" } else { "<none>" };
+        f.debug_struct("Auth")
+            .field(
+                "user",
+                &self.user_and_password.as_ref().map(|(u, _)| u.as_str()),
+            )
+            .field("password", &hidden(self.user_and_password.is_some()))
+            .field("token", &hidden(self.token.is_some()))
+            .field("nkey", &hidden(self.nkey.is_some()))
+            .field("credentials_file", &self.credentials_file)
+            .finish()
+    }
+}
+
+impl fmt::Debug for BridgeOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BridgeOptions")
+            .field("stream", &self.stream)
+            .field("subjects", &self.subjects)
+            .field("stream_explicit", &self.stream_explicit)
+            .field("duplicate_window", &self.duplicate_window)
+            .field("storage", &self.storage)
+            .field("replicas", &self.replicas)
+            .field("limits", &self.limits)
+            .field("request_timeout", &self.request_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("max_reconnect_delay", &self.max_reconnect_delay)
+            .field("threads", &self.threads)
+            .field("name", &self.name)
+            .field("instance_id", &self.instance_id)
+            .field("close_timeout", &self.close_timeout)
+            .field("auth", &self.auth)
+            .field("tls", &self.tls)
+            .finish()
+    }
+}
+
+/// Where JetStream keeps a stream's messages ([`BridgeOptions::storage`]).
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::nats::{BridgeOptions, Storage};
+/// let options = BridgeOptions::default().storage(Storage::Memory);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// On disk (the default): survives a server restart.
+    File,
+    /// In memory: faster, lost when the server stops.
+    Memory,
+}
+
+/// What a stream does when a limit (max messages, bytes, age) is reached
+/// ([`BridgeOptions::discard`]).
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::nats::{BridgeOptions, DiscardPolicy};
+/// let options = BridgeOptions::default().max_messages(1_000_000).discard(DiscardPolicy::Old);
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiscardPolicy {
+    /// Drop the oldest messages to make room (JetStream's default).
+    Old,
+    /// Refuse new messages. An export then keeps re-sending the refused
+    /// publish until room appears (or the bridge closes, counting it in
+    /// `export_failed`), so use it only with consumers that keep up.
+    New,
 }
 
 impl Default for BridgeOptions {
@@ -46,9 +185,11 @@ impl Default for BridgeOptions {
         BridgeOptions {
             stream: "PINBUS".to_owned(),
             subjects: vec!["pinbus.>".to_owned()],
+            stream_explicit: false,
             duplicate_window: Duration::from_secs(120),
-            memory_storage: false,
+            storage: None,
             replicas: 1,
+            limits: StreamLimits::default(),
             request_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(5),
             max_reconnect_delay: Duration::from_secs(1),
@@ -56,6 +197,8 @@ impl Default for BridgeOptions {
             name: None,
             instance_id: None,
             close_timeout: Duration::from_secs(10),
+            auth: Auth::default(),
+            tls: Tls::default(),
         }
     }
 }
@@ -63,8 +206,24 @@ impl Default for BridgeOptions {
 impl BridgeOptions {
     /// The JetStream stream that stores bridged events, and the subjects it
     /// captures (wildcards allowed). Created if missing; if it exists, any
-    /// subject not yet in its list is added. Every export subject and
-    /// import filter must fall under one of `subjects`.
+    /// subject not yet in its list is added.
+    ///
+    /// Without this call the bridge uses the stream `PINBUS` and adds to it
+    /// each export subject and import filter that no stream on the server
+    /// captures yet, so `bridge.export(&t, "orders.created")` just works.
+    /// With it, the subject list is fixed: an export or import outside
+    /// `subjects` that no other stream on the server captures is refused
+    /// with [`BridgeError::NotInStream`](super::BridgeError::NotInStream).
+    /// Either way a subject that another stream already captures (one your
+    /// operators made with the `nats` CLI, say) is used where it is.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::BridgeOptions;
+    /// let options = BridgeOptions::default().stream("ORDERS", ["orders.>", "refunds.>"]);
+    /// # let _ = options;
+    /// ```
     pub fn stream<S: Into<String>>(
         mut self,
         name: impl Into<String>,
@@ -72,6 +231,7 @@ impl BridgeOptions {
     ) -> Self {
         self.stream = name.into();
         self.subjects = subjects.into_iter().map(Into::into).collect();
+        self.stream_explicit = true;
         self
     }
 
@@ -84,9 +244,109 @@ impl BridgeOptions {
     }
 
     /// Creates the stream in memory instead of on disk (faster, lost when
-    /// the server stops). Off by default.
+    /// the server stops). Off by default. The same as
+    /// [`storage`](BridgeOptions::storage)`(Storage::Memory)`.
     pub fn memory_storage(mut self, on: bool) -> Self {
-        self.memory_storage = on;
+        self.storage = Some(if on { Storage::Memory } else { Storage::File });
+        self
+    }
+
+    /// Where the stream keeps its messages (default [`Storage::File`]).
+    /// JetStream cannot change the storage of an existing stream: if the
+    /// stream exists with the other kind, connecting fails with
+    /// [`BridgeError::InvalidOption`](super::BridgeError::InvalidOption).
+    pub fn storage(mut self, storage: Storage) -> Self {
+        self.storage = Some(storage);
+        self
+    }
+
+    /// Messages older than `age` are removed from the stream. Applied when
+    /// the bridge creates the stream and, if set, to an existing stream
+    /// (the limits not set here are left as they are).
+    pub fn max_age(mut self, age: Duration) -> Self {
+        self.limits.max_age = Some(age);
+        self
+    }
+
+    /// The stream holds at most `bytes` bytes of messages (then
+    /// [`discard`](BridgeOptions::discard) applies).
+    pub fn max_bytes(mut self, bytes: u64) -> Self {
+        self.limits.max_bytes = Some(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// The stream holds at most `n` messages (then
+    /// [`discard`](BridgeOptions::discard) applies).
+    pub fn max_messages(mut self, n: u64) -> Self {
+        self.limits.max_messages = Some(i64::try_from(n).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// The stream holds at most `n` messages per subject.
+    pub fn max_messages_per_subject(mut self, n: u64) -> Self {
+        self.limits.max_messages_per_subject = Some(i64::try_from(n).unwrap_or(i64::MAX));
+        self
+    }
+
+    /// What the stream does at a limit: drop the oldest messages
+    /// ([`DiscardPolicy::Old`], JetStream's default) or refuse new ones.
+    pub fn discard(mut self, policy: DiscardPolicy) -> Self {
+        self.limits.discard = Some(policy);
+        self
+    }
+
+    /// Authenticates with a user name and password (the server's
+    /// `authorization { users = [...] }` or an account's users). The same as
+    /// `nats://user:pass@host` in the URL.
+    pub fn user_and_password(mut self, user: impl Into<String>, pass: impl Into<String>) -> Self {
+        self.auth.user_and_password = Some((user.into(), pass.into()));
+        self
+    }
+
+    /// Authenticates with a token (the server's `authorization { token }`).
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.auth.token = Some(token.into());
+        self
+    }
+
+    /// Authenticates with an NKey: `seed` is the user's seed (`SU...`); the
+    /// server lists the matching public key (`U...`).
+    pub fn nkey(mut self, seed: impl Into<String>) -> Self {
+        self.auth.nkey = Some(seed.into());
+        self
+    }
+
+    /// Authenticates with a credentials file (`.creds`: the user's JWT and
+    /// NKey seed, as `nsc` writes it), for servers in operator mode. The file
+    /// is read when the bridge connects.
+    pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.auth.credentials_file = Some(path.into());
+        self
+    }
+
+    /// Trusts the CA certificates in the PEM file `ca_path` (besides the
+    /// system's) for the server's certificate: needed when the cluster's
+    /// certificates come from a private CA. A later call replaces the file.
+    pub fn add_root_certificates(mut self, ca_path: impl Into<PathBuf>) -> Self {
+        self.tls.root_certificates = Some(ca_path.into());
+        self
+    }
+
+    /// Presents the client certificate `cert_path` with its private key
+    /// `key_path` (both PEM), for servers that verify clients (`tls {
+    /// verify: true }`).
+    pub fn add_client_certificate(
+        mut self,
+        cert_path: impl Into<PathBuf>,
+        key_path: impl Into<PathBuf>,
+    ) -> Self {
+        self.tls.client_certificate = Some((cert_path.into(), key_path.into()));
+        self
+    }
+
+    /// Refuses to talk to a server without TLS, even on a `nats://` URL.
+    pub fn require_tls(mut self, on: bool) -> Self {
+        self.tls.require_tls = on;
         self
     }
 
@@ -177,6 +437,41 @@ impl BridgeOptions {
         }
         if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
             return bad("request_timeout and connect_timeout must be above zero".into());
+        }
+        let a = &self.auth;
+        let methods = [
+            a.user_and_password.is_some(),
+            a.token.is_some(),
+            a.nkey.is_some(),
+            a.credentials_file.is_some(),
+        ];
+        if methods.iter().filter(|m| **m).count() > 1 {
+            return bad(
+                "give one of user_and_password, token, nkey and credentials_file: a NATS \
+                 server accepts one way of authenticating per connection"
+                    .into(),
+            );
+        }
+        for (what, path) in [
+            ("add_root_certificates", self.tls.root_certificates.as_ref()),
+            ("credentials_file", a.credentials_file.as_ref()),
+            (
+                "add_client_certificate (certificate)",
+                self.tls.client_certificate.as_ref().map(|(c, _)| c),
+            ),
+            (
+                "add_client_certificate (key)",
+                self.tls.client_certificate.as_ref().map(|(_, k)| k),
+            ),
+        ] {
+            if let Some(path) = path {
+                if !path.is_file() {
+                    return bad(format!(
+                        "{what}: no readable file at {}; give the path of the PEM or .creds file",
+                        path.display()
+                    ));
+                }
+            }
         }
         if self.duplicate_window.is_zero() {
             return bad(
@@ -336,7 +631,12 @@ impl<C> ExportOptions<C> {
 ///
 /// Defaults: the [`Json`] codec, deliver everything the stream holds, ack
 /// wait 30 s, 4,096 acks pending, pulls of 256, a dedupe window of 65,536
-/// messages.
+/// messages, the last 1,024 undecodable messages kept (64 KiB of body each).
+///
+/// The ack wait is also how long a message that a crashed process had
+/// pulled but not acked stays with the server before it is delivered to
+/// another process of the same durable: lower it for faster recovery, but
+/// keep it above the slowest local handling (retries included).
 ///
 /// # Examples
 ///
@@ -359,6 +659,8 @@ pub struct ImportOptions<C = Json> {
     pub(crate) batch: usize,
     pub(crate) dedupe_window: usize,
     pub(crate) deliver_new: bool,
+    pub(crate) keep_rejected: usize,
+    pub(crate) rejected_payload_limit: usize,
 }
 
 impl ImportOptions<Json> {
@@ -375,6 +677,8 @@ impl ImportOptions<Json> {
             batch: 256,
             dedupe_window: 65_536,
             deliver_new: false,
+            keep_rejected: 1024,
+            rejected_payload_limit: 64 * 1024,
         }
     }
 }
@@ -390,6 +694,8 @@ impl<C> ImportOptions<C> {
             batch: self.batch,
             dedupe_window: self.dedupe_window,
             deliver_new: self.deliver_new,
+            keep_rejected: self.keep_rejected,
+            rejected_payload_limit: self.rejected_payload_limit,
         }
     }
 
@@ -424,6 +730,23 @@ impl<C> ImportOptions<C> {
     /// instead of everything the stream holds.
     pub fn deliver_new(mut self, on: bool) -> Self {
         self.deliver_new = on;
+        self
+    }
+
+    /// Undecodable messages kept for inspection ([`Import::rejected`](super::Import::rejected)),
+    /// at most; the oldest make room for newer ones (counted in
+    /// [`BridgeStats::import_rejected_dropped`](super::BridgeStats::import_rejected_dropped)).
+    /// Default 1,024; 0 keeps none (they are still terminated and counted).
+    pub fn keep_rejected(mut self, n: usize) -> Self {
+        self.keep_rejected = n;
+        self
+    }
+
+    /// Bytes of each rejected message's body that are kept (default 64 KiB;
+    /// [`RejectedMessage::payload_len`](super::RejectedMessage::payload_len)
+    /// has the full length).
+    pub fn rejected_payload_limit(mut self, bytes: usize) -> Self {
+        self.rejected_payload_limit = bytes;
         self
     }
 

@@ -8,7 +8,10 @@
 use crate::loom::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of a bridge's counters ([`Bridge::stats`](super::Bridge::stats)),
-/// summed over its exports and imports.
+/// summed over its exports and imports, or of one export or import
+/// ([`Export::stats`](super::Export::stats), [`Import::stats`](super::Import::stats),
+/// [`Bridge::link_stats`](super::Bridge::link_stats)): the fields of the
+/// other side are zero there, and `reconnects` is the bridge's.
 ///
 /// Every event an export subscription receives ends in exactly one of:
 /// `exported` (stored by JetStream), the topic's dead letters (counted in
@@ -68,6 +71,10 @@ pub struct BridgeStats {
     /// Messages handed back (`-NAK`) because the local topic refused them
     /// (engine shut down).
     pub import_nacked: u64,
+    /// Of `import_terminated`, the messages no longer kept for inspection
+    /// ([`Import::rejected`](super::Import::rejected)) because newer ones
+    /// filled the store ([`ImportOptions::keep_rejected`](super::ImportOptions::keep_rejected)).
+    pub import_rejected_dropped: u64,
     /// Times the connection to NATS was re-established.
     pub reconnects: u64,
 }
@@ -89,7 +96,11 @@ pub(crate) struct Counters {
     pub(crate) duplicates_skipped: AtomicU64,
     pub(crate) import_terminated: AtomicU64,
     pub(crate) import_nacked: AtomicU64,
+    pub(crate) import_rejected_dropped: AtomicU64,
     pub(crate) reconnects: AtomicU64,
+    /// Events an export subscription was handed for the first time
+    /// (attempt 1), for [`Bridge::drain`](super::Bridge::drain).
+    pub(crate) export_seen: AtomicU64,
 }
 
 /// Adds `n` to a statistic.
@@ -119,7 +130,84 @@ impl Counters {
             duplicates_skipped: get(&self.duplicates_skipped),
             import_terminated: get(&self.import_terminated),
             import_nacked: get(&self.import_nacked),
+            import_rejected_dropped: get(&self.import_rejected_dropped),
             reconnects: get(&self.reconnects),
         }
     }
+
+    pub(crate) fn seen(&self) -> u64 {
+        self.export_seen.load(Ordering::Relaxed)
+    }
+}
+
+impl BridgeStats {
+    /// Adds `o`'s counters to these (`reconnects` excepted).
+    pub(crate) fn add(&mut self, o: &BridgeStats) {
+        self.exported += o.exported;
+        self.export_duplicates += o.export_duplicates;
+        self.export_retries += o.export_retries;
+        self.export_replayed += o.export_replayed;
+        self.export_refused += o.export_refused;
+        self.export_encode_failed += o.export_encode_failed;
+        self.export_dead_lettered += o.export_dead_lettered;
+        self.export_failed += o.export_failed;
+        self.export_pending += o.export_pending;
+        self.imported += o.imported;
+        self.duplicates_skipped += o.duplicates_skipped;
+        self.import_terminated += o.import_terminated;
+        self.import_nacked += o.import_nacked;
+        self.import_rejected_dropped += o.import_rejected_dropped;
+    }
+}
+
+/// Which way a link carries events.
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::nats::LinkKind;
+/// assert_ne!(LinkKind::Export, LinkKind::Import);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkKind {
+    /// A local topic to a NATS subject ([`Bridge::export`](super::Bridge::export)).
+    Export,
+    /// A durable consumer into a local topic ([`Bridge::import`](super::Bridge::import)).
+    Import,
+}
+
+/// The counters of one export or import ([`Bridge::link_stats`](super::Bridge::link_stats)).
+///
+/// # Examples
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::nats::{Bridge, BridgeOptions, LinkKind};
+/// let engine = pinbus::Engine::builder().build()?;
+/// let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default())?;
+/// for link in bridge.link_stats() {
+///     match link.kind {
+///         LinkKind::Export => println!("{} -> {}: {} exported", link.topic, link.subject,
+///             link.stats.exported),
+///         LinkKind::Import => println!("{} ({:?}) -> {}: {} imported", link.subject,
+///             link.durable, link.topic, link.stats.imported),
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LinkStats {
+    /// Export or import.
+    pub kind: LinkKind,
+    /// The export's subject, or the import's filter.
+    pub subject: String,
+    /// The local topic.
+    pub topic: String,
+    /// The import's durable consumer (`None` for an export).
+    pub durable: Option<String>,
+    /// Whether the link still runs (not stopped, bridge not closed).
+    pub running: bool,
+    /// Its counters.
+    pub stats: BridgeStats,
 }

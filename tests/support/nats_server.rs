@@ -4,8 +4,11 @@
 //!
 //! The binary is `$PINBUS_NATS_SERVER`, `nats-server` on `PATH`, or
 //! `/usr/sbin/nats-server` (Debian's `nats-server` package). Without one a
-//! test prints why it is skipped and passes — unless `PINBUS_REQUIRE_NATS=1`
-//! (set by `scripts/test-all.sh`, so CI), where a missing server fails it.
+//! test fails, saying how to install it (`bash scripts/test-nats.sh` does):
+//! a NATS test that passed without a server would prove nothing.
+//!
+//! [`NatsServer::start_with_config`] runs the server from a config file
+//! (TLS, accounts, permissions) written into the test's temporary store.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -24,6 +27,8 @@ pub struct NatsServer {
     port: u16,
     monitor: u16,
     store: PathBuf,
+    /// A config file to start from (`-c`), if any.
+    config: Option<PathBuf>,
 }
 
 /// The nats-server binary, if any.
@@ -44,9 +49,10 @@ pub fn find_binary() -> Option<PathBuf> {
     })
 }
 
-/// Whether tests must fail (not skip) without a server.
+/// Tests fail (not skip) without a server, whatever `PINBUS_REQUIRE_NATS`
+/// says.
 pub fn required() -> bool {
-    std::env::var("PINBUS_REQUIRE_NATS").is_ok_and(|v| v == "1")
+    true
 }
 
 fn free_port() -> u16 {
@@ -57,21 +63,40 @@ fn free_port() -> u16 {
 }
 
 impl NatsServer {
-    /// Starts a fresh server with an empty store.
+    /// Starts a fresh server with an empty store. Panics (the test fails)
+    /// when no nats-server is installed; the `Option` is always `Some`.
     pub fn start() -> Option<NatsServer> {
+        let mut server = NatsServer::prepare();
+        server.spawn();
+        Some(server)
+    }
+
+    /// Starts a server from a config file: `body` gets the store directory
+    /// and returns the settings beyond `listen`, `http` and `jetstream`
+    /// (which this writes: 127.0.0.1, random ports, the store), e.g. a
+    /// `tls { }` block or `accounts { }`.
+    pub fn start_with_config(body: impl FnOnce(&Path) -> String) -> NatsServer {
+        let mut server = NatsServer::prepare();
+        let extra = body(&server.store);
+        let js = server.store.join("js");
+        let conf = format!(
+            "listen: \"127.0.0.1:{}\"\nhttp: \"127.0.0.1:{}\"\njetstream {{ store_dir: {:?} }}\n{extra}\n",
+            server.port, server.monitor, js
+        );
+        let path = server.store.join("server.conf");
+        std::fs::write(&path, conf).expect("config file is writable");
+        server.config = Some(path);
+        server.spawn();
+        server
+    }
+
+    fn prepare() -> NatsServer {
         let Some(bin) = find_binary() else {
-            if required() {
-                panic!(
-                    "PINBUS_REQUIRE_NATS=1 but no nats-server found (PATH, /usr/sbin); \
-                     install it with `apt-get install -y nats-server` or set PINBUS_NATS_SERVER"
-                );
-            }
-            eprintln!(
-                "SKIPPED: no nats-server on PATH or in /usr/sbin; install the Debian package \
-                 `nats-server` to run the NATS bridge tests (PINBUS_REQUIRE_NATS=1 makes this \
-                 a failure)"
+            panic!(
+                "no nats-server found (PINBUS_NATS_SERVER, PATH, /usr/sbin): the NATS bridge \
+                 tests need a real server; install it with `apt-get install -y nats-server` or \
+                 run `bash scripts/test-nats.sh`, which does"
             );
-            return None;
         };
         static N: AtomicU32 = AtomicU32::new(0);
         let store = std::env::temp_dir().join(format!(
@@ -81,15 +106,19 @@ impl NatsServer {
         ));
         let _ = std::fs::remove_dir_all(&store);
         std::fs::create_dir_all(&store).expect("temp dir is writable");
-        let mut server = NatsServer {
+        NatsServer {
             bin,
             child: None,
             port: free_port(),
             monitor: free_port(),
             store,
-        };
-        server.spawn();
-        Some(server)
+            config: None,
+        }
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn url(&self) -> String {
@@ -106,11 +135,20 @@ impl NatsServer {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.store.join("server.log")).expect("log file");
-        let child = Command::new(&self.bin)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .args(["-m", &self.monitor.to_string()])
-            .args(["-js", "-sd"])
-            .arg(self.store.join("js"))
+        let mut command = Command::new(&self.bin);
+        match &self.config {
+            Some(conf) => {
+                command.arg("-c").arg(conf);
+            }
+            None => {
+                command
+                    .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+                    .args(["-m", &self.monitor.to_string()])
+                    .args(["-js", "-sd"])
+                    .arg(self.store.join("js"));
+            }
+        }
+        let child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
