@@ -81,3 +81,102 @@ pub fn within<R: Send + 'static>(what: &str, f: impl FnOnce() -> R + Send + 'sta
         Err(_) => panic!("{what} did not finish within {PATIENCE:?}: deadlock?"),
     }
 }
+
+/// Guard of [`watchdog`]: dropping it disarms the watchdog.
+pub struct Watchdog {
+    _disarm: std::sync::mpsc::Sender<()>,
+}
+
+/// Arms a watchdog for a test: if the returned guard is not dropped within
+/// `limit`, it prints "watchdog: <name> still running after <limit>: hang"
+/// to stderr and aborts the process, so a hang fails CI instead of blocking
+/// it. `PINBUS_WATCHDOG_SECS` lowers every limit (for probing known hangs).
+pub fn watchdog(name: &str, limit: Duration) -> Watchdog {
+    let limit = match std::env::var("PINBUS_WATCHDOG_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+    {
+        Some(secs) => limit.min(Duration::from_secs_f64(secs)),
+        None => limit,
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let name = name.to_owned();
+    std::thread::Builder::new()
+        .name(format!("watchdog {name}"))
+        .spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                // Straight to the file descriptor: the test harness captures
+                // `eprintln!`, and its capture is lost when we abort.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "watchdog: {name} still running after {limit:?}: hang"
+                );
+                std::process::abort();
+            }
+        })
+        .expect("spawn the watchdog thread");
+    Watchdog { _disarm: tx }
+}
+
+/// Marker for expected panics: a panic message containing it is not printed
+/// by the hook [`quiet_expected_panics`] installs.
+pub const EXPECTED: &str = "[expected panic]";
+
+/// Installs (once per process, never removed: tests run in parallel) a panic
+/// hook that prints every panic except those whose message contains
+/// [`EXPECTED`].
+pub fn quiet_expected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.to_string().contains(EXPECTED) {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Counts how many values holding it were dropped (handlers capture one to
+/// show they were dropped).
+#[derive(Clone, Default)]
+pub struct DropCount(pub Arc<std::sync::atomic::AtomicUsize>);
+
+impl DropCount {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// A value that bumps the count when dropped.
+    pub fn token(&self) -> DropToken {
+        DropToken(self.0.clone())
+    }
+    pub fn get(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// See [`DropCount::token`].
+pub struct DropToken(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for DropToken {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Resident set size of this process in bytes (Linux `/proc/self/statm`).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("resident pages in /proc/self/statm");
+    pages * 4096
+}
+
+/// Bytes as MiB, for printing.
+pub fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
