@@ -12,7 +12,7 @@ cases=("$@")
 [ ${#cases[@]} -eq 0 ] && cases=(core filter rate_limit logging spans_1in64 latency_1in64 \
     intercept_admit intercept_rate_limit trace_forward)
 cargo build -q --release --example dispatch_cost
-bin=target/release/examples/dispatch_cost
+bin=${CARGO_TARGET_DIR:-target}/release/examples/dispatch_cost
 out=$(mktemp -d)
 total() {
     valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" "$1" "$2" >/dev/null 2>&1
