@@ -879,25 +879,31 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             backlog_registered,
             ..
         } = view;
-        fan_out(lanes, value, copies, |t, value| {
-            let ev = Outgoing {
-                value,
-                seq,
-                version,
-                published,
-                tracker: receipt.as_ref().map(Receipt::share),
-                trace,
-            };
-            Self::push(
-                this,
-                t,
-                producers,
-                ev,
-                info.kind,
-                info.index,
-                backlog_registered,
-            );
-        });
+        fan_out(
+            lanes,
+            value,
+            copies,
+            #[inline(always)]
+            |t, value| {
+                let ev = Outgoing {
+                    value,
+                    seq,
+                    version,
+                    published,
+                    tracker: receipt.as_ref().map(Receipt::share),
+                    trace,
+                };
+                Self::push(
+                    this,
+                    t,
+                    producers,
+                    ev,
+                    info.kind,
+                    info.index,
+                    backlog_registered,
+                );
+            },
+        );
         info.count_published(1);
         Ok(receipt)
     }
@@ -1079,17 +1085,31 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                         // A handler never waits: the rest goes to backlogs.
                         for value in iter.by_ref() {
                             let seq = seqs.next(&this.seq_blocks);
-                            fan_out(lanes, value, copies, |t, value| {
-                                let ev = Outgoing {
-                                    value,
-                                    seq,
-                                    version,
-                                    published,
-                                    tracker: None,
-                                    trace,
-                                };
-                                Self::push(this, t, producers, ev, kind, index, backlog_registered);
-                            });
+                            fan_out(
+                                lanes,
+                                value,
+                                copies,
+                                #[inline(always)]
+                                |t, value| {
+                                    let ev = Outgoing {
+                                        value,
+                                        seq,
+                                        version,
+                                        published,
+                                        tracker: None,
+                                        trace,
+                                    };
+                                    Self::push(
+                                        this,
+                                        t,
+                                        producers,
+                                        ev,
+                                        kind,
+                                        index,
+                                        backlog_registered,
+                                    );
+                                },
+                            );
                             *count += 1;
                         }
                         break Ok(());
@@ -1122,17 +1142,23 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                         break;
                     };
                     let seq = seqs.next(&this.seq_blocks);
-                    fan_out(lanes, value, copies, |t, value| {
-                        let ev = Outgoing {
-                            value,
-                            seq,
-                            version,
-                            published,
-                            tracker: None,
-                            trace,
-                        };
-                        Self::write(this, t, producers, ev, kind, index, backlog_registered);
-                    });
+                    fan_out(
+                        lanes,
+                        value,
+                        copies,
+                        #[inline(always)]
+                        |t, value| {
+                            let ev = Outgoing {
+                                value,
+                                seq,
+                                version,
+                                published,
+                                tracker: None,
+                                trace,
+                            };
+                            Self::write(this, t, producers, ev, kind, index, backlog_registered);
+                        },
+                    );
                     pushed += 1;
                     *count += 1;
                 }

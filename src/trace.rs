@@ -268,6 +268,7 @@ impl State {
     }
 
     /// The (trace, span) the current context stands for, if any.
+    #[inline(always)]
     fn resolve(&self) -> Option<Carry> {
         match self.kind.get() {
             HANDLING => {
