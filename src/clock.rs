@@ -7,7 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::lane::lock;
 use crate::loom::sync::{Arc, Mutex};
 use crate::timer::Driver;
 
@@ -111,7 +110,7 @@ struct ManualState {
 
 impl std::fmt::Debug for ManualClock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = lock(&self.shared);
+        let state = self.shared.lock();
         f.debug_struct("ManualClock")
             .field("now", &state.now)
             .field("timer_services", &state.drivers.len())
@@ -161,7 +160,7 @@ impl ManualClock {
     /// assert_eq!(clock.now(), t + Duration::from_secs(1));
     /// ```
     pub fn now(&self) -> Instant {
-        lock(&self.shared).now
+        self.shared.lock().now
     }
 
     /// Moves time forward by `d`, then fires every timer now due (see
@@ -186,7 +185,7 @@ impl ManualClock {
     /// ```
     pub fn advance(&self, d: Duration) {
         let drivers = {
-            let mut state = lock(&self.shared);
+            let mut state = self.shared.lock();
             state.now += d;
             Self::drivers(&state)
         };
@@ -215,7 +214,7 @@ impl ManualClock {
     /// ```
     pub fn set(&self, t: Instant) {
         let drivers = {
-            let mut state = lock(&self.shared);
+            let mut state = self.shared.lock();
             state.now = state.now.max(t);
             Self::drivers(&state)
         };
@@ -230,12 +229,12 @@ impl ManualClock {
 
     /// Registers timer service `id` to be driven by this clock's moves.
     pub(crate) fn attach(&self, id: u64, driver: Driver) {
-        lock(&self.shared).drivers.push((id, driver));
+        self.shared.lock().drivers.push((id, driver));
     }
 
     /// Unregisters timer service `id` (breaks the clock ↔ service cycle).
     pub(crate) fn detach(&self, id: u64) {
-        lock(&self.shared).drivers.retain(|(i, _)| *i != id);
+        self.shared.lock().drivers.retain(|(i, _)| *i != id);
     }
 }
 

@@ -153,7 +153,7 @@ impl<T> DeadLetterStore<T> {
     /// oldest beyond the bound.
     pub(crate) fn keep(&self, letter: DeadLetter<T>) {
         self.total.fetch_add(1, Ordering::Relaxed);
-        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = self.kept.lock();
         if kept.len() >= DEAD_LETTER_KEEP {
             kept.pop_front();
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -162,12 +162,12 @@ impl<T> DeadLetterStore<T> {
     }
 
     pub(crate) fn take(&self) -> Vec<DeadLetter<T>> {
-        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let mut kept = self.kept.lock();
         kept.drain(..).collect()
     }
 
     pub(crate) fn kept(&self) -> usize {
-        self.kept.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.kept.lock().len()
     }
 
     pub(crate) fn total(&self) -> u64 {

@@ -10,7 +10,6 @@ use crate::config::Config;
 use crate::error::{ConfigError, TopicError};
 use crate::event::TopicName;
 use crate::fence;
-use crate::lane::lock;
 use crate::loom::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex, MutexGuard};
 use crate::loom::thread::{self, JoinHandle};
@@ -679,7 +678,7 @@ impl Inner {
             published: self.sum(|c| c.published())
                 + self.hub.freed.published.load(Ordering::Relaxed),
             workers: self.runtime.workers.len(),
-            topics: lock(&self.hub.registry).topics.len(),
+            topics: self.hub.registry.lock().topics.len(),
             complete: false,
             ..ShutdownReport::default()
         }
@@ -733,7 +732,7 @@ impl Inner {
         for c in self.hub.controls() {
             c.set_state(EXITING);
         }
-        let joins = std::mem::take(&mut *lock(&self.joins));
+        let joins = std::mem::take(&mut *self.joins.lock());
         let totals = stop_workers(&self.runtime, joins);
         let freed = &self.hub.freed;
         let report = ShutdownReport {
@@ -751,7 +750,7 @@ impl Inner {
             dead_letters: self.sum(|c| c.dead_letters())
                 + freed.dead_letters.load(Ordering::Relaxed),
             workers: self.runtime.workers.len(),
-            topics: lock(&self.hub.registry).topics.len(),
+            topics: self.hub.registry.lock().topics.len(),
             drain_time: start.elapsed(),
             complete: true,
         };
@@ -761,7 +760,7 @@ impl Inner {
 
     /// Closes external intake: publishes from outside the engine now fail.
     fn close_intake(&self) {
-        let registry = lock(&self.hub.registry);
+        let registry = self.hub.registry.lock();
         if self.runtime.state() != RUNNING {
             return;
         }
@@ -807,13 +806,11 @@ impl Inner {
 /// Locks `m`, giving up at `deadline` (none: waits as long as it takes).
 fn lock_until<T>(m: &Mutex<T>, deadline: Option<Instant>) -> Option<MutexGuard<'_, T>> {
     let Some(deadline) = deadline else {
-        return Some(lock(m));
+        return Some(m.lock());
     };
     loop {
-        match m.try_lock() {
-            Ok(guard) => return Some(guard),
-            Err(std::sync::TryLockError::Poisoned(e)) => return Some(e.into_inner()),
-            Err(std::sync::TryLockError::WouldBlock) => {}
+        if let Some(guard) = m.try_lock() {
+            return Some(guard);
         }
         if Instant::now() >= deadline {
             return None;
@@ -826,7 +823,7 @@ impl Hub {
     /// The registry's topics, handed out so that callers wait or read
     /// without holding the registry's lock.
     fn controls(&self) -> Vec<Box<dyn TopicControl>> {
-        (lock(&self.registry).live())
+        (self.registry.lock().live())
             .map(|t| t.control.share())
             .collect()
     }
@@ -868,7 +865,7 @@ impl Hub {
         {
             return Err(TopicError::NoSuchWorker { worker: w, workers });
         }
-        let mut registry = lock(&this.registry);
+        let mut registry = this.registry.lock();
         if this.runtime.state() != RUNNING {
             return Err(TopicError::Closed);
         }
@@ -941,7 +938,7 @@ impl Hub {
     /// when its last handle drops or its last subscription leaves.
     pub(crate) fn release(&self, name: &str, uid: u64) {
         let removed = {
-            let mut registry = lock(&self.registry);
+            let mut registry = self.registry.lock();
             match registry.topics.get_mut(name) {
                 Some(TopicEntry {
                     live: live @ Some(_),
@@ -1032,7 +1029,7 @@ impl Inner {
     /// Topics hold the hub and the hub holds topics: break the cycle. The
     /// topics are dropped outside the registry's lock.
     fn clear(&self) {
-        let topics = std::mem::take(&mut lock(&self.hub.registry).topics);
+        let topics = std::mem::take(&mut self.hub.registry.lock().topics);
         drop(topics);
     }
 }

@@ -50,7 +50,7 @@
 use std::collections::VecDeque;
 
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::loom::sync::{Arc, Mutex, MutexGuard};
+use crate::loom::sync::{Arc, Mutex};
 use crate::receipt::TrackerRef;
 use crate::ring::{self, Consumer, Probe, Producer};
 use crate::trace::Carry;
@@ -81,11 +81,6 @@ fn needs_time_base(c: &Cursor, published: u64) -> bool {
     published != 0 && (published < c.time_base || published - c.time_base >= TIME_LIMIT - 1)
 }
 
-/// Locks a mutex, ignoring poisoning: every critical section in this crate
-/// leaves the data consistent even if a panic unwinds through it.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// What both ends of a ring know about the events that follow; markers keep
 /// the two copies equal.
@@ -165,8 +160,8 @@ impl<T> Lane<T> {
     pub(crate) fn new_producer(this: &Arc<Self>) -> LaneProducer<T> {
         let (producer, consumer) = ring::channel(this.capacity);
         let side = Arc::new(Side::default());
-        lock(&this.probes).push(producer.probe());
-        lock(&this.fresh).push(LaneConsumer {
+        this.probes.lock().push(producer.probe());
+        this.fresh.lock().push(LaneConsumer {
             ring: consumer,
             side: side.clone(),
             cursor: Cursor::default(),
@@ -186,7 +181,7 @@ impl<T> Lane<T> {
     pub(crate) fn adopt(&self, into: &mut Vec<LaneConsumer<T>>) {
         if self.has_fresh.load(Ordering::Acquire) {
             self.has_fresh.store(false, Ordering::Relaxed);
-            into.append(&mut lock(&self.fresh));
+            into.append(&mut self.fresh.lock());
         }
     }
 
@@ -225,14 +220,14 @@ impl<T> Lane<T> {
 
     /// About how many events wait in the lane (racy, for metrics).
     pub(crate) fn depth(&self) -> usize {
-        let rings: usize = lock(&self.probes).iter().map(Probe::len).sum();
-        rings + self.group.as_ref().map_or(0, |g| lock(&g.returned).len())
+        let rings: usize = self.probes.lock().iter().map(Probe::len).sum();
+        rings + self.group.as_ref().map_or(0, |g| g.returned.lock().len())
     }
 
     /// Whether every ring of the lane was empty when looked at (racy; exact
     /// once no producer and no consumer is active).
     pub(crate) fn is_empty(&self) -> bool {
-        lock(&self.probes).iter().all(Probe::is_empty)
+        self.probes.lock().iter().all(Probe::is_empty)
             && self.group.as_ref().is_none_or(|g| g.returned_is_empty())
     }
 }
@@ -364,7 +359,7 @@ impl<T> LaneProducer<T> {
         trace: Option<Carry>,
     ) {
         let c = &mut self.cursor;
-        let mut items = lock(&self.side.items);
+        let mut items = self.side.items.lock();
         if flags & SIDE_VERSION != 0 {
             items.push_back(SideItem::Version(version));
             c.version = version;
@@ -483,7 +478,7 @@ impl Cursor {
 /// returns the receipt share and trace context, if any.
 #[cold]
 fn detach(tag: u64, side: &Side, cursor: &mut Cursor) -> (Option<TrackerRef>, Carry) {
-    let mut items = lock(&side.items);
+    let mut items = side.items.lock();
     let mut tracker = None;
     let mut trace = Carry::default();
     for flag in [
@@ -540,7 +535,7 @@ impl<T> GroupSide<T> {
     }
 
     fn returned_is_empty(&self) -> bool {
-        lock(&self.returned).is_empty()
+        self.returned.lock().is_empty()
     }
 
     /// Takes up to `max` events into `out`, calling `on_take` once before the
@@ -556,11 +551,11 @@ impl<T> GroupSide<T> {
         out: &mut Vec<(T, Delivered)>,
         mut on_take: impl FnMut(),
     ) -> usize {
-        let mut claim = lock(&self.claim);
+        let mut claim = self.claim.lock();
         let mut marked = false;
         let start_len = out.len();
         if self.has_returned.load(Ordering::Acquire) {
-            let mut returned = lock(&self.returned);
+            let mut returned = self.returned.lock();
             if !returned.is_empty() {
                 on_take();
                 marked = true;
@@ -624,7 +619,7 @@ impl<T> GroupSide<T> {
 
     /// Gives back events that no member on the calling worker can take.
     pub(crate) fn give_back(&self, events: impl IntoIterator<Item = (T, Delivered)>) {
-        let mut returned = lock(&self.returned);
+        let mut returned = self.returned.lock();
         returned.extend(events);
         if !returned.is_empty() {
             // Release: pairs with the Acquire in `claim`/`has_ready`.

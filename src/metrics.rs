@@ -13,7 +13,6 @@ use serde::Serialize;
 use hdrhistogram::Histogram;
 
 use crate::event::now_nanos;
-use crate::lane::lock;
 use crate::loom::sync::atomic::Ordering;
 use crate::subscription::SubShared;
 use crate::worker::WorkerShared;
@@ -182,7 +181,7 @@ impl SubscriptionMetrics {
         let latency = sub
             .latency
             .as_ref()
-            .and_then(|h| LatencyMetrics::read(&lock(h)));
+            .and_then(|h| LatencyMetrics::read(&h.lock()));
         SubscriptionMetrics {
             name: sub.name.clone(),
             topic: sub.topic.to_owned(),

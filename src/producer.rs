@@ -355,8 +355,7 @@ impl<V, S> ProducerSlots<V, S> {
         if index == self.dedicated {
             let _lock = self.slots[index]
                 .claim
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+                .lock();
             self.run(index, f)
         } else {
             self.run(index, f)
@@ -431,10 +430,9 @@ impl<V, S> ProducerSlots<V, S> {
     /// Claims dedicated slot `i` for `me` if it is free or its owner died.
     fn claim(&self, i: usize, me: u64) -> bool {
         let slot = &self.slots[i];
-        let mut claim = match slot.claim.try_lock() {
-            Ok(c) => c,
+        let Some(mut claim) = slot.claim.try_lock() else {
             // Another thread is claiming it right now: try the next one.
-            Err(_) => return false,
+            return false;
         };
         let free = match &claim.alive {
             None => true,

@@ -16,7 +16,6 @@
 use std::time::{Duration, Instant};
 
 use crate::error::WaitError;
-use crate::lane::lock;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Condvar, Mutex};
 
@@ -46,7 +45,7 @@ impl TrackerRef {
 impl Drop for TrackerRef {
     fn drop(&mut self) {
         if self.0.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            *lock(&self.0.done) = true;
+            *self.0.done.lock() = true;
             self.0.cv.notify_all();
         }
     }
@@ -123,13 +122,12 @@ impl Receipt {
         if crate::worker::on_worker_of(self.tracker.engine) {
             return Err(WaitError::OnWorkerThread);
         }
-        let mut done = lock(&self.tracker.done);
+        let mut done = self.tracker.done.lock();
         while !*done {
             done = self
                 .tracker
                 .cv
-                .wait(done)
-                .unwrap_or_else(|e| e.into_inner());
+                .wait(done);
         }
         Ok(())
     }
@@ -144,16 +142,13 @@ impl Receipt {
             return true;
         }
         let deadline = Instant::now() + timeout;
-        let mut done = lock(&self.tracker.done);
+        let mut done = self.tracker.done.lock();
         while !*done {
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            done = match self.tracker.cv.wait_timeout(done, deadline - now) {
-                Ok((guard, _)) => guard,
-                Err(e) => e.into_inner().0,
-            };
+            done = self.tracker.cv.wait_timeout(done, deadline - now);
         }
         true
     }

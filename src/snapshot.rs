@@ -138,7 +138,7 @@ impl<S> SnapshotCell<S> {
     /// Returns after the old snapshot is no longer protected by any hazard
     /// (readers may still hold their own `Arc` clones of it).
     pub fn update(&self, f: impl FnOnce(&S, u64) -> S) -> u64 {
-        let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let _writer = self.writer.lock();
         let old = self.current.load(Ordering::Acquire);
         // The writer lock orders writers, so a Relaxed load of our own
         // counter sees the latest value.

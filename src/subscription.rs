@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use crate::contain::{contain, drop_contained};
 use crate::event::{now_nanos, Event};
-use crate::lane::lock;
 use crate::layer::{Disposition, Identity, Outcome, Stack};
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use crate::loom::sync::{Arc, Mutex};
@@ -425,7 +424,7 @@ impl<T> HandlerEntry<T> {
                 self.sample_in = self.shared.latency_every;
                 let waited = now_nanos().saturating_sub(event.meta.published);
                 if let Some(h) = &self.shared.latency {
-                    lock(h).saturating_record(waited.max(1));
+                    h.lock().saturating_record(waited.max(1));
                 }
             }
         }

@@ -42,7 +42,6 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use crate::clock::Clock;
-use crate::lane::lock;
 use crate::loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 use crate::loom::thread::{self, JoinHandle};
 use crate::loom::thread_local;
@@ -337,7 +336,7 @@ impl TimerService {
         task: Box<dyn TimerTask>,
     ) -> Result<TimerKey, ScheduleError> {
         let shared = &self.shared;
-        let mut st = lock(&shared.state);
+        let mut st = shared.state.lock();
         if st.closed {
             return Err(ScheduleError {
                 task,
@@ -389,7 +388,7 @@ impl TimerService {
         if key.service != self.shared.id {
             return None;
         }
-        let mut st = lock(&self.shared.state);
+        let mut st = self.shared.state.lock();
         let task = st.wheel.cancel(key.key)?;
         st.cancelled += 1;
         Some(task)
@@ -404,12 +403,12 @@ impl TimerService {
 
     /// Tasks pending. Racy: may change as soon as it returns.
     pub fn pending(&self) -> usize {
-        lock(&self.shared.state).wheel.len()
+        self.shared.state.lock().wheel.len()
     }
 
     /// Lifetime counts (a consistent snapshot).
     pub fn stats(&self) -> TimerStats {
-        let st = lock(&self.shared.state);
+        let st = self.shared.state.lock();
         TimerStats {
             scheduled: st.scheduled,
             cancelled: st.cancelled,
@@ -474,9 +473,9 @@ impl Shared {
         if FIRING.with(|f| f.get()) == self.id {
             return 0;
         }
-        let mut batch = lock(&self.firing);
+        let mut batch = self.firing.lock();
         {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             if st.closed {
                 return 0;
             }
@@ -491,7 +490,7 @@ impl Shared {
 
     fn shutdown(&self, policy: TimerShutdown) -> TimerReport {
         let thread = {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             if st.closed {
                 return TimerReport::default();
             }
@@ -511,14 +510,14 @@ impl Shared {
         // Inside one of our own tasks the firing lock is ours already.
         let mut own = Vec::new();
         let mut guard: Option<MutexGuard<'_, Vec<Box<dyn TimerTask>>>> =
-            (FIRING.with(|f| f.get()) != self.id).then(|| lock(&self.firing));
+            (FIRING.with(|f| f.get()) != self.id).then(|| self.firing.lock());
         let batch = match guard.as_mut() {
             Some(g) => &mut **g,
             None => &mut own,
         };
         let mut doomed = Vec::new();
         {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             match policy {
                 TimerShutdown::FireDue => {
                     let now = self.now_tick(self.clock.now());
@@ -562,7 +561,7 @@ fn run(shared: Arc<Shared>) {
     TIMER_THREAD.with(|t| t.set(shared.id));
     loop {
         shared.fire_due(shared.clock.now());
-        let mut st = lock(&shared.state);
+        let mut st = shared.state.lock();
         if st.closed {
             return;
         }
@@ -577,11 +576,8 @@ fn run(shared: Arc<Shared>) {
             .and_then(|due| shared.tick_start(due))
             .map(|at| at.saturating_duration_since(now));
         st = match timeout {
-            Some(t) => match shared.wake.wait_timeout(st, t) {
-                Ok((g, _)) => g,
-                Err(e) => e.into_inner().0,
-            },
-            None => shared.wake.wait(st).unwrap_or_else(|e| e.into_inner()),
+            Some(t) => shared.wake.wait_timeout(st, t),
+            None => shared.wake.wait(st),
         };
         st.sleeping_until = None;
     }
@@ -929,7 +925,7 @@ mod tests {
 
     impl Shared {
         fn lock_started(&self) -> bool {
-            lock(&self.state).started
+            self.state.lock().started
         }
     }
 }

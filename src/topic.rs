@@ -23,7 +23,7 @@ use crate::engine::Hub;
 use crate::error::{PublishError, SubscribeError, TopicError};
 use crate::event::{now_nanos, Event, TopicName};
 use crate::fence;
-use crate::lane::{lock, Lane, LaneProducer, Outgoing};
+use crate::lane::{Lane, LaneProducer, Outgoing};
 use crate::layer::{Handler, Layers};
 use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
@@ -582,7 +582,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
 
     /// Whether any subscription (plain or group member) is live.
     pub(crate) fn has_subscribers(&self) -> bool {
-        lock(&self.control).has_subscribers()
+        self.control.lock().has_subscribers()
     }
 
     /// Leaves the registry if nothing uses the topic any more (see
@@ -1221,7 +1221,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             this.name.as_str(),
             options.latency_every,
         ));
-        let mut control = lock(&this.control);
+        let mut control = this.control.lock();
         if control.state != RUNNING {
             return Err(this.closed());
         }
@@ -1305,7 +1305,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             this.name.as_str(),
             options.latency_every,
         ));
-        let mut control = lock(&this.control);
+        let mut control = this.control.lock();
         if control.state != RUNNING {
             return Err(this.closed());
         }
@@ -1458,7 +1458,7 @@ struct PlainDetach<T> {
 impl<T: Clone + Send + 'static> Detach for PlainDetach<T> {
     fn detach(&self) {
         let topic = &self.topic;
-        let mut control = lock(&topic.control);
+        let mut control = topic.control.lock();
         control.forget(self.sub);
         let subs = &mut control.worker_subs[self.worker];
         *subs = subs.saturating_sub(1);
@@ -1494,7 +1494,7 @@ impl<T: Clone + Send + 'static> Detach for GroupDetach<T> {
     /// group with a new lane.
     fn detach(&self) {
         let topic = &self.topic;
-        let mut control = lock(&topic.control);
+        let mut control = topic.control.lock();
         control.forget(self.sub);
         let Some(g) = control.group_of(&self.lane) else {
             return;
@@ -1616,7 +1616,7 @@ impl<T: Clone + Send + 'static> TopicControl for Arc<TopicShared<T>> {
     }
 
     fn set_state(&self, state: u8) {
-        let mut control = lock(&self.control);
+        let mut control = self.control.lock();
         control.state = state;
         self.publish_snapshot(&control);
     }
@@ -1626,7 +1626,7 @@ impl<T: Clone + Send + 'static> TopicControl for Arc<TopicShared<T>> {
     }
 
     fn is_drained(&self) -> bool {
-        let control = lock(&self.control);
+        let control = self.control.lock();
         control.lanes.iter().flatten().all(|l| l.is_empty())
     }
 
@@ -1644,7 +1644,7 @@ impl<T: Clone + Send + 'static> TopicControl for Arc<TopicShared<T>> {
 
     fn metrics(&self, subs: &mut Vec<SubscriptionMetrics>) -> TopicMetrics {
         {
-            let control = lock(&self.control);
+            let control = self.control.lock();
             subs.extend(control.subs.iter().map(|s| {
                 let lag = s.lane.depth();
                 SubscriptionMetrics::read(&s.shared, s.group.as_deref(), s.worker, lag)

@@ -38,7 +38,6 @@ use crossbeam_utils::CachePadded;
 
 use crate::contain::contain;
 use crate::fence;
-use crate::lane::lock;
 use crate::loom::hint::spin_loop;
 use crate::loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Condvar, Mutex};
@@ -148,26 +147,23 @@ impl Runtime {
 
     /// The current value of the quiescence event count.
     pub(crate) fn quiet_generation(&self) -> u64 {
-        *lock(&self.quiet)
+        *self.quiet.lock()
     }
 
     /// Blocks until the event count differs from `seen`, or until
     /// `deadline`; returns whether it changed.
     pub(crate) fn wait_quiet_change(&self, seen: u64, deadline: Option<Instant>) -> bool {
-        let mut g = lock(&self.quiet);
+        let mut g = self.quiet.lock();
         while *g == seen {
             let Some(deadline) = deadline else {
-                g = self.quiet_cv.wait(g).unwrap_or_else(|e| e.into_inner());
+                g = self.quiet_cv.wait(g);
                 continue;
             };
             let now = Instant::now();
             if now >= deadline {
                 return false;
             }
-            g = match self.quiet_cv.wait_timeout(g, deadline - now) {
-                Ok((guard, _)) => guard,
-                Err(e) => e.into_inner().0,
-            };
+            g = self.quiet_cv.wait_timeout(g, deadline - now);
         }
         true
     }
@@ -181,7 +177,7 @@ impl Runtime {
     }
 
     fn bump_quiet(&self) {
-        *lock(&self.quiet) += 1;
+        *self.quiet.lock() += 1;
         self.quiet_cv.notify_all();
     }
 
@@ -209,7 +205,7 @@ impl Runtime {
     pub(crate) fn send(&self, w: usize, command: Command) -> Result<(), Command> {
         let worker = &self.workers[w];
         {
-            let mut q = lock(&worker.commands);
+            let mut q = worker.commands.lock();
             if q.exited {
                 return Err(command);
             }
@@ -308,7 +304,7 @@ impl Parker {
         {
             return;
         }
-        let mut guard = lock(&self.lock);
+        let mut guard = self.lock.lock();
         if self
             .state
             .compare_exchange(EMPTY, PARKED, Ordering::Relaxed, Ordering::Relaxed)
@@ -324,7 +320,7 @@ impl Parker {
             return;
         }
         loop {
-            guard = self.cv.wait(guard).unwrap_or_else(|e| e.into_inner());
+            guard = self.cv.wait(guard);
             if self
                 .state
                 .compare_exchange(NOTIFIED, EMPTY, Ordering::Acquire, Ordering::Relaxed)
@@ -342,7 +338,7 @@ impl Parker {
         if self.state.swap(NOTIFIED, Ordering::Release) == PARKED {
             // Lock so the notification cannot slip in between the parker's
             // state change and its wait.
-            drop(lock(&self.lock));
+            drop(self.lock.lock());
             self.cv.notify_one();
         }
     }
@@ -367,14 +363,14 @@ impl Drop for CompleteOnDrop {
 
 impl Completion {
     pub(crate) fn complete(&self) {
-        *lock(&self.done) = true;
+        *self.done.lock() = true;
         self.cv.notify_all();
     }
 
     pub(crate) fn wait(&self) {
-        let mut done = lock(&self.done);
+        let mut done = self.done.lock();
         while !*done {
-            done = self.cv.wait(done).unwrap_or_else(|e| e.into_inner());
+            done = self.cv.wait(done);
         }
     }
 }
@@ -825,7 +821,7 @@ impl Worker {
         // Clear first, then take: a command queued after the take sets the
         // flag again.
         self.shared.pending.store(false, Ordering::Relaxed);
-        let commands = std::mem::take(&mut lock(&self.shared.commands).queue);
+        let commands = std::mem::take(&mut self.shared.commands.lock().queue);
         for c in commands {
             // A command may drop a handler, whose `Drop` may panic.
             let mut stray = 0;
@@ -888,7 +884,7 @@ impl Worker {
         // Refuse new commands, then run what was queued (removals waiting for
         // an answer must get one).
         let commands = {
-            let mut q = lock(&self.shared.commands);
+            let mut q = self.shared.commands.lock();
             q.exited = true;
             std::mem::take(&mut q.queue)
         };
@@ -948,15 +944,15 @@ impl StartGate {
 
     /// Called by worker `w`: `Err(core)` if pinning to `core` failed.
     pub(crate) fn report(&self, w: usize, result: Result<(), usize>) {
-        lock(&self.results)[w] = Some(result);
+        self.results.lock()[w] = Some(result);
         self.cv.notify_all();
     }
 
     /// Waits for `started` workers; returns the first pinning failure.
     pub(crate) fn wait(&self, started: usize) -> Result<(), (usize, usize)> {
-        let mut results = lock(&self.results);
+        let mut results = self.results.lock();
         while results.iter().take(started).any(Option::is_none) {
-            results = self.cv.wait(results).unwrap_or_else(|e| e.into_inner());
+            results = self.cv.wait(results);
         }
         for (w, r) in results.iter().take(started).enumerate() {
             if let Some(Err(core)) = r {

@@ -27,7 +27,7 @@ use crate::{Engine, SubscribeOptions, Topic};
 /// Locks `m`, recovering from poisoning (no bridge state is left half-made
 /// by a panic).
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    m.lock()
 }
 
 /// The connection's state as the client reports it, for exports to replay
@@ -437,7 +437,7 @@ impl Bridge {
             final_dead: Mutex::new(0),
             task: Mutex::new(Some(handle)),
         });
-        lock(&self.inner.exports).push(shared.clone());
+        self.inner.exports.lock().push(shared.clone());
         Ok(Export { shared })
     }
 
@@ -578,7 +578,7 @@ impl Bridge {
             thread: Mutex::new(Some(thread)),
             task: Mutex::new(Some(task)),
         });
-        lock(&self.inner.imports).push(shared.clone());
+        self.inner.imports.lock().push(shared.clone());
         Ok(Import { shared })
     }
 
@@ -627,9 +627,9 @@ impl Bridge {
     /// ```
     pub fn link_stats(&self) -> Vec<LinkStats> {
         let reconnects = self.inner.counters.reconnects.load(Ordering::Relaxed);
-        let exports: Vec<_> = lock(&self.inner.exports).clone();
-        let imports: Vec<_> = lock(&self.inner.imports).clone();
-        let open = !*lock(&self.inner.closed);
+        let exports: Vec<_> = self.inner.exports.lock().clone();
+        let imports: Vec<_> = self.inner.imports.lock().clone();
+        let open = !*self.inner.closed.lock();
         let mut links = Vec::with_capacity(exports.len() + imports.len());
         for e in exports {
             let mut stats = e.stats();
@@ -639,7 +639,7 @@ impl Bridge {
                 subject: e.subject.clone(),
                 topic: e.topic.clone(),
                 durable: None,
-                running: open && lock(&e.subscription).is_some(),
+                running: open && e.subscription.lock().is_some(),
                 stats,
             });
         }
@@ -651,7 +651,7 @@ impl Bridge {
                 subject: i.filter.clone(),
                 topic: i.topic.clone(),
                 durable: Some(i.durable.clone()),
-                running: open && lock(&i.thread).is_some(),
+                running: open && i.thread.lock().is_some(),
                 stats,
             });
         }
@@ -674,7 +674,7 @@ impl Bridge {
     /// # Ok(()) }
     /// ```
     pub fn take_rejected(&self) -> Vec<RejectedMessage> {
-        let imports: Vec<_> = lock(&self.inner.imports).clone();
+        let imports: Vec<_> = self.inner.imports.lock().clone();
         imports.iter().flat_map(|i| i.rejected.take()).collect()
     }
 
@@ -814,10 +814,10 @@ impl Bridge {
             // The lanes first, then the counters: an event handled in
             // between is counted by both (never by neither).
             let metrics = engine.metrics();
-            let exports: Vec<_> = lock(&self.inner.exports).clone();
+            let exports: Vec<_> = self.inner.exports.lock().clone();
             let (mut unseen, mut pending, mut retrying) = (0u64, 0u64, 0u64);
             for e in &exports {
-                let running = lock(&e.subscription).is_some();
+                let running = e.subscription.lock().is_some();
                 if running {
                     unseen += metrics
                         .subscriptions
@@ -926,18 +926,18 @@ impl Bridge {
 
     fn shutdown(&mut self) {
         {
-            let mut closed = lock(&self.inner.closed);
+            let mut closed = self.inner.closed.lock();
             if *closed {
                 return;
             }
             *closed = true;
         }
         let deadline = Instant::now() + self.inner.options.close_timeout;
-        let imports: Vec<_> = lock(&self.inner.imports).clone();
+        let imports: Vec<_> = self.inner.imports.lock().clone();
         for i in &imports {
             i.stop_and_join();
         }
-        let exports: Vec<_> = lock(&self.inner.exports).clone();
+        let exports: Vec<_> = self.inner.exports.lock().clone();
         for e in &exports {
             e.unsubscribe();
         }
@@ -945,7 +945,7 @@ impl Bridge {
         // its queue and ends. Past the deadline, the rest is counted failed.
         if let Some(rt) = &self.runtime {
             for e in &exports {
-                if let Some(mut task) = lock(&e.task).take() {
+                if let Some(mut task) = e.task.lock().take() {
                     let left = deadline.saturating_duration_since(Instant::now());
                     let abort = self.inner.abort.clone();
                     let _ = block_on(rt.handle(), async move {
@@ -977,7 +977,7 @@ impl Bridge {
     }
 
     fn check_open(&self) -> Result<(), BridgeError> {
-        if *lock(&self.inner.closed) {
+        if *self.inner.closed.lock() {
             return Err(BridgeError::Closed);
         }
         Ok(())
@@ -1092,8 +1092,8 @@ impl fmt::Debug for Bridge {
             .field("url", &self.inner.url)
             .field("stream", &self.inner.options.stream)
             .field("instance_id", &format_args!("{:016x}", self.inner.instance))
-            .field("exports", &lock(&self.inner.exports).len())
-            .field("imports", &lock(&self.inner.imports).len())
+            .field("exports", &self.inner.exports.lock().len())
+            .field("imports", &self.inner.imports.lock().len())
             .finish_non_exhaustive()
     }
 }

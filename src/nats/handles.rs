@@ -40,9 +40,9 @@ pub(crate) struct ImportShared {
 
 impl ExportShared {
     fn dead_lettered(&self) -> u64 {
-        match lock(&self.subscription).as_ref() {
+        match self.subscription.lock().as_ref() {
             Some(sub) => sub.stats().dead_lettered,
-            None => *lock(&self.final_dead),
+            None => *self.final_dead.lock(),
         }
     }
 
@@ -68,8 +68,8 @@ impl ExportShared {
     }
 
     pub(crate) fn unsubscribe(&self) {
-        if let Some(sub) = lock(&self.subscription).take() {
-            *lock(&self.final_dead) = sub.stats().dead_lettered;
+        if let Some(sub) = self.subscription.lock().take() {
+            *self.final_dead.lock() = sub.stats().dead_lettered;
             sub.unsubscribe();
         }
     }
@@ -82,10 +82,10 @@ impl ImportShared {
 
     pub(crate) fn stop_and_join(&self) {
         let _ = self.stop.send(true);
-        if let Some(thread) = lock(&self.thread).take() {
+        if let Some(thread) = self.thread.lock().take() {
             let _ = thread.join();
         }
-        lock(&self.task).take();
+        self.task.lock().take();
     }
 }
 

@@ -112,7 +112,7 @@ impl Store {
             add(&self.counters.import_rejected_dropped, 1);
             return;
         }
-        let mut items = lock(&self.items);
+        let mut items = self.items.lock();
         while items.len() >= self.capacity {
             items.pop_front();
             add(&self.counters.import_rejected_dropped, 1);
@@ -121,10 +121,10 @@ impl Store {
     }
 
     pub(crate) fn snapshot(&self) -> Vec<RejectedMessage> {
-        lock(&self.items).iter().cloned().collect()
+        self.items.lock().iter().cloned().collect()
     }
 
     pub(crate) fn take(&self) -> Vec<RejectedMessage> {
-        lock(&self.items).drain(..).collect()
+        self.items.lock().drain(..).collect()
     }
 }
