@@ -18,7 +18,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 // Unused wheel methods; its unit tests, which `--all-targets` checks
 // compile in test mode without the harness.
 #[allow(dead_code, unused_imports)]
-#[path = "../src/wheel.rs"]
+#[path = "../src/time/wheel.rs"]
 mod wheel;
 
 use wheel::Wheel;

@@ -31,13 +31,13 @@ if [ -z "${PINBUS_SKIP_LOOM:-}" ]; then
 fi
 
 if [ -z "${PINBUS_SKIP_MIRI:-}" ]; then
-    step "Miri (ring, snapshot, producer slots; strict provenance)"
+    step "Miri (core: ring, snapshot, producer slots; strict provenance)"
     if ! cargo +nightly miri --version >/dev/null 2>&1; then
         echo "installing the nightly toolchain's miri and rust-src components"
         rustup toolchain install nightly --profile minimal --component miri,rust-src
     fi
     MIRIFLAGS="-Zmiri-strict-provenance" \
-        cargo +nightly miri test --lib -- ring:: snapshot:: producer::
+        cargo +nightly miri test --lib -- core::ring:: core::snapshot:: core::producer::
 fi
 
 echo

@@ -1,75 +1,85 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs, missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+#![deny(rustdoc::broken_intra_doc_links)]
 #![warn(
     unreachable_pub,
     clippy::undocumented_unsafe_blocks,
     clippy::unnecessary_safety_comment
 )]
 
-mod clock;
-mod config;
-mod contain;
-mod dead_letter;
-mod dispatch;
+// The folder tree is the architecture (design.md §4): each folder imports only
+// the folders below it in this list (scripts/check_layers.py checks it).
+//
+// - `nats/`: the NATS JetStream bridge (feature `nats`), on the public API only.
+// - `engine/`: `Engine`, its builder and TOML config, the registry, shutdown.
+// - `topic/`: `Topic<T>`, options, the publish family, subscribe, groups,
+//   delayed events, interceptors.
+// - `runtime/`: the worker loop, parking and idle strategies, dispatch,
+//   subscriptions, the retry path.
+// - `failure/`: retry policies, dead letters.
+// - `layer/`: handler middleware and rate limiting.
+// - `observe/`: metrics.
+// - `lane/`: a topic's rings toward one worker or group, and their side data.
+// - `time/`: clocks, the timing wheel, the timer service.
+// - `event/`: `Event<T>`, topic names, trace context, receipts.
+// - `core/`: the ring, the snapshot cell, producer slots: all the `unsafe`.
+// - `sys/`: fences, pinning, panic containment, the typed errors.
+// - `loom/`: the sync shim (std or loom by `cfg(loom)`).
+mod core;
 mod engine;
-mod error;
 mod event;
-mod fence;
-mod gcra;
-pub mod intercept;
+mod failure;
 mod lane;
 pub mod layer;
 mod loom;
-mod metrics;
-// The NATS JetStream bridge (feature `nats`); its docs are in src/nats/mod.rs.
 #[cfg(feature = "nats")]
 pub mod nats;
-mod pinning;
-mod producer;
-mod receipt;
-mod recovery;
-mod retry;
-mod ring;
-mod snapshot;
-mod solo;
-mod subscription;
-// `fire_due`, `stats`, `external` and friends serve the unit tests and loom models.
-#[cfg_attr(not(test), allow(dead_code))]
-mod timer;
+mod observe;
+mod runtime;
+mod sys;
+mod time;
 mod topic;
-mod trace;
-#[cfg_attr(not(test), allow(dead_code))]
-mod wheel;
-mod worker;
 
-pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{
+pub use crate::engine::builder::EngineBuilder;
+pub use crate::engine::config::{
     Config, MAX_DRAIN_BATCH, MAX_LANE_CAPACITY, MAX_PRODUCER_SLOTS, MAX_WORKERS, MIN_LANE_CAPACITY,
 };
-pub use dead_letter::{DeadLetter, DEAD_LETTER_KEEP};
-pub use engine::{Engine, EngineBuilder, ShutdownReport};
-pub use error::{ConfigError, PublishError, SubscribeError, TopicError, WaitError};
-pub use event::{Event, TraceId};
-pub use metrics::{LatencyMetrics, Metrics, SubscriptionMetrics, TopicMetrics, WorkerMetrics};
+pub use crate::engine::instance::Engine;
+pub use crate::engine::shutdown::ShutdownReport;
+pub use crate::event::meta::Event;
+pub use crate::event::receipt::Receipt;
+pub use crate::event::trace::TraceId;
+pub use crate::event::trace::{TraceContext, TraceGuard};
+pub use crate::failure::dead_letter::{DeadLetter, DEAD_LETTER_KEEP};
+pub use crate::failure::retry::RetryPolicy;
+pub use crate::layer::outcome::HandlerOutcome;
+pub use crate::observe::metrics::{
+    LatencyMetrics, Metrics, SubscriptionMetrics, TopicMetrics, WorkerMetrics,
+};
+pub use crate::runtime::idle::{IdleStrategy, IdleTuning};
+pub use crate::runtime::sub_state::SubscriptionStats;
+pub use crate::runtime::subscription::{SubscribeOptions, Subscription};
+pub use crate::sys::error::{ConfigError, PublishError, SubscribeError, TopicError, WaitError};
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
-pub use pinning::fault;
-pub use pinning::Pinning;
-pub use receipt::Receipt;
-pub use retry::RetryPolicy;
-pub use subscription::{HandlerOutcome, SubscribeOptions, Subscription, SubscriptionStats};
-pub use timer::TimerShutdown;
-pub use topic::{Backpressure, Group, Timer, Topic, TopicOptions};
-pub use trace::{TraceContext, TraceGuard};
-pub use worker::{IdleStrategy, IdleTuning};
+pub use crate::sys::pinning::fault;
+pub use crate::sys::pinning::Pinning;
+pub use crate::time::clock::{Clock, ManualClock, SystemClock};
+pub use crate::time::timer::TimerShutdown;
+pub use crate::topic::delayed::Timer;
+pub use crate::topic::groups::Group;
+pub use crate::topic::handle::Topic;
+pub use crate::topic::intercept;
+pub use crate::topic::options::{Backpressure, TopicOptions};
 
 /// Internals exposed to the loom models in `loom-tests/` (only under
 /// `--cfg loom`; not part of the API).
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::producer::{thread_token, ProducerSlots, SlotKind};
-    pub use crate::ring::{channel, Consumer, Probe, Producer};
-    pub use crate::snapshot::SnapshotCell;
-    pub use crate::timer::{TimerKey, TimerReport, TimerService, TimerShutdown, TimerTask};
+    pub use crate::core::producer::{ProducerSlots, SlotKind};
+    pub use crate::core::ring::{channel, Consumer, Probe, Producer};
+    pub use crate::core::snapshot::SnapshotCell;
+    pub use crate::core::token::thread_token;
+    pub use crate::time::timer::{TimerKey, TimerReport, TimerService, TimerShutdown, TimerTask};
 }

@@ -33,6 +33,18 @@ pub(crate) mod sync {
         }
     }
 
+    impl<T: Default> Default for Mutex<T> {
+        fn default() -> Self {
+            Mutex::new(T::default())
+        }
+    }
+
+    impl Default for Condvar {
+        fn default() -> Self {
+            Condvar::new()
+        }
+    }
+
     /// A condition variable for [`Mutex`], without poisoning.
     #[derive(Debug)]
     pub(crate) struct Condvar(loom::sync::Condvar);

@@ -3,8 +3,8 @@
 //! crate onto loom's checked types and the models in `loom-tests/` exercise the
 //! real code, not a copy (tokio's `src/loom/` layout).
 //!
-//! `std.rs` re-exports the standard library with loom's API shape
-//! (`UnsafeCell::with`/`with_mut`); `mocked.rs` re-exports loom plus fixed
+//! `std` re-exports the standard library with loom's API shape
+//! (`UnsafeCell::with`/`with_mut`); `mocked` re-exports loom plus fixed
 //! stubs for what loom lacks (core ids, pinning).
 
 #[cfg(not(loom))]

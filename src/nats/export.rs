@@ -44,16 +44,12 @@ use async_nats::jetstream::{self, context::PublishError};
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-use super::bridge::ConnState;
 use super::codec::Codec;
+use super::conn::ConnState;
+use super::headers::{CONTENT_TYPE, TRACEPARENT};
 use super::stats::{add, Counters};
 use crate::loom::sync::Arc;
 use crate::Event;
-
-/// The header that carries the W3C trace context.
-pub(crate) const TRACEPARENT: &str = "traceparent";
-/// The header that names the codec.
-pub(crate) const CONTENT_TYPE: &str = "Content-Type";
 
 /// Acked publishes kept for a replay after a reconnect, at most.
 const REPLAY_KEEP: usize = 65_536;

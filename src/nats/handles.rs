@@ -6,7 +6,6 @@ use std::fmt;
 
 use tokio::sync::watch;
 
-use super::bridge::lock;
 use super::rejected::{RejectedMessage, Store};
 use super::stats::{BridgeStats, Counters};
 use crate::loom::sync::atomic::Ordering;

@@ -35,7 +35,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::codec::Codec;
 use super::dedupe::{Key, Verdict, Window};
-use super::export::{CONTENT_TYPE, TRACEPARENT};
+use super::headers::{CONTENT_TYPE, TRACEPARENT};
 use super::rejected::{RejectedMessage, Store};
 use super::stats::{add, Counters};
 use crate::loom::sync::{Arc, Mutex};
@@ -142,7 +142,7 @@ impl Puller {
             .as_ref()
             .and_then(|h| h.get("Nats-Msg-Id"))
             .map(|v| v.as_str().to_owned());
-        let verdict = super::bridge::lock(&self.window).begin(id.as_deref(), seq);
+        let verdict = self.window.lock().begin(id.as_deref(), seq);
         match verdict {
             Verdict::New(key) => self.tx.send(Delivery { msg, key }).await.is_ok(),
             Verdict::Done => {
@@ -226,7 +226,7 @@ where
                 break;
             };
             let _ = self.runtime.block_on(msg.ack());
-            super::bridge::lock(&self.window).finish(key);
+            self.window.lock().finish(key);
             add(&self.counters.imported, 1);
         }
     }
@@ -285,7 +285,7 @@ where
                     "pinbus nats import: undecodable message terminated and kept");
                 self.keep_rejected(&msg, reason);
                 let _ = self.runtime.block_on(msg.ack_with(AckKind::Term));
-                super::bridge::lock(&self.window).finish(key);
+                self.window.lock().finish(key);
                 add(&self.counters.import_terminated, 1);
                 return;
             }
@@ -302,7 +302,7 @@ where
             Ok(receipt) => pending.push_back((receipt, msg, key)),
             Err(_closed) => {
                 let _ = self.runtime.block_on(msg.ack_with(AckKind::Nak(None)));
-                super::bridge::lock(&self.window).abandon(key);
+                self.window.lock().abandon(key);
                 add(&self.counters.import_nacked, 1);
             }
         }

@@ -117,14 +117,30 @@
 //! See `docs/nats.md`: a three-node NATS cluster with JetStream, one URL
 //! list per process, stream replicas, and the ack settings to tune.
 
+// The modules with `impl Bridge` blocks, in the order rustdoc lists their
+// methods (the blank lines keep rustfmt from sorting them).
+mod client;
+mod export_setup;
+mod import_setup;
+mod report;
+
+mod drain;
+
 mod bridge;
+
 mod codec;
+mod conn;
 mod dedupe;
 mod error;
 mod export;
 mod handles;
+mod headers;
 mod import;
+mod link_options;
 mod options;
+mod permission;
+mod placement;
+mod probe;
 mod rejected;
 mod stats;
 mod stream;
@@ -134,6 +150,7 @@ pub use bridge::Bridge;
 pub use codec::{Binary, Codec, Json};
 pub use error::{BridgeError, CodecError};
 pub use handles::{Export, Import};
-pub use options::{BridgeOptions, DiscardPolicy, ExportOptions, ImportOptions, Storage};
+pub use link_options::{ExportOptions, ImportOptions};
+pub use options::{BridgeOptions, DiscardPolicy, Storage};
 pub use rejected::RejectedMessage;
 pub use stats::{BridgeStats, LinkKind, LinkStats};

@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::SystemTime;
 
-use super::bridge::lock;
 use super::stats::{add, Counters};
 use crate::loom::sync::{Arc, Mutex};
 

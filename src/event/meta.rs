@@ -1,0 +1,260 @@
+//! `Event<T>`: what a handler receives — the payload plus the metadata the
+//! engine attaches at publish time.
+//!
+//! A lane slot holds only the payload and a 64-bit tag ([`lane`](crate::lane)); the worker
+//! moves the payload out and builds the `Event` on its stack around it, with
+//! metadata the lane's markers and the worker know. The topic name is a
+//! pointer to an interned, immortal string (one per distinct name in the
+//! process) and times are `u64` nanoseconds since a process-wide epoch.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use crate::event::name::TopicName;
+use crate::event::receipt::TrackerRef;
+use crate::event::trace::{self, TraceContext, TraceId};
+use crate::sys::epoch::epoch;
+
+/// Metadata attached to every event at publish time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Meta {
+    /// Unique within the topic; see [`Event::seq`].
+    pub(crate) seq: u64,
+    /// Nanoseconds since [`epoch`]; 0 = not stamped yet.
+    pub(crate) published: u64,
+    /// Explicit trace id (high, low); `[0, 0]` = derive from the topic and seq.
+    pub(crate) trace: [u64; 2],
+    /// Span id of the event that caused this one; 0 = none (a root event).
+    pub(crate) parent_span: u64,
+    /// Delivery attempt, starting at 1.
+    pub(crate) attempt: u32,
+    /// The topic's random salt (`TopicShared::salt`): root events' trace and
+    /// span ids are derived from it and `seq`, so no two topics, engines or
+    /// processes share them.
+    pub(crate) salt: u64,
+    /// The topic snapshot version the publisher used; compared with a
+    /// subscription's start version.
+    pub(crate) version: u64,
+}
+
+/// An event as handlers see it: the payload (`Deref<Target = T>`) plus its
+/// metadata.
+///
+/// Handlers receive `&Event<T>` pointing into the lane slot; the event is
+/// dropped after every subscription on that lane has seen it.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::Engine;
+/// let engine = Engine::builder().workers(1).build()?;
+/// let prices = engine.topic::<u64>("prices")?;
+/// prices.subscribe(|ev| {
+///     let price: u64 = **ev;                // the payload, through Deref
+///     assert_eq!(ev.topic(), "prices");
+///     assert_eq!(ev.attempt(), 1);
+///     assert!(ev.trace_id().is_valid());
+///     let _ = (price, ev.seq(), ev.published_at());
+/// })?;
+/// prices.publish(42)?;
+/// engine.shutdown();
+/// # Ok(()) }
+/// ```
+pub struct Event<T> {
+    pub(crate) meta: Meta,
+    pub(crate) topic: &'static TopicName,
+    pub(crate) value: T,
+    /// The lane's share of a tracked event's receipt: held while the event
+    /// (or a retry copy of it) is alive, so the receipt completes after the
+    /// last attempt or the dead letter.
+    pub(crate) receipt: Option<TrackerRef>,
+}
+
+impl<T> Event<T> {
+    #[cfg(test)]
+    pub(crate) fn new(value: T, topic: &'static TopicName, meta: Meta) -> Self {
+        Event {
+            meta,
+            topic,
+            value,
+            receipt: None,
+        }
+    }
+
+    /// The same, holding a receipt share.
+    #[inline(always)]
+    pub(crate) fn tracked(
+        value: T,
+        topic: &'static TopicName,
+        meta: Meta,
+        receipt: Option<TrackerRef>,
+    ) -> Self {
+        Event {
+            meta,
+            topic,
+            value,
+            receipt,
+        }
+    }
+
+    /// The payload (also reachable through `Deref`).
+    pub fn get(&self) -> &T {
+        &self.value
+    }
+
+    /// The event's sequence number: unique within its topic, and strictly
+    /// increasing for the events one thread publishes to the topic. A single
+    /// producer thread gets consecutive numbers from 0; several producer
+    /// threads draw blocks of numbers, so the topic-wide sequence has gaps and
+    /// is not a global order.
+    pub fn seq(&self) -> u64 {
+        self.meta.seq
+    }
+
+    /// The name of the topic the event was published to.
+    pub fn topic(&self) -> &str {
+        self.topic.as_str()
+    }
+
+    /// When the event was published — exactly, if its topic was created with
+    /// `TopicOptions::timestamps(true)` (one clock read per `publish`, or per
+    /// `publish_batch`). Otherwise (the default) publishers read no clock and
+    /// this is the worker's dispatch clock: read when the worker starts a
+    /// burst and every 64 events during one, so it is an upper bound on the
+    /// publish time and a lower bound on the handling time.
+    pub fn published_at(&self) -> Instant {
+        epoch() + Duration::from_nanos(self.meta.published)
+    }
+
+    /// Which delivery attempt this is: 1 for the first.
+    pub fn attempt(&self) -> u32 {
+        self.meta.attempt
+    }
+
+    /// The trace this event belongs to. An event published while a trace
+    /// context was current on the publishing thread — inside a handler (the
+    /// handled event's trace), or under [`TraceContext::enter`] — joins that
+    /// trace. Any other event starts a trace of its own, with an id derived
+    /// from its topic and sequence number. The id is the same for every
+    /// subscription that receives the event.
+    pub fn trace_id(&self) -> TraceId {
+        let trace = if self.meta.trace != [0, 0] {
+            self.meta.trace
+        } else {
+            trace::derived_trace(self.meta.salt, self.meta.seq)
+        };
+        TraceId::from_u128(trace::join(trace))
+    }
+
+    /// This event's own span id: derived from its topic and sequence
+    /// number, the same for every subscription that receives it, never 0.
+    /// Events published while handling it name it as their parent span.
+    pub fn span_id(&self) -> u64 {
+        trace::span_of(self.meta.salt, self.meta.seq)
+    }
+
+    /// This event's trace context: its trace id and its own span id — what
+    /// a `traceparent` header for work caused by this event should carry.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::Engine;
+    /// use std::sync::mpsc;
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// let (tx, rx) = mpsc::channel();
+    /// orders.subscribe(move |ev| {
+    ///     let _ = tx.send(ev.trace_context().to_traceparent());
+    /// })?;
+    /// orders.publish(1)?;
+    /// let header = rx.recv()?;
+    /// assert!(pinbus::TraceContext::from_traceparent(&header).is_some());
+    /// engine.shutdown();
+    /// # Ok(()) }
+    /// ```
+    pub fn trace_context(&self) -> TraceContext {
+        TraceContext::new(self.trace_id(), self.span_id())
+    }
+
+    /// The parent span: the span id of the event whose handler published
+    /// this one, or of the [`TraceContext`] entered when it was published;
+    /// `None` for a root event.
+    pub fn parent_span_id(&self) -> Option<u64> {
+        (self.meta.parent_span != 0).then_some(self.meta.parent_span)
+    }
+}
+
+impl<T> std::ops::Deref for Event<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Event<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("topic", &self.topic())
+            .field("seq", &self.meta.seq)
+            .field("attempt", &self.meta.attempt)
+            .field("value", &self.value)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use crate::sys::epoch::now_nanos;
+
+    #[test]
+    fn names_are_interned_once() {
+        let a = TopicName::intern("orders.created");
+        let b = TopicName::intern("orders.created");
+        assert!(std::ptr::eq(a, b));
+        assert_eq!(a.as_str(), "orders.created");
+    }
+
+    #[test]
+    fn derived_trace_ids_are_stable_and_distinct() {
+        let name = TopicName::intern("t");
+        let meta = |seq| Meta {
+            seq,
+            attempt: 1,
+            ..Meta::default()
+        };
+        let a = Event::new(1u8, name, meta(1));
+        let b = Event::new(2u8, name, meta(1));
+        let c = Event::new(3u8, name, meta(2));
+        assert_eq!(a.trace_id(), b.trace_id());
+        assert_ne!(a.trace_id(), c.trace_id());
+        assert!(a.trace_id().is_valid());
+        let explicit = Event::new(
+            0u8,
+            name,
+            Meta {
+                trace: [1, 2],
+                ..meta(5)
+            },
+        );
+        assert_eq!(explicit.trace_id().as_u128(), (1u128 << 64) | 2);
+    }
+
+    #[test]
+    fn timestamps_round_trip_through_nanos() {
+        let before = Instant::now();
+        let n = now_nanos();
+        let ev = Event::new(
+            (),
+            TopicName::intern("t"),
+            Meta {
+                published: n,
+                ..Meta::default()
+            },
+        );
+        let at = ev.published_at();
+        assert!(at + Duration::from_micros(1) >= before);
+        assert!(at <= Instant::now());
+    }
+}

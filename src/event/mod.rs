@@ -1,0 +1,7 @@
+//! What travels: [`Event`](crate::Event) and its metadata, topic names,
+//! trace context, receipts.
+
+pub(crate) mod meta;
+pub(crate) mod name;
+pub(crate) mod receipt;
+pub(crate) mod trace;

@@ -1,0 +1,160 @@
+//! `Receipt`: completion of one tracked publish.
+//!
+//! A tracked publish pushes one [`TrackerRef`] per lane with its event. A lane
+//! drops its copy of the event (and so its `TrackerRef`) only after every
+//! subscription on that lane has handled it — or, for a group lane, after the
+//! member that took it has. When the last `TrackerRef` drops, the receipt is
+//! complete.
+//!
+//! # Orderings
+//!
+//! `remaining.fetch_sub(AcqRel)`: the release half publishes the handlers'
+//! effects; the acquire half, on the thread that reaches zero, makes every
+//! lane's effects visible before it signals `done` under the mutex. Waiters
+//! read `done` under the same mutex, or `remaining` with `Acquire`.
+
+use std::time::{Duration, Instant};
+
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::sync::{Arc, Condvar, Mutex};
+use crate::sys::error::WaitError;
+
+pub(crate) struct Tracker {
+    /// Lane copies not yet dropped; 0 = complete.
+    remaining: AtomicUsize,
+    done: Mutex<bool>,
+    cv: Condvar,
+    /// Id of the engine whose workers must not block on this receipt.
+    engine: u64,
+}
+
+/// One lane's share of a tracked event; dropping it counts that lane done.
+pub(crate) struct TrackerRef(Arc<Tracker>);
+
+impl TrackerRef {
+    /// One more share (a retry copy of the event): the receipt now also
+    /// waits for it.
+    pub(crate) fn another(&self) -> TrackerRef {
+        // Relaxed, as for an `Arc` clone: `self` is a live share, so the
+        // count is at least 1 and cannot reach 0 (completion) meanwhile.
+        self.0.remaining.fetch_add(1, Ordering::Relaxed);
+        TrackerRef(self.0.clone())
+    }
+}
+
+impl Drop for TrackerRef {
+    fn drop(&mut self) {
+        if self.0.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            *self.0.done.lock() = true;
+            self.0.cv.notify_all();
+        }
+    }
+}
+
+/// Creates a receipt expecting `lanes` lane copies; hand out exactly that many
+/// [`Receipt::share`]s.
+pub(crate) fn tracked(engine: u64, lanes: usize) -> Receipt {
+    Receipt {
+        tracker: Arc::new(Tracker {
+            remaining: AtomicUsize::new(lanes),
+            done: Mutex::new(lanes == 0),
+            cv: Condvar::new(),
+            engine,
+        }),
+    }
+}
+
+/// Completion of one event published with [`Topic::publish_tracked`]: complete
+/// once every subscription that was live when the event was published has
+/// handled it (each consumer group counts once, through the member that took
+/// it). A handler that fails or panics has handled the event too — unless
+/// its subscription has a [`RetryPolicy`](crate::RetryPolicy): then the
+/// receipt waits for the event's last attempt, or for its dead letter.
+///
+/// Subscriptions removed before they got to the event do not hold it back.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use pinbus::Engine;
+/// let engine = Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// jobs.subscribe(|job| println!("job {}", **job))?;
+/// let receipt = jobs.publish_tracked(7)?;
+/// assert!(receipt.wait_timeout(Duration::from_secs(5)));
+/// assert!(receipt.is_complete());
+/// # Ok(()) }
+/// ```
+///
+/// [`Topic::publish_tracked`]: crate::Topic::publish_tracked
+#[derive(Clone)]
+pub struct Receipt {
+    tracker: Arc<Tracker>,
+}
+
+impl Receipt {
+    /// One lane's share of the event (see [`tracked`]).
+    pub(crate) fn share(&self) -> TrackerRef {
+        TrackerRef(self.tracker.clone())
+    }
+
+    /// Whether every subscription has handled the event.
+    pub fn is_complete(&self) -> bool {
+        // Acquire: pairs with the AcqRel decrements, so the handlers' effects
+        // are visible once this returns true.
+        self.tracker.remaining.load(Ordering::Acquire) == 0
+    }
+
+    /// Blocks until the event has been handled by every subscription.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::OnWorkerThread`] if called from one of this engine's
+    /// worker threads (inside a handler) while the event is still pending:
+    /// the event may be waiting for that very thread, so waiting could never
+    /// end. Use [`is_complete`](Receipt::is_complete) there instead.
+    pub fn wait(&self) -> Result<(), WaitError> {
+        if self.is_complete() {
+            return Ok(());
+        }
+        if crate::sys::context::on_worker_of(self.tracker.engine) {
+            return Err(WaitError::OnWorkerThread);
+        }
+        let mut done = self.tracker.done.lock();
+        while !*done {
+            done = self.tracker.cv.wait(done);
+        }
+        Ok(())
+    }
+
+    /// Blocks until the event has been handled or `timeout` has passed;
+    /// returns whether it was handled.
+    ///
+    /// On one of this engine's worker threads it still waits at most
+    /// `timeout`, but the event may be queued behind the calling handler.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        if self.is_complete() {
+            return true;
+        }
+        let deadline = Instant::now() + timeout;
+        let mut done = self.tracker.done.lock();
+        while !*done {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            done = self.tracker.cv.wait_timeout(done, deadline - now);
+        }
+        true
+    }
+}
+
+impl std::fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receipt")
+            .field("complete", &self.is_complete())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,59 @@
+//! The consuming end of one ring of a lane.
+
+use crate::core::ring::Consumer;
+
+use crate::event::trace::Carry;
+
+use crate::lane::tag::{detach, Cursor, Delivered, Side, SIDE_MASK};
+use crate::loom::sync::Arc;
+
+/// The consuming end of one ring of a lane.
+pub(crate) struct LaneConsumer<T> {
+    pub(crate) ring: Consumer<T>,
+    pub(crate) side: Arc<Side>,
+    pub(crate) cursor: Cursor,
+}
+
+impl<T> LaneConsumer<T> {
+    /// Whether an event is ready.
+    #[inline(always)]
+    pub(crate) fn has_next(&self) -> bool {
+        self.ring.has_next()
+    }
+
+    /// How many events are ready, counting up to `max`.
+    #[inline(always)]
+    pub(crate) fn ready(&mut self, max: usize) -> usize {
+        self.ring.ready(max)
+    }
+
+    /// Takes up to `max` events, handing each to `f` with what its tag and
+    /// side items say about it. Returns how many were taken. If `f` panics,
+    /// the events up to and including the current one are consumed.
+    #[inline]
+    pub(crate) fn consume(&mut self, max: usize, mut f: impl FnMut(T, Delivered)) -> usize {
+        self.consume_while(max, |value, d| {
+            f(value, d);
+            true
+        })
+    }
+
+    /// [`consume`](LaneConsumer::consume), stopping early after the event
+    /// for which `f` returns `false` (that event counts as taken).
+    #[inline(always)]
+    pub(crate) fn consume_while(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(T, Delivered) -> bool,
+    ) -> usize {
+        let LaneConsumer { ring, side, cursor } = self;
+        ring.consume_while(max, |tag, value| {
+            let (tracker, trace) = if tag & SIDE_MASK != 0 {
+                detach(tag, side, cursor)
+            } else {
+                (None, Carry::default())
+            };
+            f(value, cursor.advance(tag, tracker, trace))
+        })
+    }
+}

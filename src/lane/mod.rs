@@ -1,0 +1,7 @@
+//! Lanes: a topic's rings toward one worker or one consumer group, with the
+//! side data an event carries beside its ring slot.
+
+pub(crate) mod consumer;
+pub(crate) mod producer;
+pub(crate) mod rings;
+pub(crate) mod tag;

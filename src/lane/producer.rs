@@ -1,0 +1,220 @@
+//! A producer slot's end of one lane.
+
+use std::collections::VecDeque;
+
+use crate::core::ring::{self, Producer};
+use crate::event::receipt::TrackerRef;
+use crate::event::trace::Carry;
+use crate::lane::consumer::LaneConsumer;
+use crate::lane::rings::Lane;
+use crate::lane::tag::{
+    needs_time_base, Cursor, Side, SideItem, SIDE_SEQ, SIDE_TIME_BASE, SIDE_TRACE, SIDE_TRACKER,
+    SIDE_VERSION, TIME_SHIFT,
+};
+use crate::loom::sync::atomic::Ordering;
+use crate::loom::sync::Arc;
+
+/// An event on its way into a lane, with what its entry and markers encode.
+pub(crate) struct Outgoing<T> {
+    pub(crate) value: T,
+    pub(crate) seq: u64,
+    pub(crate) version: u64,
+    /// Nanoseconds since the event epoch, or 0 = not stamped.
+    pub(crate) published: u64,
+    pub(crate) tracker: Option<TrackerRef>,
+    /// The trace context it was published under, if any.
+    pub(crate) trace: Option<Carry>,
+}
+
+/// A producer slot's end of one lane.
+pub(crate) struct LaneProducer<T> {
+    pub(crate) lane: Arc<Lane<T>>,
+    pub(crate) ring: Producer<T>,
+    pub(crate) side: Arc<Side>,
+    pub(crate) cursor: Cursor,
+    /// Worker slots only: events that found the ring full (or found older
+    /// events waiting here), oldest first. Flushed by the worker loop.
+    pub(crate) backlog: VecDeque<Outgoing<T>>,
+}
+
+impl<T> LaneProducer<T> {
+    /// Whether an event can be written now (refreshing the view of free room
+    /// if needed), with no backlog ahead of it.
+    #[inline(always)]
+    pub(crate) fn has_room(&mut self) -> bool {
+        self.backlog.is_empty() && self.ring.free(1) >= 1
+    }
+
+    /// Events that can be written now without waiting.
+    #[inline(always)]
+    pub(crate) fn room(&mut self) -> usize {
+        if self.backlog.is_empty() {
+            self.ring.free(usize::MAX)
+        } else {
+            0
+        }
+    }
+
+    /// Whether an event with sequence number `seq` under topic version
+    /// `version` would go in as a plain entry: nothing waits in the backlog
+    /// and the event continues this ring's sequence under the same version,
+    /// so the consumer infers both.
+    #[inline(always)]
+    pub(crate) fn continues(&self, seq: u64, version: u64) -> bool {
+        self.backlog.is_empty() && seq == self.cursor.next_seq && version == self.cursor.version
+    }
+
+    /// The common case in one step: writes and publishes `value` as the
+    /// ring's next plain entry (no side items), or hands it back when the
+    /// ring is full. The caller has checked [`continues`] for the event's
+    /// sequence number and version.
+    ///
+    /// [`continues`]: LaneProducer::continues
+    #[inline(always)]
+    pub(crate) fn push_plain(&mut self, value: T) -> Result<(), T> {
+        self.ring.push(value)?;
+        self.cursor.next_seq = self.cursor.next_seq.wrapping_add(1);
+        Ok(())
+    }
+
+    /// [`push_plain`](LaneProducer::push_plain) for a run: writes values from
+    /// `values` as plain entries, at most `max` and as many as fit; returns
+    /// how many. The caller has checked [`continues`] for the first one's
+    /// sequence number and version, and numbers them consecutively.
+    ///
+    /// [`continues`]: LaneProducer::continues
+    #[inline]
+    pub(crate) fn push_plain_from(
+        &mut self,
+        values: &mut impl Iterator<Item = T>,
+        max: usize,
+    ) -> usize {
+        let n = self.ring.write_from(values, max);
+        self.cursor.next_seq = self.cursor.next_seq.wrapping_add(n as u64);
+        n
+    }
+
+    /// Writes and publishes `ev`, or hands it back if the ring is full.
+    #[inline(always)]
+    pub(crate) fn write(&mut self, ev: Outgoing<T>) -> Result<(), Outgoing<T>> {
+        if self.ring.free(1) == 0 {
+            return Err(ev);
+        }
+        let c = &mut self.cursor;
+        let mut flags = 0;
+        if ev.version != c.version {
+            flags |= SIDE_VERSION;
+        }
+        if ev.seq != c.next_seq {
+            flags |= SIDE_SEQ;
+        }
+        if needs_time_base(c, ev.published) {
+            flags |= SIDE_TIME_BASE;
+        }
+        if ev.tracker.is_some() {
+            flags |= SIDE_TRACKER;
+        }
+        if ev.trace.is_some() {
+            flags |= SIDE_TRACE;
+        }
+        let Outgoing {
+            value,
+            seq,
+            version,
+            published,
+            tracker,
+            trace,
+        } = ev;
+        if flags != 0 {
+            self.attach(flags, seq, version, published, tracker, trace);
+        }
+        let c = &mut self.cursor;
+        c.next_seq = seq.wrapping_add(1);
+        let mut tag = flags;
+        if published != 0 {
+            tag |= (published - c.time_base + 1) << TIME_SHIFT;
+        }
+        let written = self.ring.write(tag, value);
+        // Room was checked above, and only this producer fills the ring.
+        debug_assert!(written.is_ok(), "ring room changed under its only producer");
+        drop(written);
+        Ok(())
+    }
+
+    /// Queues the side items `flags` announce and updates the cursor.
+    #[cold]
+    pub(crate) fn attach(
+        &mut self,
+        flags: u64,
+        seq: u64,
+        version: u64,
+        published: u64,
+        tracker: Option<TrackerRef>,
+        trace: Option<Carry>,
+    ) {
+        let c = &mut self.cursor;
+        let mut items = self.side.items.lock();
+        if flags & SIDE_VERSION != 0 {
+            items.push_back(SideItem::Version(version));
+            c.version = version;
+        }
+        if flags & SIDE_SEQ != 0 {
+            items.push_back(SideItem::Seq(seq));
+        }
+        if flags & SIDE_TIME_BASE != 0 {
+            c.time_base = published - 1;
+            items.push_back(SideItem::TimeBase(c.time_base));
+        }
+        if let Some(t) = tracker {
+            items.push_back(SideItem::Tracker(t));
+        }
+        if let Some(t) = trace {
+            items.push_back(SideItem::Trace(t));
+        }
+    }
+
+    /// Moves backlog events into the ring while there is room; returns how
+    /// many were dropped because nobody drains the lane any more, and whether
+    /// the backlog is now empty.
+    pub(crate) fn flush_backlog(&mut self) -> (u64, bool) {
+        if self.backlog.is_empty() {
+            return (0, true);
+        }
+        if !self.lane.has_consumers() {
+            let dropped = self.backlog.len() as u64;
+            self.backlog.clear();
+            return (dropped, true);
+        }
+        while let Some(ev) = self.backlog.pop_front() {
+            if let Err(ev) = self.write(ev) {
+                self.backlog.push_front(ev);
+                break;
+            }
+        }
+        (0, self.backlog.is_empty())
+    }
+}
+
+impl<T> LaneProducer<T> {
+    /// Creates a ring for a new producer slot, hands its consumer end to the
+    /// lane, and returns the producer end. Allocates (once per slot and lane).
+    pub(crate) fn new(this: &Arc<Lane<T>>) -> LaneProducer<T> {
+        let (producer, consumer) = ring::channel(this.capacity);
+        let side = Arc::new(Side::default());
+        this.probes.lock().push(producer.probe());
+        this.fresh.lock().push(LaneConsumer {
+            ring: consumer,
+            side: side.clone(),
+            cursor: Cursor::default(),
+        });
+        // Release: see module docs.
+        this.has_fresh.store(true, Ordering::Release);
+        LaneProducer {
+            lane: this.clone(),
+            ring: producer,
+            side,
+            cursor: Cursor::default(),
+            backlog: VecDeque::new(),
+        }
+    }
+}

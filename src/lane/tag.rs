@@ -1,0 +1,240 @@
+//! The compact slot's tag and the side queue: what producer and consumer
+//! of one ring keep in step about the events that follow (see the
+//! [module docs](super)).
+
+use std::collections::VecDeque;
+
+use crate::event::receipt::TrackerRef;
+use crate::event::trace::Carry;
+
+use crate::loom::sync::Mutex;
+
+/// Tag flags: side items to pop for this event, in this order.
+pub(crate) const SIDE_VERSION: u64 = 1 << 0;
+pub(crate) const SIDE_SEQ: u64 = 1 << 1;
+pub(crate) const SIDE_TIME_BASE: u64 = 1 << 2;
+pub(crate) const SIDE_TRACKER: u64 = 1 << 3;
+pub(crate) const SIDE_TRACE: u64 = 1 << 4;
+pub(crate) const SIDE_MASK: u64 = 0x1f;
+/// Publish time: tag bits 5–62.
+pub(crate) const TIME_SHIFT: u32 = 5;
+pub(crate) const TIME_LIMIT: u64 = 1 << 58;
+
+/// Rare per-event data, carried beside the ring (module docs).
+pub(crate) enum SideItem {
+    Version(u64),
+    Seq(u64),
+    TimeBase(u64),
+    Tracker(TrackerRef),
+    Trace(Carry),
+}
+
+/// Whether `published` needs a new time base before it fits the tag.
+#[inline(always)]
+pub(crate) fn needs_time_base(c: &Cursor, published: u64) -> bool {
+    published != 0 && (published < c.time_base || published - c.time_base >= TIME_LIMIT - 1)
+}
+
+/// What both ends of a ring know about the events that follow; markers keep
+/// the two copies equal.
+#[derive(Default, Debug, Clone, Copy)]
+pub(crate) struct Cursor {
+    pub(crate) next_seq: u64,
+    pub(crate) version: u64,
+    pub(crate) time_base: u64,
+}
+
+/// A ring's side queue (module docs).
+#[derive(Default)]
+pub(crate) struct Side {
+    pub(crate) items: Mutex<VecDeque<SideItem>>,
+}
+
+impl Cursor {
+    /// What the consumer learns about the event with `tag`, and the cursor
+    /// moved past it.
+    #[inline(always)]
+    pub(crate) fn advance(
+        &mut self,
+        tag: u64,
+        tracker: Option<TrackerRef>,
+        trace: Carry,
+    ) -> Delivered {
+        let time = tag >> TIME_SHIFT;
+        let delivered = Delivered {
+            seq: self.next_seq,
+            version: self.version,
+            published: if time == 0 {
+                0
+            } else {
+                self.time_base + time - 1
+            },
+            tracker,
+            trace,
+        };
+        self.next_seq = self.next_seq.wrapping_add(1);
+        delivered
+    }
+}
+
+/// Pops the side items `tag` announces, applies them to the cursor, and
+/// returns the receipt share and trace context, if any.
+#[cold]
+pub(crate) fn detach(tag: u64, side: &Side, cursor: &mut Cursor) -> (Option<TrackerRef>, Carry) {
+    let mut items = side.items.lock();
+    let mut tracker = None;
+    let mut trace = Carry::default();
+    for flag in [
+        SIDE_VERSION,
+        SIDE_SEQ,
+        SIDE_TIME_BASE,
+        SIDE_TRACKER,
+        SIDE_TRACE,
+    ] {
+        if tag & flag == 0 {
+            continue;
+        }
+        match items.pop_front() {
+            Some(SideItem::Version(v)) => cursor.version = v,
+            Some(SideItem::Seq(s)) => cursor.next_seq = s,
+            Some(SideItem::TimeBase(b)) => cursor.time_base = b,
+            Some(SideItem::Tracker(t)) => tracker = Some(t),
+            Some(SideItem::Trace(t)) => trace = t,
+            // The producer pushes one item per flag before publishing the
+            // slot, so the queue cannot run short.
+            None => debug_assert!(false, "side queue out of step"),
+        }
+    }
+    (tracker, trace)
+}
+
+/// What a consumer learns about each event besides its value.
+pub(crate) struct Delivered {
+    pub(crate) seq: u64,
+    pub(crate) version: u64,
+    pub(crate) published: u64,
+    /// Held for its `Drop`, which counts this lane's copy as done (receipts).
+    #[allow(dead_code)]
+    pub(crate) tracker: Option<TrackerRef>,
+    /// The trace context it was published under; all zeros if none.
+    pub(crate) trace: Carry,
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use crate::event::receipt;
+    use crate::event::trace::Carry;
+    use crate::lane::consumer::LaneConsumer;
+    use crate::lane::producer::{LaneProducer, Outgoing};
+    use crate::lane::rings::Lane;
+    use crate::loom::sync::Arc;
+
+    use super::{Delivered, SIDE_MASK, TIME_LIMIT, TIME_SHIFT};
+
+    fn out(value: u32, seq: u64, version: u64, published: u64) -> Outgoing<u32> {
+        Outgoing {
+            value,
+            seq,
+            version,
+            published,
+            tracker: None,
+            trace: None,
+        }
+    }
+
+    /// A producer and the consumer end it handed to the lane.
+    fn pair(capacity: usize) -> (LaneProducer<u32>, LaneConsumer<u32>) {
+        let lane = Arc::new(Lane::new(0, false, capacity));
+        let producer = LaneProducer::new(&lane);
+        let mut consumers = Vec::new();
+        lane.adopt(&mut consumers);
+        assert_eq!(consumers.len(), 1);
+        (producer, consumers.pop().unwrap())
+    }
+
+    fn take(c: &mut LaneConsumer<u32>) -> Vec<(u32, Delivered)> {
+        let mut got = Vec::new();
+        c.consume(usize::MAX, |v, d| got.push((v, d)));
+        got
+    }
+
+    #[test]
+    fn plain_entries_carry_no_side_items_and_the_consumer_infers_seq_and_version() {
+        let (mut p, mut c) = pair(8);
+        for i in 0..3 {
+            assert!(p.continues(i, 0));
+            p.write(out(i as u32, i, 0, 0)).ok().unwrap();
+        }
+        assert!(
+            p.side.items.lock().is_empty(),
+            "plain entries queue nothing"
+        );
+        let got = take(&mut c);
+        let seqs: Vec<_> = got.iter().map(|(v, d)| (*v, d.seq, d.version)).collect();
+        assert_eq!(seqs, [(0, 0, 0), (1, 1, 0), (2, 2, 0)]);
+        assert!(got
+            .iter()
+            .all(|(_, d)| d.published == 0 && d.tracker.is_none()));
+    }
+
+    #[test]
+    fn a_version_change_and_a_sequence_jump_travel_as_side_items() {
+        let (mut p, mut c) = pair(8);
+        p.write(out(1, 0, 0, 0)).ok().unwrap();
+        // Version 3 and a jump to sequence 100: two side items, once.
+        p.write(out(2, 100, 3, 0)).ok().unwrap();
+        assert_eq!(p.side.items.lock().len(), 2);
+        p.write(out(3, 101, 3, 0)).ok().unwrap();
+        assert!(p.continues(102, 3));
+        let got: Vec<_> = take(&mut c)
+            .into_iter()
+            .map(|(v, d)| (v, d.seq, d.version))
+            .collect();
+        assert_eq!(got, [(1, 0, 0), (2, 100, 3), (3, 101, 3)]);
+        assert!(
+            p.side.items.lock().is_empty(),
+            "the consumer popped them all"
+        );
+    }
+
+    #[test]
+    fn publish_times_round_trip_through_the_tag_and_a_new_time_base() {
+        let (mut p, mut c) = pair(8);
+        let t0 = 1_000_000;
+        p.write(out(1, 0, 0, t0)).ok().unwrap();
+        p.write(out(2, 1, 0, t0 + 5)).ok().unwrap();
+        // Beyond what the tag's 58 bits hold from the base: a new base.
+        let far = t0 + TIME_LIMIT + 7;
+        p.write(out(3, 2, 0, far)).ok().unwrap();
+        let got: Vec<_> = take(&mut c).into_iter().map(|(_, d)| d.published).collect();
+        assert_eq!(got, [t0, t0 + 5, far]);
+        // The time sits above the side-item flags.
+        assert_eq!(SIDE_MASK >> TIME_SHIFT, 0);
+    }
+
+    #[test]
+    fn receipt_shares_and_trace_contexts_come_out_with_their_event() {
+        let (mut p, mut c) = pair(8);
+        let receipt = receipt::tracked(7, 1);
+        let trace = Carry {
+            trace: [1, 2],
+            parent_span: 3,
+        };
+        p.write(Outgoing {
+            tracker: Some(receipt.share()),
+            trace: Some(trace),
+            ..out(9, 0, 0, 0)
+        })
+        .ok()
+        .unwrap();
+        p.write(out(10, 1, 0, 0)).ok().unwrap();
+        assert!(!receipt.is_complete());
+        let mut got = take(&mut c);
+        assert_eq!(got[0].1.trace, trace);
+        assert!(got[0].1.tracker.is_some());
+        assert_eq!(got[1].1.trace, Carry::default());
+        assert!(got[1].1.tracker.is_none());
+        got.clear(); // drops the share: this lane's copy is done
+        assert!(receipt.is_complete());
+    }
+}

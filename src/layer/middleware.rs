@@ -1,0 +1,392 @@
+//! The layers and the chain they build around a handler (see [the module
+//! docs](crate::layer)).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use crate::event::meta::Event;
+use crate::layer::gcra::Gcra;
+use crate::layer::outcome::HandlerOutcome;
+
+/// What became of an event that did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// The handler ran and succeeded.
+    Handled,
+    /// A layer left the event out on purpose (a filter, a rate limit).
+    Skipped,
+}
+
+/// The outcome of one step of a chain: a [`Disposition`], or the reason the
+/// event failed (which goes on to retries and dead letters).
+pub type Outcome = Result<Disposition, Box<str>>;
+
+/// The rest of a chain, as a layer sees it: the next layer, or the handler.
+pub trait Handle<T>: Send + 'static {
+    /// Runs the rest of the chain on `event`.
+    fn handle(&mut self, event: &Event<T>) -> Outcome;
+}
+
+/// One piece of middleware around a handler. See the [module
+/// docs](crate::layer) for the contract and the order.
+///
+/// # Examples
+///
+/// A layer that fails events whose payload is odd:
+///
+/// ```
+/// use pinbus::layer::{Handle, Layer, Outcome};
+/// use pinbus::Event;
+///
+/// struct EvenOnly;
+///
+/// impl Layer<u32> for EvenOnly {
+///     fn call<H: Handle<u32>>(&mut self, event: &Event<u32>, next: &mut H) -> Outcome {
+///         if **event % 2 == 1 {
+///             return Err(format!("{} is odd", **event).into());
+///         }
+///         next.handle(event)
+///     }
+/// }
+/// # let _ = pinbus::SubscribeOptions::new().layer(EvenOnly);
+/// ```
+pub trait Layer<T>: Send + 'static {
+    /// Handles `event`, calling `next` to run the rest of the chain (or not).
+    fn call<H: Handle<T>>(&mut self, event: &Event<T>, next: &mut H) -> Outcome;
+}
+
+/// A list of layers, outermost first; built by
+/// [`SubscribeOptions::layer`](crate::SubscribeOptions::layer).
+pub trait Layers<T>: Send + 'static {
+    /// The chain these layers form around `handler`.
+    fn wrap<H: Handle<T>>(self, handler: H) -> impl Handle<T>;
+}
+
+/// No layers (the default).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Identity;
+
+impl<T: 'static> Layers<T> for Identity {
+    #[inline(always)]
+    fn wrap<H: Handle<T>>(self, handler: H) -> impl Handle<T> {
+        handler
+    }
+}
+
+/// Layers `outer` with `inner` added inside them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stack<Outer, Inner> {
+    outer: Outer,
+    inner: Inner,
+}
+
+impl<Outer, Inner> Stack<Outer, Inner> {
+    pub(crate) fn new(outer: Outer, inner: Inner) -> Self {
+        Stack { outer, inner }
+    }
+}
+
+impl<T: 'static, Outer: Layers<T>, Inner: Layer<T>> Layers<T> for Stack<Outer, Inner> {
+    #[inline(always)]
+    fn wrap<H: Handle<T>>(self, handler: H) -> impl Handle<T> {
+        self.outer.wrap(Layered {
+            layer: self.inner,
+            next: handler,
+        })
+    }
+}
+
+/// A layer in front of the rest of its chain.
+struct Layered<L, N> {
+    layer: L,
+    next: N,
+}
+
+impl<T: 'static, L: Layer<T>, N: Handle<T>> Handle<T> for Layered<L, N> {
+    #[inline(always)]
+    fn handle(&mut self, event: &Event<T>) -> Outcome {
+        self.layer.call(event, &mut self.next)
+    }
+}
+
+/// The user's handler at the end of a chain.
+pub(crate) struct Handler<F, R> {
+    f: F,
+    _outcome: PhantomData<fn() -> R>,
+}
+
+impl<F, R> Handler<F, R> {
+    pub(crate) fn new(f: F) -> Self {
+        Handler {
+            f,
+            _outcome: PhantomData,
+        }
+    }
+}
+
+impl<T: 'static, F, R> Handle<T> for Handler<F, R>
+where
+    F: FnMut(&Event<T>) -> R + Send + 'static,
+    R: HandlerOutcome + 'static,
+{
+    #[inline(always)]
+    fn handle(&mut self, event: &Event<T>) -> Outcome {
+        (self.f)(event)
+            .into_outcome()
+            .map(|()| Disposition::Handled)
+    }
+}
+
+/// Skips events a predicate rejects (counted as skipped).
+///
+/// ```
+/// use pinbus::layer::Filter;
+/// use pinbus::{Event, SubscribeOptions};
+/// let big_orders = SubscribeOptions::new().layer(Filter::new(|ev: &Event<u64>| **ev >= 1_000));
+/// # let _ = big_orders;
+/// ```
+pub struct Filter<P> {
+    keep: P,
+}
+
+impl<P> Filter<P> {
+    /// Passes on the events for which `keep` returns `true`.
+    pub fn new<T>(keep: P) -> Self
+    where
+        P: FnMut(&Event<T>) -> bool,
+    {
+        Filter { keep }
+    }
+}
+
+impl<T, P> Layer<T> for Filter<P>
+where
+    P: FnMut(&Event<T>) -> bool + Send + 'static,
+{
+    #[inline(always)]
+    fn call<H: Handle<T>>(&mut self, event: &Event<T>, next: &mut H) -> Outcome {
+        if (self.keep)(event) {
+            next.handle(event)
+        } else {
+            Ok(Disposition::Skipped)
+        }
+    }
+}
+
+impl<P> fmt::Debug for Filter<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Filter").finish_non_exhaustive()
+    }
+}
+
+/// What [`RateLimit`] does with an event that finds no token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Excess {
+    /// Wait for the next token, then handle it (a throttle). The worker
+    /// waits too, so other subscriptions on it wait as well: give a
+    /// throttled subscription a worker of its own
+    /// ([`SubscribeOptions::worker`](crate::SubscribeOptions::worker)).
+    Wait,
+    /// Skip it (counted as skipped).
+    Skip,
+    /// Fail it: retries and dead letters apply.
+    Fail,
+}
+
+/// A token bucket in front of a handler: at most `rate` events per second on
+/// average, bursts of up to `burst` events.
+///
+/// The bucket belongs to one subscription and is touched only by its worker,
+/// so it is plain arithmetic: no atomics, no locks. (The publish side's
+/// shared bucket is [`crate::topic::intercept::RateLimit`].)
+///
+/// ```
+/// use pinbus::layer::{Excess, RateLimit};
+/// use pinbus::SubscribeOptions;
+/// let opts = SubscribeOptions::new()
+///     .layer(RateLimit::per_second(500).burst(50).on_excess(Excess::Skip));
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Debug)]
+pub struct RateLimit {
+    bucket: Bucket,
+    excess: Excess,
+}
+
+impl RateLimit {
+    /// `rate` events per second (at least 1), bursts of `rate / 10` (at
+    /// least 1); waits for a token when out of them ([`Excess::Wait`]).
+    pub fn per_second(rate: u32) -> Self {
+        let rate = rate.max(1);
+        RateLimit {
+            bucket: Bucket::new(Gcra::new(rate, rate / 10)),
+            excess: Excess::Wait,
+        }
+    }
+
+    /// Lets up to `burst` (at least 1) events through back to back.
+    pub fn burst(mut self, burst: u32) -> Self {
+        self.bucket = Bucket::new(Gcra::new(self.bucket.gcra.rate, burst));
+        self
+    }
+
+    /// What to do with an event that finds no token.
+    pub fn on_excess(mut self, excess: Excess) -> Self {
+        self.excess = excess;
+        self
+    }
+}
+
+impl<T> Layer<T> for RateLimit {
+    #[inline]
+    fn call<H: Handle<T>>(&mut self, event: &Event<T>, next: &mut H) -> Outcome {
+        match self.bucket.take(Instant::now()) {
+            None => next.handle(event),
+            Some(wait) => match self.excess {
+                Excess::Skip => Ok(Disposition::Skipped),
+                Excess::Fail => Err(format!(
+                    "rate limit: {} events/s exceeded (next token in {wait:?})",
+                    self.bucket.gcra.rate
+                )
+                .into()),
+                Excess::Wait => {
+                    crate::loom::sleep(wait);
+                    // Take the token the wait was for.
+                    let _ = self.bucket.take(Instant::now());
+                    next.handle(event)
+                }
+            },
+        }
+    }
+}
+
+/// A token bucket owned by one subscription ([`gcra`](crate::layer::gcra)); times are
+/// nanoseconds since its first event.
+#[derive(Clone, Debug)]
+struct Bucket {
+    gcra: Gcra,
+    start: Option<Instant>,
+    /// The next event's theoretical arrival time, nanoseconds since `start`.
+    tat: u64,
+}
+
+impl Bucket {
+    fn new(gcra: Gcra) -> Self {
+        Bucket {
+            gcra,
+            start: None,
+            tat: 0,
+        }
+    }
+
+    /// Takes a token at `now`, or says how long until one is free.
+    fn take(&mut self, now: Instant) -> Option<Duration> {
+        let start = *self.start.get_or_insert(now);
+        let now = now.saturating_duration_since(start).as_nanos() as u64;
+        match self.gcra.step(self.tat, now) {
+            Ok(tat) => {
+                self.tat = tat;
+                None
+            }
+            Err(wait) => Some(Duration::from_nanos(wait)),
+        }
+    }
+}
+
+/// Logs every event through the `tracing` crate: topic, seq, trace id,
+/// attempt and outcome, at DEBUG (handled, skipped) and WARN (failed).
+///
+/// ```
+/// use pinbus::layer::Logging;
+/// use pinbus::SubscribeOptions;
+/// let opts = SubscribeOptions::new().layer(Logging);
+/// # let _ = opts;
+/// ```
+#[cfg(feature = "tracing")]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Logging;
+
+#[cfg(feature = "tracing")]
+impl<T> Layer<T> for Logging {
+    #[inline]
+    fn call<H: Handle<T>>(&mut self, event: &Event<T>, next: &mut H) -> Outcome {
+        let outcome = next.handle(event);
+        match &outcome {
+            Ok(d) => tracing::debug!(
+                topic = event.topic(),
+                seq = event.seq(),
+                trace_id = %event.trace_id(),
+                attempt = event.attempt(),
+                outcome = ?d,
+                "pinbus: event"
+            ),
+            Err(reason) => tracing::warn!(
+                topic = event.topic(),
+                seq = event.seq(),
+                trace_id = %event.trace_id(),
+                attempt = event.attempt(),
+                reason = &**reason,
+                "pinbus: event failed"
+            ),
+        }
+        outcome
+    }
+}
+
+/// Opens a `tracing` span per dispatch (`pinbus.dispatch`, with topic, seq,
+/// trace id, parent span and attempt), so a `tracing-opentelemetry` layer
+/// can export each handler call as a span of the event's trace. `sampled(n)`
+/// opens one for every n-th event only.
+///
+/// ```
+/// use pinbus::layer::Spans;
+/// use pinbus::SubscribeOptions;
+/// let opts = SubscribeOptions::new().layer(Spans::sampled(100));
+/// # let _ = opts;
+/// ```
+#[cfg(feature = "tracing")]
+#[derive(Clone, Copy, Debug)]
+pub struct Spans {
+    every: u64,
+    count: u64,
+}
+
+#[cfg(feature = "tracing")]
+impl Spans {
+    /// A span for every event.
+    pub fn all() -> Self {
+        Spans::sampled(1)
+    }
+
+    /// A span for one event in `every` (at least 1).
+    pub fn sampled(every: u64) -> Self {
+        Spans {
+            every: every.max(1),
+            count: 0,
+        }
+    }
+}
+
+#[cfg(feature = "tracing")]
+impl<T> Layer<T> for Spans {
+    #[inline]
+    fn call<H: Handle<T>>(&mut self, event: &Event<T>, next: &mut H) -> Outcome {
+        self.count += 1;
+        if self.count < self.every {
+            return next.handle(event);
+        }
+        self.count = 0;
+        let span = tracing::info_span!(
+            "pinbus.dispatch",
+            topic = event.topic(),
+            seq = event.seq(),
+            trace_id = %event.trace_id(),
+            span_id = event.span_id(),
+            parent_span_id = event.parent_span_id(),
+            attempt = event.attempt(),
+        );
+        let _entered = span.enter();
+        next.handle(event)
+    }
+}

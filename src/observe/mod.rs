@@ -1,0 +1,3 @@
+//! What the engine reports about itself: metrics snapshots.
+
+pub(crate) mod metrics;

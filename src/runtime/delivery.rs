@@ -1,0 +1,31 @@
+//! The [`Event`] a handler sees, built on the worker's stack from a value
+//! taken out of a lane and what the lane's cursor knows about it.
+
+use crate::event::meta::{Event, Meta};
+use crate::event::name::TopicName;
+use crate::lane::tag::Delivered;
+
+/// The event handlers see, built from a drained value.
+#[inline(always)]
+pub(crate) fn event<T>(
+    value: T,
+    d: Delivered,
+    topic: &'static TopicName,
+    salt: u64,
+    clock: u64,
+) -> Event<T> {
+    Event::tracked(
+        value,
+        topic,
+        Meta {
+            seq: d.seq,
+            published: if d.published != 0 { d.published } else { clock },
+            trace: d.trace.trace,
+            parent_span: d.trace.parent_span,
+            attempt: 1,
+            version: d.version,
+            salt,
+        },
+        d.tracker,
+    )
+}

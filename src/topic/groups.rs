@@ -1,0 +1,289 @@
+//! Consumer groups.
+
+use std::fmt;
+
+use super::handle::Topic;
+use super::shared::TopicShared;
+use super::subscribe::chain;
+use super::targets::LiveSub;
+use crate::event::meta::Event;
+use crate::lane::rings::Lane;
+use crate::layer::outcome::HandlerOutcome;
+use crate::layer::Layers;
+use crate::loom::sync::atomic::Ordering;
+use crate::loom::sync::Arc;
+use crate::runtime::dispatch::GroupDrain;
+
+use crate::runtime::solo::BoxedHandler;
+use crate::runtime::sub_state::SubShared;
+use crate::runtime::subscription::{Detach, SubscribeOptions, Subscription};
+
+use crate::runtime::drain::DrainKey;
+use crate::runtime::workers::RUNNING;
+use crate::sys::error::SubscribeError;
+
+impl<T: Clone + Send + 'static> TopicShared<T> {
+    pub(super) fn subscribe_group(
+        this: &Arc<Self>,
+        group: &str,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        if let Some(reason) = invalid_group_name(group) {
+            return Err(SubscribeError::InvalidGroupName {
+                name: group.to_owned(),
+                reason,
+            });
+        }
+        let workers = this.runtime.workers.len();
+        if let Some(w) = options.worker.filter(|&w| w >= workers) {
+            return Err(SubscribeError::NoSuchWorker { worker: w, workers });
+        }
+        let recovery = Self::prepare_recovery(this, options.retry)?;
+        let slow = options.slow;
+        let sub = Arc::new(SubShared::new(
+            options.name,
+            this.name.as_str(),
+            options.latency_every,
+        ));
+        let mut control = this.control.lock();
+        if control.state != RUNNING {
+            return Err(this.closed());
+        }
+        let g = control.group(group, workers, this.runtime.lane_capacity);
+        let entry = &mut control.groups[g];
+        let w = options
+            .worker
+            .unwrap_or((this.home + entry.placed) % workers);
+        entry.placed += 1;
+        entry.members[w] += 1;
+        let lane_id = entry.lane;
+        let Some(lane) = control.lane(lane_id).cloned() else {
+            // A live group always has its lane.
+            return Err(this.closed());
+        };
+        // Counted in before producers can see the lane (snapshot below).
+        lane.add_consumer(1);
+        let mut refused = None;
+        let (uid, name, salt) = (this.uid, this.name, this.salt);
+        let key = DrainKey {
+            topic: uid,
+            lane: lane.uid,
+        };
+        this.slots.snapshot().update(|_, next| {
+            let entry = Self::entry(this, &sub, next, handler, recovery, slow, (w, key, true));
+            let drained = lane.clone();
+            let runtime = this.runtime.clone();
+            refused = this
+                .runtime
+                .send(
+                    w,
+                    Box::new(move |worker: &mut crate::runtime::workers::Worker| {
+                        worker
+                            .drain_mut(key, || GroupDrain::new(drained, uid, name, salt, runtime))
+                            .members
+                            .push(entry);
+                    }),
+                )
+                .err();
+            if refused.is_some() {
+                control.groups[g].members[w] -= 1;
+                lane.add_consumer(-1);
+                if control.groups[g].members.iter().all(|&m| m == 0) {
+                    let entry = control.groups.remove(g);
+                    control.lanes[entry.lane] = None;
+                }
+            }
+            control.targets(&this.runtime)
+        });
+        if refused.is_none() {
+            control.subs.push(LiveSub {
+                shared: sub.clone(),
+                group: Some(group.into()),
+                lane: lane.clone(),
+                worker: w,
+            });
+        }
+        drop(control);
+        if refused.is_some() {
+            drop(refused);
+            return Err(this.closed());
+        }
+        Ok(Subscription {
+            detach: Box::new(GroupDetach {
+                topic: this.clone(),
+                lane,
+                worker: w,
+                sub: sub.id,
+            }),
+            shared: sub,
+            runtime: this.runtime.clone(),
+            worker: w,
+        })
+    }
+}
+
+/// Why a group name is refused, if it is. Group names become parts of NATS
+/// durable and subject names in bridges, so they follow topic names' rules
+/// for a single part.
+pub(super) fn invalid_group_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty; give the group a name")
+    } else if name.len() > 255 {
+        Some("it is longer than 255 bytes")
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("it contains whitespace or control characters")
+    } else if name.contains(['*', '>']) {
+        Some("'*' and '>' are reserved for subscription wildcards")
+    } else if name.split('.').any(str::is_empty) {
+        Some("it has an empty dot-separated part (a leading, trailing or doubled '.')")
+    } else {
+        None
+    }
+}
+
+pub(super) struct GroupDetach<T> {
+    pub(super) topic: Arc<TopicShared<T>>,
+    /// The group's lane (a group is found by it: its index may change).
+    pub(super) lane: Arc<Lane<T>>,
+    pub(super) worker: usize,
+    /// `SubShared::id`, to drop it from `Control::subs`.
+    pub(super) sub: u64,
+}
+
+impl<T: Clone + Send + 'static> Detach for GroupDetach<T> {
+    /// A group whose last member leaves is removed: what its lane still
+    /// holds is discarded (receipts complete), as for any subscription
+    /// removed before it got to an event, and a later member starts a new
+    /// group with a new lane.
+    fn detach(&self) {
+        let topic = &self.topic;
+        let mut control = topic.control.lock();
+        control.forget(self.sub);
+        let Some(g) = control.group_of(&self.lane) else {
+            return;
+        };
+        let entry = &mut control.groups[g];
+        let members = &mut entry.members[self.worker];
+        *members = members.saturating_sub(1);
+        let worker_done = *members == 0;
+        let group_done = entry.members.iter().all(|&m| m == 0);
+        self.lane.add_consumer(-1);
+        if group_done {
+            let entry = control.groups.remove(g);
+            control.lanes[entry.lane] = None;
+        }
+        topic.publish_snapshot(&control);
+        drop(control);
+        let key = DrainKey {
+            topic: topic.uid,
+            lane: self.lane.uid,
+        };
+        if group_done {
+            // Discard now what is queued, so nothing waits on it; what a
+            // publish already under way still adds is swept when the drain
+            // is removed.
+            if let Some(group) = self.lane.group.as_ref() {
+                let mut stray = 0;
+                let swept = group.sweep(&self.lane, &mut stray);
+                topic.discarded.fetch_add(swept, Ordering::Relaxed);
+            }
+            TopicShared::retire_drain(topic, self.worker, &self.lane);
+        } else if worker_done {
+            // No member left on this worker: its drain goes (the group's
+            // events wait in the shared lane for the members elsewhere).
+            topic.runtime.remove_drain(self.worker, key);
+        }
+        topic.release_if_unused();
+    }
+}
+
+/// A consumer group: every event of the topic goes to exactly one member.
+/// Members are spread over the workers and run in parallel; order between
+/// members is not kept.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::Engine;
+/// let engine = Engine::builder().workers(2).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// let workers = jobs.group("workers");
+/// workers.subscribe(|job| println!("member A got {}", **job))?;
+/// workers.subscribe(|job| println!("member B got {}", **job))?;
+/// for j in 0..10 { jobs.publish(j)?; }
+/// engine.shutdown();
+/// # Ok(()) }
+/// ```
+pub struct Group<T> {
+    /// A handle: the topic lives on while the group handle does.
+    pub(super) topic: Topic<T>,
+    pub(super) name: String,
+}
+
+impl<T: Clone + Send + 'static> Group<T> {
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Adds a member. Call it N times for N members.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::InvalidGroupName`] for an empty or malformed name;
+    /// [`SubscribeError::Closed`] after shutdown started.
+    pub fn subscribe<F, R>(&self, handler: F) -> Result<Subscription, SubscribeError>
+    where
+        F: FnMut(&Event<T>) -> R + Send + 'static,
+        R: HandlerOutcome + 'static,
+    {
+        self.subscribe_with(handler, SubscribeOptions::new())
+    }
+
+    /// [`subscribe`](Group::subscribe) with options (name, worker).
+    ///
+    /// # Errors
+    ///
+    /// As [`subscribe`](Group::subscribe), plus
+    /// [`SubscribeError::NoSuchWorker`].
+    pub fn subscribe_with<F, R, L>(
+        &self,
+        handler: F,
+        options: SubscribeOptions<L>,
+    ) -> Result<Subscription, SubscribeError>
+    where
+        F: FnMut(&Event<T>) -> R + Send + 'static,
+        R: HandlerOutcome + 'static,
+        L: Layers<T>,
+    {
+        let (options, layers) = options.split();
+        TopicShared::subscribe_group(
+            &self.topic.shared,
+            &self.name,
+            chain(handler, layers),
+            options,
+        )
+    }
+}
+
+impl<T> fmt::Debug for Group<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("topic", &self.topic.name())
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Clone + Send + 'static> Topic<T> {
+    /// A consumer group of this topic: each event goes to exactly one of the
+    /// group's members (subscriptions made through the returned handle).
+    pub fn group(&self, name: &str) -> Group<T> {
+        Group {
+            topic: self.clone(),
+            name: name.to_owned(),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Topics: the typed handle, its options, the publish family, subscribing,
+//! consumer groups, delayed events, interceptors, and the registry that
+//! opens them by name.
+
+pub(crate) mod backlog;
+pub(crate) mod batch;
+pub(crate) mod control;
+pub(crate) mod delayed;
+pub(crate) mod groups;
+pub(crate) mod handle;
+pub mod intercept;
+pub(crate) mod names;
+pub(crate) mod open;
+pub(crate) mod options;
+pub(crate) mod publish;
+pub(crate) mod shared;
+pub(crate) mod subscribe;
+pub(crate) mod targets;
+pub(crate) mod view;

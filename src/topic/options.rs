@@ -1,0 +1,75 @@
+//! A topic's options, fixed when it is created.
+
+/// What a publish does when a lane is full.
+///
+/// ## Backpressure
+///
+/// - `Block`: wait until the worker frees room. On a worker thread (a handler
+///   publishing) the event goes to that worker's backlog instead and is pushed
+///   as room appears, so a handler never waits for its own worker — or for
+///   another worker that waits for it.
+/// - `Fail`: return [`PublishError::Full`](crate::PublishError::Full) with the event.
+///
+/// Either way nothing is lost: an event is in every lane it is meant for, or
+/// handed back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Backpressure {
+    /// Wait for room.
+    #[default]
+    Block,
+    /// Hand the event back.
+    Fail,
+}
+
+/// Options of a topic, fixed when it is created.
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::{Backpressure, TopicOptions};
+/// let opts = TopicOptions::default()
+///     .backpressure(Backpressure::Fail)
+///     .timestamps(false)
+///     .worker(0);
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopicOptions {
+    pub(crate) backpressure: Backpressure,
+    pub(crate) timestamps: bool,
+    pub(crate) worker: Option<usize>,
+}
+
+impl Default for TopicOptions {
+    fn default() -> Self {
+        TopicOptions {
+            backpressure: Backpressure::Block,
+            timestamps: false,
+            worker: None,
+        }
+    }
+}
+
+impl TopicOptions {
+    /// What `publish` does when a lane is full (default `Block`).
+    pub fn backpressure(mut self, backpressure: Backpressure) -> Self {
+        self.backpressure = backpressure;
+        self
+    }
+
+    /// Whether each publish reads the clock for an exact
+    /// [`Event::published_at`](crate::Event::published_at) (default `false`). A clock read costs more than
+    /// the rest of a publish; without it, `published_at` reports the worker's
+    /// dispatch clock (see [`Event::published_at`](crate::Event::published_at)).
+    pub fn timestamps(mut self, on: bool) -> Self {
+        self.timestamps = on;
+        self
+    }
+
+    /// The worker that runs this topic's plain subscriptions (default: topics
+    /// are spread over the workers in creation order).
+    pub fn worker(mut self, worker: usize) -> Self {
+        self.worker = Some(worker);
+        self
+    }
+}

@@ -1,0 +1,293 @@
+//! Subscribing and unsubscribing: handler entries, lane retirement.
+
+use std::time::Duration;
+
+use super::handle::Topic;
+use super::shared::TopicShared;
+use super::targets::LiveSub;
+use crate::event::meta::Event;
+use crate::failure::dead_letter::DeadLetter;
+use crate::failure::retry::RetryPolicy;
+use crate::lane::rings::Lane;
+use crate::layer::outcome::HandlerOutcome;
+use crate::layer::{Handler, Layers};
+use crate::loom::sync::Arc;
+use crate::runtime::dispatch::{redeliver_group, redeliver_plain, PlainDrain};
+use crate::runtime::recovery::{DeadLetterSink, OnFailure, Recovery, Redeliver};
+use crate::runtime::solo::{self, BoxedHandler};
+use crate::runtime::sub_state::SubShared;
+use crate::runtime::subscription::{Detach, HandlerEntry, SubscribeOptions, Subscription};
+
+use crate::runtime::drain::{DrainKey, Quiesce};
+use crate::runtime::workers::RUNNING;
+use crate::sys::error::{SubscribeError, TopicError};
+use crate::sys::fence;
+use crate::topic::names::Hub;
+
+impl<T: Clone + Send + 'static> TopicShared<T> {
+    /// The fallible half of a new subscription's failure path: checks the
+    /// retry policy and opens the dead-letter topic.
+    pub(super) fn prepare_recovery(
+        this: &Arc<Self>,
+        policy: Option<RetryPolicy>,
+    ) -> Result<Option<Prepared<T>>, SubscribeError> {
+        let Some(policy) = policy else {
+            return Ok(None);
+        };
+        policy
+            .check()
+            .map_err(|problem| SubscribeError::InvalidRetry { problem })?;
+        let dead_letters = Hub::open_dead_letters::<DeadLetter<T>>(&this.hub, this.name.as_str())
+            .map_err(|e| match e {
+            TopicError::Closed => this.closed(),
+            other => SubscribeError::DeadLetterTopic {
+                reason: other.to_string(),
+            },
+        })?;
+        Ok(Some((policy, dead_letters)))
+    }
+
+    /// The handler entry of a new subscription on drain `key` of worker `w`.
+    pub(super) fn entry(
+        this: &Arc<Self>,
+        sub: &Arc<SubShared>,
+        since: u64,
+        handler: BoxedHandler<T>,
+        recovery: Option<Prepared<T>>,
+        slow: Option<Duration>,
+        (w, key, group): (usize, DrainKey, bool),
+    ) -> HandlerEntry<T> {
+        let on_failure = recovery.map(|(policy, dead_letters)| {
+            let sink = Box::new(DeadLetterRoute {
+                topic: this.clone(),
+                dead_letters,
+            });
+            let redeliver: Redeliver<T> = match group {
+                true => redeliver_group::<T>,
+                false => redeliver_plain::<T>,
+            };
+            let (runtime, at) = (this.runtime.clone(), (w, key));
+            Box::new(Recovery::new(policy, runtime, sink, at, redeliver)) as Box<dyn OnFailure<T>>
+        });
+        HandlerEntry::new(sub.clone(), since, handler).with_recovery(on_failure, slow)
+    }
+
+    pub(super) fn subscribe_plain(
+        this: &Arc<Self>,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        let workers = this.runtime.workers.len();
+        let w = options.worker.unwrap_or(this.home);
+        if w >= workers {
+            return Err(SubscribeError::NoSuchWorker { worker: w, workers });
+        }
+        let recovery = Self::prepare_recovery(this, options.retry)?;
+        let slow = options.slow;
+        let sub = Arc::new(SubShared::new(
+            options.name,
+            this.name.as_str(),
+            options.latency_every,
+        ));
+        let mut control = this.control.lock();
+        if control.state != RUNNING {
+            return Err(this.closed());
+        }
+        let lane = control.worker_lane(w, this.runtime.lane_capacity);
+        control.worker_subs[w] += 1;
+        // A command the worker refused (it has exited): dropped once no lock
+        // is held, since it owns the handler.
+        let mut refused = None;
+        let (uid, name, salt) = (this.uid, this.name, this.salt);
+        let key = DrainKey {
+            topic: uid,
+            lane: lane.uid,
+        };
+        this.slots.snapshot().update(|_, next| {
+            // Queued before `next` is published: the worker has the handler
+            // before it can see an event stamped `next` (`DrainCx`).
+            let entry = Self::entry(this, &sub, next, handler, recovery, slow, (w, key, false));
+            let drained = lane.clone();
+            refused = this
+                .runtime
+                .send(
+                    w,
+                    Box::new(move |worker: &mut crate::runtime::workers::Worker| {
+                        worker
+                            .drain_mut(key, || PlainDrain::new(drained, uid, name, salt))
+                            .handlers
+                            .push(entry);
+                    }),
+                )
+                .err();
+            if refused.is_some() {
+                control.worker_subs[w] -= 1;
+            }
+            control.targets(&this.runtime)
+        });
+        if refused.is_none() {
+            control.subs.push(LiveSub {
+                shared: sub.clone(),
+                group: None,
+                lane,
+                worker: w,
+            });
+        }
+        drop(control);
+        if refused.is_some() {
+            drop(refused);
+            return Err(this.closed());
+        }
+        Ok(Subscription {
+            detach: Box::new(PlainDetach {
+                topic: this.clone(),
+                worker: w,
+                sub: sub.id,
+            }),
+            shared: sub,
+            runtime: this.runtime.clone(),
+            worker: w,
+        })
+    }
+
+    /// Hands a retired lane's drain on worker `w` to the worker, to be
+    /// removed once no publish can reach the lane: the caller has published
+    /// a snapshot without the lane; the heavy fence makes every publish that
+    /// starts after it see that snapshot, and [`SlotsQuiet`] waits out the
+    /// ones already running (the shutdown grace period's argument,
+    /// [`producer`](crate::core::producer)).
+    pub(super) fn retire_drain(this: &Arc<Self>, w: usize, lane: &Lane<T>) {
+        fence::heavy();
+        let key = DrainKey {
+            topic: this.uid,
+            lane: lane.uid,
+        };
+        let quiet = SlotsQuiet {
+            topic: this.clone(),
+            pending: this.slots.all().collect(),
+        };
+        this.runtime.retire_drain(w, key, Box::new(quiet));
+    }
+}
+
+/// A subscription's dead letters: published to the topic's dead-letter
+/// topic while it has subscribers, kept in the topic's bounded store
+/// otherwise (or when the publish is refused).
+pub(super) struct DeadLetterRoute<T> {
+    pub(super) topic: Arc<TopicShared<T>>,
+    pub(super) dead_letters: Topic<DeadLetter<T>>,
+}
+
+impl<T: Clone + Send + 'static> DeadLetterSink<T> for DeadLetterRoute<T> {
+    fn send(&self, letter: DeadLetter<T>) {
+        if self.dead_letters.shared.has_subscribers() {
+            match self.dead_letters.publish(letter) {
+                Ok(()) => self.topic.dead.count(),
+                // Closed or full: keep it rather than lose it.
+                Err(e) => self.topic.dead.keep(e.into_inner()),
+            }
+        } else {
+            self.topic.dead.keep(letter);
+        }
+    }
+}
+
+/// Says when every producer slot of a topic has been seen outside a publish
+/// since a retirement's heavy fence ([`TopicShared::retire_drain`]).
+pub(super) struct SlotsQuiet<T> {
+    pub(super) topic: Arc<TopicShared<T>>,
+    /// Slots not yet seen inactive.
+    pub(super) pending: Vec<usize>,
+}
+
+impl<T: Clone + Send + 'static> Quiesce for SlotsQuiet<T> {
+    fn quiescent(&mut self) -> bool {
+        let slots = &self.topic.slots;
+        self.pending.retain(|&i| slots.is_active(i));
+        self.pending.is_empty()
+    }
+}
+
+pub(super) struct PlainDetach<T> {
+    pub(super) topic: Arc<TopicShared<T>>,
+    pub(super) worker: usize,
+    /// `SubShared::id`, to drop it from `Control::subs`.
+    pub(super) sub: u64,
+}
+
+impl<T: Clone + Send + 'static> Detach for PlainDetach<T> {
+    fn detach(&self) {
+        let topic = &self.topic;
+        let mut control = topic.control.lock();
+        control.forget(self.sub);
+        let subs = &mut control.worker_subs[self.worker];
+        *subs = subs.saturating_sub(1);
+        let retired = if *subs == 0 {
+            // The worker's last subscription to the topic: its lane goes.
+            let lane = control.retire_worker_lane(self.worker);
+            topic.publish_snapshot(&control);
+            lane
+        } else {
+            None
+        };
+        drop(control);
+        if let Some(lane) = retired {
+            TopicShared::retire_drain(topic, self.worker, &lane);
+        }
+        topic.release_if_unused();
+    }
+}
+
+/// A checked retry policy and the dead-letter topic it feeds.
+pub(super) type Prepared<T> = (RetryPolicy, Topic<DeadLetter<T>>);
+
+/// The handler with its layers around it, as the one boxed call a worker
+/// makes per event.
+pub(super) fn chain<T, F, R, L>(handler: F, layers: L) -> BoxedHandler<T>
+where
+    T: 'static,
+    F: FnMut(&Event<T>) -> R + Send + 'static,
+    R: HandlerOutcome + 'static,
+    L: Layers<T>,
+{
+    solo::boxed(layers.wrap(Handler::new(handler)))
+}
+
+impl<T: Clone + Send + 'static> Topic<T> {
+    /// Adds a subscription: `handler` runs on a worker for every event
+    /// published from now on, in per-producer order.
+    ///
+    /// The handler may return `()` or `Result<(), E>` with `E: Display`; an
+    /// `Err` or a panic counts as a failed delivery and never stops the worker.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::Closed`] after shutdown started.
+    pub fn subscribe<F, R>(&self, handler: F) -> Result<Subscription, SubscribeError>
+    where
+        F: FnMut(&Event<T>) -> R + Send + 'static,
+        R: HandlerOutcome + 'static,
+    {
+        self.subscribe_with(handler, SubscribeOptions::new())
+    }
+
+    /// [`subscribe`](Topic::subscribe) with options (name, worker).
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::Closed`] after shutdown started;
+    /// [`SubscribeError::NoSuchWorker`] for a worker index the engine lacks.
+    pub fn subscribe_with<F, R, L>(
+        &self,
+        handler: F,
+        options: SubscribeOptions<L>,
+    ) -> Result<Subscription, SubscribeError>
+    where
+        F: FnMut(&Event<T>) -> R + Send + 'static,
+        R: HandlerOutcome + 'static,
+        L: Layers<T>,
+    {
+        let (options, layers) = options.split();
+        TopicShared::subscribe_plain(&self.shared, chain(handler, layers), options)
+    }
+}
