@@ -133,6 +133,8 @@ impl Inner {
         // No lock is held while waiting: a handler may open topics or read
         // metrics meanwhile.
         fence::heavy();
+        // The topics, once: none is created after intake closed (opening
+        // one fails now), and holding them keeps their counts here.
         let controls = self.hub.controls();
         for c in &controls {
             if !c.wait_external_idle(deadline) {
@@ -143,31 +145,32 @@ impl Inner {
         for w in &self.runtime.workers {
             w.unpark();
         }
-        if !self.await_quiescence(deadline) {
+        if !self.await_quiescence(&controls, deadline) {
             state.gave_up = true;
             return self.incomplete();
         }
         self.runtime.state.store(EXITING, Ordering::Release);
-        for c in self.hub.controls() {
+        for c in &controls {
             c.set_state(EXITING);
         }
         let joins = std::mem::take(&mut *self.joins.lock());
         let totals = stop_workers(&self.runtime, joins);
         let freed = &self.hub.freed;
+        let sum =
+            |f: fn(&dyn TopicControl) -> u64| -> u64 { controls.iter().map(|c| f(&**c)).sum() };
         let report = ShutdownReport {
-            published: self.sum(|c| c.published()) + freed.published.load(Ordering::Relaxed),
+            published: sum(|c| c.published()) + freed.published.load(Ordering::Relaxed),
             handled: totals.handled,
             failed: totals.failed,
             panicked: totals.panicked,
             stray_panics: totals.stray_panics,
             discarded: totals.discarded
-                + self.sum(|c| c.discarded())
+                + sum(|c| c.discarded())
                 + freed.discarded.load(Ordering::Relaxed),
             timers_fired: fired,
             timers_dropped: dropped,
             retries_dropped: self.runtime.retries_dropped.load(Ordering::Relaxed),
-            dead_letters: self.sum(|c| c.dead_letters())
-                + freed.dead_letters.load(Ordering::Relaxed),
+            dead_letters: sum(|c| c.dead_letters()) + freed.dead_letters.load(Ordering::Relaxed),
             workers: self.runtime.workers.len(),
             topics: self.hub.registry.lock().topics.len(),
             drain_time: start.elapsed(),
@@ -194,7 +197,11 @@ impl Inner {
     /// Workers bump an event count whenever they turn idle while the engine
     /// drains; between checks this waits for that count to change rather
     /// than polling.
-    pub(crate) fn await_quiescence(&self, deadline: Option<Instant>) -> bool {
+    pub(crate) fn await_quiescence(
+        &self,
+        controls: &[Box<dyn TopicControl>],
+        deadline: Option<Instant>,
+    ) -> bool {
         let epochs = |rt: &Runtime| -> Vec<u64> { rt.workers.iter().map(|w| w.epoch()).collect() };
         self.runtime.announce_quiet_waiter();
         loop {
@@ -207,7 +214,7 @@ impl Inner {
             // what it published.
             let retrying = self.runtime.inflight.load(Ordering::SeqCst) > 0;
             if !retrying && before.iter().all(|e| e % 2 == 1) {
-                let drained = self.hub.controls().iter().all(|c| c.is_drained());
+                let drained = controls.iter().all(|c| c.is_drained());
                 if drained && epochs(&self.runtime) == before {
                     return true;
                 }
