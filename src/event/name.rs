@@ -40,7 +40,15 @@ impl TopicName {
 pub(crate) fn invalid_topic_name(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("it is empty; give the topic a name such as \"orders.created\"")
-    } else if name.len() > 255 {
+    } else {
+        invalid_name_part(name)
+    }
+}
+
+/// Why a non-empty topic or group name is refused, if it is: the rules of
+/// NATS subject tokens, which both become in bridges.
+pub(crate) fn invalid_name_part(name: &str) -> Option<&'static str> {
+    if name.len() > 255 {
         Some("it is longer than 255 bytes")
     } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Some("it contains whitespace or control characters")

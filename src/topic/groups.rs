@@ -129,16 +129,8 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
 pub(super) fn invalid_group_name(name: &str) -> Option<&'static str> {
     if name.is_empty() {
         Some("it is empty; give the group a name")
-    } else if name.len() > 255 {
-        Some("it is longer than 255 bytes")
-    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Some("it contains whitespace or control characters")
-    } else if name.contains(['*', '>']) {
-        Some("'*' and '>' are reserved for subscription wildcards")
-    } else if name.split('.').any(str::is_empty) {
-        Some("it has an empty dot-separated part (a leading, trailing or doubled '.')")
     } else {
-        None
+        crate::event::name::invalid_name_part(name)
     }
 }
 

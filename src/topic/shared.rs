@@ -18,7 +18,7 @@ use crossbeam_utils::CachePadded;
 use super::control::TopicControl;
 use super::options::TopicOptions;
 use super::targets::{Control, Target, Targets};
-use super::view::{producer_for, Seq, View};
+use super::view::{producer_for, View};
 use crate::core::producer::{ProducerSlots, SlotInfo, SlotKind, SnapshotAccess};
 use crate::event::name::TopicName;
 use crate::event::trace;
@@ -85,16 +85,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 state: RUNNING,
                 lanes: Vec::new(),
             },
-            |_| View {
-                version: u64::MAX,
-                targets: None,
-                producers: Vec::new(),
-                seq: Seq { next: 0, end: 0 },
-                backlog_registered: false,
-                fast: None,
-                fast_version: u64::MAX,
-                copies: Vec::new(),
-            },
+            |_| View::new(),
         );
         let uid = crate::loom::unique_id();
         TopicShared {

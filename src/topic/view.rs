@@ -61,6 +61,20 @@ pub(crate) struct View<T> {
 }
 
 impl<T> View<T> {
+    /// A slot's view before its first publish.
+    pub(super) fn new() -> Self {
+        View {
+            version: u64::MAX,
+            targets: None,
+            producers: Vec::new(),
+            seq: Seq { next: 0, end: 0 },
+            backlog_registered: false,
+            fast: None,
+            fast_version: u64::MAX,
+            copies: Vec::new(),
+        }
+    }
+
     /// Turns the fast path off and puts its producer back in `producers`.
     #[inline(always)]
     pub(super) fn fast_off(&mut self) {
@@ -120,16 +134,7 @@ mod tests {
     use crate::lane::rings::Lane;
 
     fn empty_view() -> View<u32> {
-        View {
-            version: u64::MAX,
-            targets: None,
-            producers: Vec::new(),
-            seq: Seq { next: 0, end: 0 },
-            backlog_registered: false,
-            fast: None,
-            fast_version: u64::MAX,
-            copies: Vec::new(),
-        }
+        View::new()
     }
 
     #[test]
