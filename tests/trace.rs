@@ -194,3 +194,88 @@ fn publishing_outside_any_handler_starts_new_traces() {
     assert_eq!(traces.len(), 20);
     assert!(log.iter().all(|x| x.3.is_none()));
 }
+
+/// Forwarded events that step one sequence number at a time travel as one
+/// tag bit; gaps, several producers and explicit contexts in between must
+/// not shift any event's trace or parent.
+#[test]
+fn forwarded_lineages_survive_gaps_producers_and_explicit_contexts() {
+    const PER_PRODUCER: u32 = 2_000;
+    for workers in [1, 2] {
+        let engine = Engine::builder().workers(workers).build().unwrap();
+        let a = engine.topic::<u32>("lineage.a").unwrap();
+        let b = engine.topic::<u32>("lineage.b").unwrap();
+        let c = engine.topic::<u32>("lineage.c").unwrap();
+        let (seen_a, seen_b, seen_c) = (Log::new(), Log::new(), Log::new());
+        let explicit = TraceContext::new(TraceId::from_u128(0xfeed), 0xbeef);
+        let (to_b, to_c) = (b.clone(), c.clone());
+        let mut rec_a = record(&seen_a);
+        a.subscribe(move |ev| {
+            rec_a(ev);
+            let v = **ev;
+            if v % 7 == 3 {
+                return; // a gap in the forwarded sequence
+            }
+            if v % 5 == 0 {
+                // Between two forwarded events, one under another context.
+                let _guard = explicit.enter();
+                to_b.publish(v | 1 << 31).unwrap();
+            }
+            to_b.publish(v).unwrap();
+        })
+        .unwrap();
+        let mut rec_b = record(&seen_b);
+        b.subscribe(move |ev| {
+            rec_b(ev);
+            to_c.publish(**ev).unwrap();
+        })
+        .unwrap();
+        c.subscribe(record(&seen_c)).unwrap();
+
+        let producers: Vec<_> = (0..2u32)
+            .map(|p| {
+                let a = a.clone();
+                std::thread::spawn(move || {
+                    for i in 0..PER_PRODUCER {
+                        a.publish(p * PER_PRODUCER + i).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for p in producers {
+            p.join().unwrap();
+        }
+        let total = 2 * PER_PRODUCER as usize;
+        let forwarded = (0..2 * PER_PRODUCER).filter(|v| v % 7 != 3).count();
+        let guarded = (0..2 * PER_PRODUCER)
+            .filter(|v| v % 7 != 3 && v % 5 == 0)
+            .count();
+        let la = wait_len(&seen_a, total);
+        let lb = wait_len(&seen_b, forwarded + guarded);
+        let lc = wait_len(&seen_c, forwarded + guarded);
+        engine.shutdown();
+
+        let by_value = |log: &[Seen]| -> std::collections::HashMap<u32, Seen> {
+            log.iter().map(|s| (s.0, *s)).collect()
+        };
+        let (ma, mb, mc) = (by_value(&la), by_value(&lb), by_value(&lc));
+        assert_eq!((ma.len(), mb.len(), mc.len()), (total, lb.len(), lc.len()));
+        for (v, (_, trace_b, span_b, parent_b)) in &mb {
+            let (_, trace_c, _, parent_c) = mc[v];
+            assert_eq!(
+                parent_c,
+                Some(*span_b),
+                "{workers} workers: c's parent is b"
+            );
+            assert_eq!(trace_c, *trace_b, "c joins b's trace");
+            if v & 1 << 31 != 0 {
+                assert_eq!(*trace_b, explicit.trace_id(), "the guard's trace");
+                assert_eq!(*parent_b, Some(explicit.span_id()));
+            } else {
+                let (_, trace_a, span_a, _) = ma[v];
+                assert_eq!(*trace_b, trace_a, "b joins a's trace");
+                assert_eq!(*parent_b, Some(span_a), "b's parent is a");
+            }
+        }
+    }
+}

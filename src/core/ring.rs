@@ -342,12 +342,18 @@ impl<T> Producer<T> {
     #[inline(always)]
     #[cfg_attr(not(any(test, loom)), allow(dead_code))]
     pub fn push(&mut self, value: T) -> Result<(), T> {
+        self.push_tagged(0, value)
+    }
+
+    /// [`push`](Producer::push) with `tag` (at most [`MAX_TAG`]).
+    #[inline(always)]
+    pub fn push_tagged(&mut self, tag: u64, value: T) -> Result<(), T> {
         if self.tail == self.limit && self.free(1) == 0 {
             return Err(value);
         }
         // SAFETY: the cached index shows room: either it did at the first
         // comparison, or `free` refreshed it and found at least one slot.
-        unsafe { self.put(0, value) };
+        unsafe { self.put(tag, value) };
         Ok(())
     }
 

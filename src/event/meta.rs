@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::event::name::TopicName;
 use crate::event::receipt::TrackerRef;
-use crate::event::trace::{self, TraceContext, TraceId};
+use crate::event::trace::{self, Lineage, Origin, TraceContext, TraceId};
 use crate::sys::epoch::epoch;
 
 /// Metadata attached to every event at publish time.
@@ -22,10 +22,8 @@ pub(crate) struct Meta {
     pub(crate) seq: u64,
     /// Nanoseconds since [`epoch`]; 0 = not stamped yet.
     pub(crate) published: u64,
-    /// Explicit trace id (high, low); `[0, 0]` = derive from the topic and seq.
-    pub(crate) trace: [u64; 2],
-    /// Span id of the event that caused this one; 0 = none (a root event).
-    pub(crate) parent_span: u64,
+    /// The trace it joins and its parent span, ids derived on demand.
+    pub(crate) lineage: Lineage,
     /// Delivery attempt, starting at 1.
     pub(crate) attempt: u32,
     /// The topic's random salt (`TopicShared::salt`): root events' trace and
@@ -139,12 +137,11 @@ impl<T> Event<T> {
     /// from its topic and sequence number. The id is the same for every
     /// subscription that receives the event.
     pub fn trace_id(&self) -> TraceId {
-        let trace = if self.meta.trace != [0, 0] {
-            self.meta.trace
-        } else {
-            trace::derived_trace(self.meta.salt, self.meta.seq)
+        let own = Origin {
+            salt: self.meta.salt,
+            seq: self.meta.seq,
         };
-        TraceId::from_u128(trace::join(trace))
+        TraceId::from_u128(trace::join(self.meta.lineage.trace(own)))
     }
 
     /// This event's own span id: derived from its topic and sequence
@@ -181,7 +178,8 @@ impl<T> Event<T> {
     /// this one, or of the [`TraceContext`] entered when it was published;
     /// `None` for a root event.
     pub fn parent_span_id(&self) -> Option<u64> {
-        (self.meta.parent_span != 0).then_some(self.meta.parent_span)
+        let parent = self.meta.lineage.parent_span();
+        (parent != 0).then_some(parent)
     }
 }
 
@@ -234,7 +232,10 @@ mod tests {
             0u8,
             name,
             Meta {
-                trace: [1, 2],
+                lineage: Lineage::Explicit(trace::Carry {
+                    trace: [1, 2],
+                    parent_span: 0,
+                }),
                 ..meta(5)
             },
         );

@@ -8,9 +8,13 @@
 //! the causal chain `Event::trace_id` / `Event::parent_span_id` report.
 //!
 //! Cost: the publish path reads one thread-local to see that no context is
-//! current. With one, the event takes the general path and carries its trace
-//! through the lane's side queue ([`lane`](crate::lane)), so plain publishes stay as
-//! compact as before.
+//! current. With one, the event carries a [`Lineage`]: ids derived from a
+//! topic's salt and a sequence number stay in that form until someone asks
+//! for them (`Event::trace_id`, a `traceparent` header), so a handler that
+//! forwards hashes nothing. A lane carries a lineage as a side item
+//! ([`lane`](crate::lane)), or — when it is the previous traced event's
+//! lineage one sequence number on, as the events one handler forwards are —
+//! as a single tag bit, on the publish fast path.
 
 use std::cell::Cell;
 use std::fmt;
@@ -225,7 +229,14 @@ impl TraceContext {
     /// or, inside a handler, the handled event's
     /// ([`Event::trace_context`](crate::Event::trace_context)).
     pub fn current() -> Option<TraceContext> {
-        carry().map(|c| TraceContext::new(TraceId::from_u128(join(c.trace)), c.parent_span))
+        match lineage() {
+            Lineage::Root => None,
+            // A child's lineage is never `Root`, so `own` is not read.
+            l => Some(TraceContext::new(
+                TraceId::from_u128(join(l.trace(Origin::default()))),
+                l.parent_span(),
+            )),
+        }
     }
 }
 
@@ -262,28 +273,136 @@ impl fmt::Debug for TraceGuard {
     }
 }
 
-/// What an event carries through its lane when it was published under a
-/// context: the trace it joins and its parent span.
+/// Resolved trace ids: the trace an event joins and its parent span.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Carry {
     pub(crate) trace: [u64; 2],
     pub(crate) parent_span: u64,
 }
 
+/// One event of one topic, named by its topic's salt and its sequence
+/// number: the ids derived from it ([`derived_trace`], [`span_of`]) are
+/// computed only when asked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Origin {
+    pub(crate) salt: u64,
+    pub(crate) seq: u64,
+}
+
+impl Origin {
+    /// The next event of the same topic and producer: sequence + 1.
+    #[inline(always)]
+    fn next(self) -> Origin {
+        Origin {
+            salt: self.salt,
+            seq: self.seq.wrapping_add(1),
+        }
+    }
+}
+
+/// An event's place in a trace, as it travels with the event: which trace
+/// it joins and which span is its parent. Ids derived from topic salts and
+/// sequence numbers stay in that form until asked for, so forwarding an
+/// event costs no hashing, and the forwarded events of one handler, which
+/// step one sequence number at a time, cost nothing in the lane
+/// ([`Lineage::follows`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Lineage {
+    /// A root event: its trace is derived from its own topic and sequence
+    /// number, and it has no parent.
+    #[default]
+    Root,
+    /// Published while handling `parent`, in the trace that starts at the
+    /// root event `root` (both derived ids).
+    Derived { parent: Origin, root: Origin },
+    /// Explicit ids: published under a [`TraceGuard`], or while handling an
+    /// event whose trace came from outside (a `traceparent` header).
+    Explicit(Carry),
+}
+
+impl Lineage {
+    /// The lineage of an event published while handling an event of
+    /// `handled` (salt and seq) whose own lineage is `self`.
+    #[inline(always)]
+    pub(crate) fn child(self, handled: Origin) -> Lineage {
+        match self {
+            Lineage::Root => Lineage::Derived {
+                parent: handled,
+                root: handled,
+            },
+            Lineage::Derived { root, .. } => Lineage::Derived {
+                parent: handled,
+                root,
+            },
+            Lineage::Explicit(c) => Lineage::Explicit(Carry {
+                trace: c.trace,
+                parent_span: span_of(handled.salt, handled.seq),
+            }),
+        }
+    }
+
+    /// Whether `self` is what a derived lineage `previous` becomes one
+    /// event later (both origins one sequence number on): then a lane
+    /// carries it as a one-bit step instead of a side item.
+    #[inline(always)]
+    pub(crate) fn follows(&self, previous: &Lineage) -> bool {
+        match (self, previous) {
+            (
+                Lineage::Derived { parent, root },
+                Lineage::Derived {
+                    parent: p0,
+                    root: r0,
+                },
+            ) => *parent == p0.next() && *root == r0.next(),
+            _ => false,
+        }
+    }
+
+    /// A derived lineage one event on (see [`follows`](Lineage::follows));
+    /// any other lineage unchanged.
+    #[inline(always)]
+    pub(crate) fn step(self) -> Lineage {
+        match self {
+            Lineage::Derived { parent, root } => Lineage::Derived {
+                parent: parent.next(),
+                root: root.next(),
+            },
+            other => other,
+        }
+    }
+
+    /// The trace id of an event with this lineage, itself `own`.
+    pub(crate) fn trace(&self, own: Origin) -> [u64; 2] {
+        match self {
+            Lineage::Root => derived_trace(own.salt, own.seq),
+            Lineage::Derived { root, .. } => derived_trace(root.salt, root.seq),
+            Lineage::Explicit(c) => c.trace,
+        }
+    }
+
+    /// The parent span id, or 0 for a root event.
+    pub(crate) fn parent_span(&self) -> u64 {
+        match self {
+            Lineage::Root => 0,
+            Lineage::Derived { parent, .. } => span_of(parent.salt, parent.seq),
+            Lineage::Explicit(c) => c.parent_span,
+        }
+    }
+}
+
 /// No context is current.
 const NONE: u8 = 0;
 /// A handler runs: the context is the handled event (`State::topic`,
-/// `seq`, `trace`).
+/// `seq`, `lineage`).
 const HANDLING: u8 = 1;
 /// A [`TraceGuard`] is live: the context is `State::explicit`.
 const EXPLICIT: u8 = 2;
 
 /// A thread's current context. Entering a handled event writes `kind` and
-/// the event's `topic`, `seq` and `trace` only, and leaving it writes `kind`
-/// back: a few stores per handler call. A worker draining a batch of one
-/// topic ([`HandlingBatch`]) writes `kind` and `topic` once per batch and
-/// `seq` and `trace` per event. The ids are derived only if the handler
-/// publishes.
+/// the event's `topic`, `seq` and `lineage` only, and leaving it writes
+/// `kind` back: a few stores per handler call. A worker draining a batch of
+/// one topic ([`HandlingBatch`]) writes `kind` and `topic` once per batch
+/// and `seq` and `lineage` per event. Ids are derived only when asked for.
 struct State {
     kind: Cell<u8>,
     /// The handled event's topic (`None`: no event handled yet).
@@ -292,9 +411,8 @@ struct State {
     salt: Cell<u64>,
     /// The handled event's sequence number.
     seq: Cell<u64>,
-    /// The handled event's explicit trace, or `[0, 0]` = derive from
-    /// (topic, seq).
-    trace: Cell<[u64; 2]>,
+    /// The handled event's lineage.
+    lineage: Cell<Lineage>,
     explicit: Cell<Carry>,
 }
 
@@ -305,7 +423,7 @@ impl State {
             topic: Cell::new(None),
             salt: Cell::new(0),
             seq: Cell::new(0),
-            trace: Cell::new([0, 0]),
+            lineage: Cell::new(Lineage::Root),
             explicit: Cell::new(Carry {
                 trace: [0, 0],
                 parent_span: 0,
@@ -313,24 +431,23 @@ impl State {
         }
     }
 
-    /// The (trace, span) the current context stands for, if any.
+    /// The lineage of an event published now ([`Lineage::Root`] if no
+    /// context is current).
     #[inline(always)]
-    fn resolve(&self) -> Option<Carry> {
+    fn resolve(&self) -> Lineage {
         match self.kind.get() {
             HANDLING => {
-                self.topic.get()?;
-                let (salt, seq) = (self.salt.get(), self.seq.get());
-                let trace = match self.trace.get() {
-                    [0, 0] => derived_trace(salt, seq),
-                    explicit => explicit,
+                if self.topic.get().is_none() {
+                    return Lineage::Root;
+                }
+                let handled = Origin {
+                    salt: self.salt.get(),
+                    seq: self.seq.get(),
                 };
-                Some(Carry {
-                    trace,
-                    parent_span: span_of(salt, seq),
-                })
+                self.lineage.get().child(handled)
             }
-            EXPLICIT => Some(self.explicit.get()),
-            _ => None,
+            EXPLICIT => Lineage::Explicit(self.explicit.get()),
+            _ => Lineage::Root,
         }
     }
 }
@@ -372,14 +489,13 @@ fn leave_explicit((kind, carry): (u8, Carry)) {
 pub(crate) struct Handling(u8);
 
 impl Handling {
-    /// Makes the event (topic and its salt, seq, explicit trace or
-    /// `[0, 0]`) current.
+    /// Makes the event (topic and its salt, seq, lineage) current.
     #[inline(always)]
     pub(crate) fn enter(
         topic: &'static TopicName,
         salt: u64,
         seq: u64,
-        trace: [u64; 2],
+        lineage: Lineage,
     ) -> Handling {
         Handling(
             STATE
@@ -387,7 +503,7 @@ impl Handling {
                     s.topic.set(Some(topic));
                     s.salt.set(salt);
                     s.seq.set(seq);
-                    s.trace.set(trace);
+                    s.lineage.set(lineage);
                     s.kind.replace(HANDLING)
                 })
                 .unwrap_or(NONE),
@@ -423,14 +539,17 @@ impl HandlingBatch {
         )
     }
 
-    /// Makes the batch's event with `seq` and explicit `trace` (or
-    /// `[0, 0]`) current. (A handler cannot leave another topic or kind
+    /// Makes the batch's event with `seq` and `lineage` current. (A handler cannot leave another topic or kind
     /// behind: its own contexts restore what they found.)
     #[inline(always)]
-    pub(crate) fn event(&self, seq: u64, trace: [u64; 2]) {
+    pub(crate) fn event(&self, seq: u64, lineage: &Lineage) {
         let _ = STATE.try_with(|s| {
             s.seq.set(seq);
-            s.trace.set(trace);
+            // Most events are roots: store the constant, not a 40-byte copy.
+            s.lineage.set(match lineage {
+                Lineage::Root => Lineage::Root,
+                other => *other,
+            });
         });
     }
 }
@@ -448,11 +567,11 @@ pub(crate) fn active() -> bool {
     STATE.try_with(|s| s.kind.get() != NONE).unwrap_or(false)
 }
 
-/// What an event published now on this thread carries, if a context is
-/// current.
-#[inline]
-pub(crate) fn carry() -> Option<Carry> {
-    STATE.try_with(State::resolve).ok().flatten()
+/// The lineage of an event published now on this thread
+/// ([`Lineage::Root`] if no context is current).
+#[inline(always)]
+pub(crate) fn lineage() -> Lineage {
+    STATE.try_with(State::resolve).unwrap_or(Lineage::Root)
 }
 
 fn split(id: u128) -> [u64; 2] {
@@ -521,14 +640,14 @@ mod tests {
     fn guards_nest_and_restore() {
         let a = TraceContext::new(TraceId::from_u128(1), 1);
         let b = TraceContext::new(TraceId::from_u128(2), 2);
-        assert!(!active());
+        assert_eq!(lineage(), Lineage::Root);
         let ga = a.enter();
         {
             let _gb = b.enter();
             assert_eq!(TraceContext::current(), Some(b));
             assert_eq!(
-                carry(),
-                Some(Carry {
+                lineage(),
+                Lineage::Explicit(Carry {
                     trace: [0, 2],
                     parent_span: 2
                 })
@@ -536,21 +655,66 @@ mod tests {
         }
         assert_eq!(TraceContext::current(), Some(a));
         drop(ga);
-        assert_eq!(carry(), None);
+        assert_eq!(lineage(), Lineage::Root);
     }
 
     #[test]
     fn a_handled_event_resolves_lazily() {
         let topic = TopicName::intern("trace.lazy");
         let salt = 0x5eed;
-        let handling = Handling::enter(topic, salt, 41, [0, 0]);
-        let c = carry().unwrap();
-        assert_eq!(c.trace, derived_trace(salt, 41));
-        assert_eq!(c.parent_span, span_of(salt, 41));
+        let handling = Handling::enter(topic, salt, 41, Lineage::Root);
+        let c = lineage();
+        let own = Origin { salt, seq: 41 };
+        assert_eq!(
+            c,
+            Lineage::Derived {
+                parent: own,
+                root: own
+            }
+        );
+        assert_eq!(c.trace(Origin::default()), derived_trace(salt, 41));
+        assert_eq!(c.parent_span(), span_of(salt, 41));
         assert_ne!(span_of(salt, 41), span_of(salt, 42));
         assert_ne!(derived_trace(salt, 41), derived_trace(salt + 1, 41));
         assert_ne!(span_of(salt, 41), span_of(salt + 1, 41));
         drop(handling);
-        assert!(!active());
+        assert_eq!(lineage(), Lineage::Root);
+    }
+
+    #[test]
+    fn a_chain_keeps_its_root_and_steps_with_the_handled_events() {
+        let (a, b) = (0xa, 0xb);
+        let at = |salt, seq| Origin { salt, seq };
+        // Hop 1: handling a's event 7 (a root).
+        let hop1 = Lineage::Root.child(at(a, 7));
+        // Hop 2: handling the forwarded event, b's event 3.
+        let hop2 = hop1.child(at(b, 3));
+        assert_eq!(
+            hop2,
+            Lineage::Derived {
+                parent: at(b, 3),
+                root: at(a, 7)
+            }
+        );
+        assert_eq!(hop2.trace(at(0xc, 0)), derived_trace(a, 7));
+        assert_eq!(hop2.parent_span(), span_of(b, 3));
+        // The next event down the chain follows it; anything else does not.
+        let next = hop1.step().child(at(b, 4));
+        assert!(next.follows(&hop2));
+        assert_eq!(hop2.step(), next);
+        assert!(!hop2.follows(&hop2));
+        assert!(!Lineage::Root.child(at(b, 4)).follows(&hop2));
+        let explicit = Lineage::Explicit(Carry {
+            trace: [1, 2],
+            parent_span: 3,
+        });
+        assert!(!explicit.follows(&explicit));
+        assert_eq!(explicit.step(), explicit);
+        // An explicit trace is kept, with the handled event as the parent.
+        let child = explicit.child(at(b, 9));
+        assert_eq!(child.trace(at(0, 0)), [1, 2]);
+        assert_eq!(child.parent_span(), span_of(b, 9));
+        assert_eq!(Lineage::Root.parent_span(), 0);
+        assert_eq!(Lineage::Root.trace(at(a, 1)), derived_trace(a, 1));
     }
 }

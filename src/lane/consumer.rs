@@ -2,9 +2,7 @@
 
 use crate::core::ring::Consumer;
 
-use crate::event::trace::Carry;
-
-use crate::lane::tag::{detach, Cursor, Delivered, Side, SIDE_MASK};
+use crate::lane::tag::{flagged, Cursor, Delivered, Side};
 use crate::loom::sync::Arc;
 
 /// The consuming end of one ring of a lane.
@@ -48,12 +46,8 @@ impl<T> LaneConsumer<T> {
     ) -> usize {
         let LaneConsumer { ring, side, cursor } = self;
         ring.consume_while(max, |tag, value| {
-            let (tracker, trace) = if tag & SIDE_MASK != 0 {
-                detach(tag, side, cursor)
-            } else {
-                (None, Carry::default())
-            };
-            f(value, cursor.advance(tag, tracker, trace))
+            let (tracker, lineage) = flagged(tag, side, cursor);
+            f(value, cursor.advance(tag, tracker, lineage))
         })
     }
 }

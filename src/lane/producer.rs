@@ -4,12 +4,12 @@ use std::collections::VecDeque;
 
 use crate::core::ring::{self, Producer};
 use crate::event::receipt::TrackerRef;
-use crate::event::trace::Carry;
+use crate::event::trace::Lineage;
 use crate::lane::consumer::LaneConsumer;
 use crate::lane::rings::Lane;
 use crate::lane::tag::{
     needs_time_base, Cursor, Side, SideItem, SIDE_SEQ, SIDE_TIME_BASE, SIDE_TRACE, SIDE_TRACKER,
-    SIDE_VERSION, TIME_SHIFT,
+    SIDE_VERSION, TIME_SHIFT, TRACE_STEP,
 };
 use crate::loom::sync::atomic::Ordering;
 use crate::loom::sync::Arc;
@@ -22,8 +22,8 @@ pub(crate) struct Outgoing<T> {
     /// Nanoseconds since the event epoch, or 0 = not stamped.
     pub(crate) published: u64,
     pub(crate) tracker: Option<TrackerRef>,
-    /// The trace context it was published under, if any.
-    pub(crate) trace: Option<Carry>,
+    /// The trace it joins ([`Lineage::Root`]: none, it starts its own).
+    pub(crate) lineage: Lineage,
 }
 
 /// A producer slot's end of one lane.
@@ -77,6 +77,21 @@ impl<T> LaneProducer<T> {
         Ok(())
     }
 
+    /// [`push_plain`](LaneProducer::push_plain) for an event whose lineage
+    /// steps from the previous traced event's (the events a handler
+    /// forwards): one tag bit says so, no side item. Hands the value back
+    /// when the ring is full or the lineage does not step.
+    #[inline(always)]
+    pub(crate) fn push_step(&mut self, value: T, lineage: Lineage) -> Result<(), T> {
+        if !lineage.follows(&self.cursor.lineage) {
+            return Err(value);
+        }
+        self.ring.push_tagged(TRACE_STEP, value)?;
+        self.cursor.next_seq = self.cursor.next_seq.wrapping_add(1);
+        self.cursor.lineage = lineage;
+        Ok(())
+    }
+
     /// [`push_plain`](LaneProducer::push_plain) for a run: writes values from
     /// `values` as plain entries, at most `max` and as many as fit; returns
     /// how many. The caller has checked [`continues`] for the first one's
@@ -114,19 +129,24 @@ impl<T> LaneProducer<T> {
         if ev.tracker.is_some() {
             flags |= SIDE_TRACKER;
         }
-        if ev.trace.is_some() {
-            flags |= SIDE_TRACE;
-        }
         let Outgoing {
             value,
             seq,
             version,
             published,
             tracker,
-            trace,
+            lineage,
         } = ev;
-        if flags != 0 {
-            self.attach(flags, seq, version, published, tracker, trace);
+        if lineage != Lineage::Root {
+            if lineage.follows(&c.lineage) {
+                flags |= TRACE_STEP;
+            } else {
+                flags |= SIDE_TRACE;
+            }
+            c.lineage = lineage;
+        }
+        if flags & !TRACE_STEP != 0 {
+            self.attach(flags, seq, version, published, tracker, lineage);
         }
         let c = &mut self.cursor;
         c.next_seq = seq.wrapping_add(1);
@@ -150,7 +170,7 @@ impl<T> LaneProducer<T> {
         version: u64,
         published: u64,
         tracker: Option<TrackerRef>,
-        trace: Option<Carry>,
+        lineage: Lineage,
     ) {
         let c = &mut self.cursor;
         let mut items = self.side.items.lock();
@@ -168,8 +188,8 @@ impl<T> LaneProducer<T> {
         if let Some(t) = tracker {
             items.push_back(SideItem::Tracker(t));
         }
-        if let Some(t) = trace {
-            items.push_back(SideItem::Trace(t));
+        if flags & SIDE_TRACE != 0 {
+            items.push_back(SideItem::Trace(lineage));
         }
     }
 

@@ -20,20 +20,26 @@
 //! - the sequence number: one more than the previous event's in the same
 //!   ring, except after a jump;
 //! - the snapshot version: changes only on subscribe/unsubscribe;
-//! - the publish time: in the tag (58 bits, relative to a time base).
+//! - the publish time: in the tag (57 bits, relative to a time base).
 //!
 //! Rare data — a version change, a sequence jump, a new time base (after
-//! 2^58 ns), a receipt share, a trace context ([`trace`](crate::event::trace)) — goes into the ring's *side queue*, and the
-//! event's tag flags say which items to pop. Producer and consumer apply the
-//! same items to a [`Cursor`](crate::lane::tag::Cursor) they keep in step. Every slot holds exactly one
-//! event, so `lane_capacity` events fit per producer.
+//! 2^57 ns), a receipt share, a trace [`Lineage`](crate::event::trace::Lineage)
+//! — goes into the ring's *side queue*, and the event's tag flags say which
+//! items to pop. Producer and consumer apply the same items to a
+//! [`Cursor`](crate::lane::tag::Cursor) they keep in step. One lineage is not
+//! rare: the events a handler forwards, whose lineage is the previous traced
+//! event's one sequence number on (the next event handled, forwarded to the
+//! same lane). The cursor keeps the last lineage, and such an event carries
+//! only the `TRACE_STEP` bit, on the publish fast path. Every slot holds
+//! exactly one event, so `lane_capacity` events fit per producer.
 //!
 //! The tag travels in the ring slot's stamp (63 bits, [`ring`](crate::core::ring)):
 //!
 //! | tag bits | meaning |
 //! |---|---|
-//! | 0–4 | side items to pop, in this order: version, seq, time base, receipt share, trace |
-//! | 5–62 | publish time − time base + 1, or 0 = not stamped |
+//! | 0–4 | side items to pop, in this order: version, seq, time base, receipt share, lineage |
+//! | 5 | lineage step: the cursor's lineage one sequence number on (after the side items) |
+//! | 6–62 | publish time − time base + 1, or 0 = not stamped |
 //!
 //! # Orderings
 //!

@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 
 use crate::event::receipt::TrackerRef;
-use crate::event::trace::Carry;
+use crate::event::trace::Lineage;
 
 use crate::loom::sync::Mutex;
 
@@ -16,9 +16,15 @@ pub(crate) const SIDE_TIME_BASE: u64 = 1 << 2;
 pub(crate) const SIDE_TRACKER: u64 = 1 << 3;
 pub(crate) const SIDE_TRACE: u64 = 1 << 4;
 pub(crate) const SIDE_MASK: u64 = 0x1f;
-/// Publish time: tag bits 5–62.
-pub(crate) const TIME_SHIFT: u32 = 5;
-pub(crate) const TIME_LIMIT: u64 = 1 << 58;
+/// Tag flag with no side item: the event's lineage is the previous traced
+/// event's one sequence number on ([`Lineage::follows`]), which the cursor
+/// keeps.
+pub(crate) const TRACE_STEP: u64 = 1 << 5;
+/// Every flag: an entry with none is plain.
+pub(crate) const FLAG_MASK: u64 = SIDE_MASK | TRACE_STEP;
+/// Publish time: tag bits 6–62.
+pub(crate) const TIME_SHIFT: u32 = 6;
+pub(crate) const TIME_LIMIT: u64 = 1 << 57;
 
 /// Rare per-event data, carried beside the ring (module docs).
 pub(crate) enum SideItem {
@@ -26,7 +32,7 @@ pub(crate) enum SideItem {
     Seq(u64),
     TimeBase(u64),
     Tracker(TrackerRef),
-    Trace(Carry),
+    Trace(Lineage),
 }
 
 /// Whether `published` needs a new time base before it fits the tag.
@@ -42,6 +48,8 @@ pub(crate) struct Cursor {
     pub(crate) next_seq: u64,
     pub(crate) version: u64,
     pub(crate) time_base: u64,
+    /// The lineage of the last event that carried one ([`TRACE_STEP`]).
+    pub(crate) lineage: Lineage,
 }
 
 /// A ring's side queue (module docs).
@@ -58,7 +66,7 @@ impl Cursor {
         &mut self,
         tag: u64,
         tracker: Option<TrackerRef>,
-        trace: Carry,
+        lineage: Lineage,
     ) -> Delivered {
         let time = tag >> TIME_SHIFT;
         let delivered = Delivered {
@@ -70,20 +78,48 @@ impl Cursor {
                 self.time_base + time - 1
             },
             tracker,
-            trace,
+            lineage,
         };
         self.next_seq = self.next_seq.wrapping_add(1);
         delivered
     }
 }
 
+/// What the flags of `tag` say beyond a plain entry: the receipt share and
+/// the lineage, with the side items they announce applied to the cursor.
+#[inline(always)]
+pub(crate) fn flagged(tag: u64, side: &Side, cursor: &mut Cursor) -> (Option<TrackerRef>, Lineage) {
+    if tag & FLAG_MASK == 0 {
+        (None, Lineage::Root)
+    } else {
+        flagged_out_of_line(tag, side, cursor)
+    }
+}
+
+/// [`flagged`] for a flagged entry: a lineage step (forwarded events, not
+/// rare) or side items. Out of line, so that plain entries' loop stays
+/// small.
+#[inline(never)]
+fn flagged_out_of_line(
+    tag: u64,
+    side: &Side,
+    cursor: &mut Cursor,
+) -> (Option<TrackerRef>, Lineage) {
+    if tag & FLAG_MASK == TRACE_STEP {
+        cursor.lineage = cursor.lineage.step();
+        (None, cursor.lineage)
+    } else {
+        detach(tag, side, cursor)
+    }
+}
+
 /// Pops the side items `tag` announces, applies them to the cursor, and
-/// returns the receipt share and trace context, if any.
+/// returns the receipt share and lineage.
 #[cold]
-pub(crate) fn detach(tag: u64, side: &Side, cursor: &mut Cursor) -> (Option<TrackerRef>, Carry) {
+pub(crate) fn detach(tag: u64, side: &Side, cursor: &mut Cursor) -> (Option<TrackerRef>, Lineage) {
     let mut items = side.items.lock();
     let mut tracker = None;
-    let mut trace = Carry::default();
+    let mut trace = Lineage::Root;
     for flag in [
         SIDE_VERSION,
         SIDE_SEQ,
@@ -99,11 +135,18 @@ pub(crate) fn detach(tag: u64, side: &Side, cursor: &mut Cursor) -> (Option<Trac
             Some(SideItem::Seq(s)) => cursor.next_seq = s,
             Some(SideItem::TimeBase(b)) => cursor.time_base = b,
             Some(SideItem::Tracker(t)) => tracker = Some(t),
-            Some(SideItem::Trace(t)) => trace = t,
+            Some(SideItem::Trace(l)) => {
+                cursor.lineage = l;
+                trace = l;
+            }
             // The producer pushes one item per flag before publishing the
             // slot, so the queue cannot run short.
             None => debug_assert!(false, "side queue out of step"),
         }
+    }
+    if tag & TRACE_STEP != 0 {
+        cursor.lineage = cursor.lineage.step();
+        trace = cursor.lineage;
     }
     (tracker, trace)
 }
@@ -116,20 +159,20 @@ pub(crate) struct Delivered {
     /// Held for its `Drop`, which counts this lane's copy as done (receipts).
     #[allow(dead_code)]
     pub(crate) tracker: Option<TrackerRef>,
-    /// The trace context it was published under; all zeros if none.
-    pub(crate) trace: Carry,
+    /// The trace it joins and its parent span.
+    pub(crate) lineage: Lineage,
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use crate::event::receipt;
-    use crate::event::trace::Carry;
+    use crate::event::trace::{Carry, Lineage, Origin};
     use crate::lane::consumer::LaneConsumer;
     use crate::lane::producer::{LaneProducer, Outgoing};
     use crate::lane::rings::Lane;
     use crate::loom::sync::Arc;
 
-    use super::{Delivered, SIDE_MASK, TIME_LIMIT, TIME_SHIFT};
+    use super::{Delivered, FLAG_MASK, TIME_LIMIT, TIME_SHIFT};
 
     fn out(value: u32, seq: u64, version: u64, published: u64) -> Outgoing<u32> {
         Outgoing {
@@ -138,7 +181,7 @@ mod tests {
             version,
             published,
             tracker: None,
-            trace: None,
+            lineage: Lineage::Root,
         }
     }
 
@@ -203,26 +246,26 @@ mod tests {
         let t0 = 1_000_000;
         p.write(out(1, 0, 0, t0)).ok().unwrap();
         p.write(out(2, 1, 0, t0 + 5)).ok().unwrap();
-        // Beyond what the tag's 58 bits hold from the base: a new base.
+        // Beyond what the tag's 57 bits hold from the base: a new base.
         let far = t0 + TIME_LIMIT + 7;
         p.write(out(3, 2, 0, far)).ok().unwrap();
         let got: Vec<_> = take(&mut c).into_iter().map(|(_, d)| d.published).collect();
         assert_eq!(got, [t0, t0 + 5, far]);
         // The time sits above the side-item flags.
-        assert_eq!(SIDE_MASK >> TIME_SHIFT, 0);
+        assert_eq!(FLAG_MASK >> TIME_SHIFT, 0);
     }
 
     #[test]
     fn receipt_shares_and_trace_contexts_come_out_with_their_event() {
         let (mut p, mut c) = pair(8);
         let receipt = receipt::tracked(7, 1);
-        let trace = Carry {
+        let trace = Lineage::Explicit(Carry {
             trace: [1, 2],
             parent_span: 3,
-        };
+        });
         p.write(Outgoing {
             tracker: Some(receipt.share()),
-            trace: Some(trace),
+            lineage: trace,
             ..out(9, 0, 0, 0)
         })
         .ok()
@@ -230,11 +273,56 @@ mod tests {
         p.write(out(10, 1, 0, 0)).ok().unwrap();
         assert!(!receipt.is_complete());
         let mut got = take(&mut c);
-        assert_eq!(got[0].1.trace, trace);
+        assert_eq!(got[0].1.lineage, trace);
         assert!(got[0].1.tracker.is_some());
-        assert_eq!(got[1].1.trace, Carry::default());
+        assert_eq!(got[1].1.lineage, Lineage::Root);
         assert!(got[1].1.tracker.is_none());
         got.clear(); // drops the share: this lane's copy is done
         assert!(receipt.is_complete());
+    }
+
+    #[test]
+    fn forwarded_lineages_step_in_the_tag_and_others_travel_as_side_items() {
+        let (mut p, mut c) = pair(16);
+        let at = |salt, seq| Origin { salt, seq };
+        let chain = |seq| Lineage::Derived {
+            parent: at(0xb, seq),
+            root: at(0xa, seq + 100),
+        };
+        let explicit = Lineage::Explicit(Carry {
+            trace: [4, 5],
+            parent_span: 6,
+        });
+        let sent = [
+            chain(1),
+            chain(2),
+            chain(3),
+            Lineage::Root,
+            chain(4),
+            chain(9),
+            explicit,
+            chain(10),
+            chain(11),
+        ];
+        for (i, l) in sent.iter().enumerate() {
+            let ev = Outgoing {
+                lineage: *l,
+                ..out(i as u32, i as u64, 0, 0)
+            };
+            if i == 2 {
+                // The fast path's step: the same entry as `write` makes.
+                assert!(p.continues(2, 0));
+                p.push_step(ev.value, ev.lineage).ok().unwrap();
+            } else {
+                p.write(ev).ok().unwrap();
+            }
+        }
+        // Side items: chain(1) (nothing to step from), chain(9) (a jump),
+        // explicit, chain(10) (after an explicit one). The rest step.
+        assert_eq!(p.side.items.lock().len(), 4);
+        let got: Vec<_> = take(&mut c).into_iter().map(|(_, d)| d.lineage).collect();
+        assert_eq!(got, sent);
+        // A step the cursor cannot take is refused, not mis-encoded.
+        assert!(p.push_step(99, chain(20)).is_err());
     }
 }

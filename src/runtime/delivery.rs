@@ -20,8 +20,7 @@ pub(crate) fn event<T>(
         Meta {
             seq: d.seq,
             published: if d.published != 0 { d.published } else { clock },
-            trace: d.trace.trace,
-            parent_span: d.trace.parent_span,
+            lineage: d.lineage,
             attempt: 1,
             version: d.version,
             salt,

@@ -137,7 +137,7 @@ impl<T: Send + 'static> PlainDrain<T> {
         }
         self.rings[r].consume(n, |value, d| {
             let ev = event(value, d, name, salt, clock);
-            context.event(ev.meta.seq, ev.meta.trace);
+            context.event(ev.meta.seq, &ev.meta.lineage);
             if !deliver(handlers, &ev) {
                 *discarded += 1;
             }

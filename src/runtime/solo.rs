@@ -140,7 +140,7 @@ impl<'a, T> Alone<'a, T> {
                 drop_contained(ev, &mut stray);
                 return true;
             }
-            context.event(ev.meta.seq, ev.meta.trace);
+            context.event(ev.meta.seq, &ev.meta.lineage);
             match catch_unwind(AssertUnwindSafe(|| f(&ev))) {
                 Ok(Ok(Disposition::Handled)) => handled += 1,
                 Ok(Ok(Disposition::Skipped)) => skipped += 1,

@@ -234,7 +234,7 @@ impl<T> HandlerEntry<T> {
             event.topic,
             event.meta.salt,
             event.meta.seq,
-            event.meta.trace,
+            event.meta.lineage,
         );
         self.call_in_context(event);
     }

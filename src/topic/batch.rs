@@ -5,7 +5,7 @@ use super::publish::fan_out;
 use super::shared::TopicShared;
 use super::view::{producer_for, View};
 use crate::core::producer::{SlotInfo, SlotKind};
-use crate::event::trace;
+use crate::event::trace::{self, Lineage};
 use crate::lane::producer::Outgoing;
 use crate::loom::sync::atomic::AtomicUsize;
 use crate::loom::sync::Arc;
@@ -66,7 +66,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         };
         let fail = this.options.backpressure == Backpressure::Fail;
         let published = this.stamp();
-        let trace = trace::carry();
+        let lineage = trace::lineage();
         let result = Self::with_view(this, hint, |view, access, info| {
             // Counted even if a `Clone` unwinds out of a fan-out.
             let mut count = Counted(&info, 0);
@@ -129,7 +129,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                                         version,
                                         published,
                                         tracker: None,
-                                        trace,
+                                        lineage,
                                     };
                                     Self::push(
                                         this,
@@ -159,7 +159,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 let mut pushed = 0;
                 // One lane and nothing to attach: plain entries while they
                 // continue the lane's sequence within this seq block.
-                if rest.is_empty() && published == 0 && trace.is_none() {
+                if rest.is_empty() && published == 0 && lineage == Lineage::Root {
                     let p = producer_for(producers, &last.lane);
                     if p.continues(seqs.next, version) {
                         let block = usize::try_from(seqs.end - seqs.next).unwrap_or(room);
@@ -186,7 +186,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                                 version,
                                 published,
                                 tracker: None,
-                                trace,
+                                lineage,
                             };
                             Self::write(this, t, producers, ev, kind, index, backlog_registered);
                         },

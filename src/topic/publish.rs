@@ -10,7 +10,7 @@ use super::targets::{Target, Targets};
 use super::view::{producer_for, View};
 use crate::core::producer::{SlotInfo, SlotKind, SnapshotAccess};
 use crate::event::receipt::{self, Receipt};
-use crate::event::trace;
+use crate::event::trace::{self, Lineage};
 use crate::lane::producer::{LaneProducer, Outgoing};
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::Arc;
@@ -87,6 +87,17 @@ pub(super) fn fan_out<T: Clone>(
     push(last, value);
 }
 
+/// The fast path's push under a trace context: a lineage step, or the
+/// value back for the general path. Out of line, so that the plain fast
+/// path stays small enough to inline into the caller.
+#[inline(never)]
+fn push_traced<T>(p: &mut LaneProducer<T>, value: T) -> Result<(), T> {
+    match trace::lineage() {
+        Lineage::Root => p.push_plain(value),
+        lineage => p.push_step(value, lineage),
+    }
+}
+
 impl<T: Clone + Send + 'static> TopicShared<T> {
     /// The publish path for one untracked event.
     #[inline(always)]
@@ -97,19 +108,25 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         when_full: WhenFull,
     ) -> Result<(), PublishError<T>> {
         // Fast path: the thread's own slot, one lane, nothing to tell the
-        // consumer but the value.
+        // consumer but the value (and perhaps a lineage step).
         let fast = this
             .slots
             .fast(hint, value, |view, version, published, value| {
-                if version != view.fast_version || view.seq.next == view.seq.end || trace::active()
-                {
+                if version != view.fast_version || view.seq.next == view.seq.end {
                     return Err(value);
                 }
                 let Some(p) = view.fast.as_mut() else {
                     return Err(value);
                 };
                 debug_assert!(p.continues(view.seq.next, version));
-                p.push_plain(value)?;
+                // Under a trace context (a handler that forwards), the
+                // event's lineage usually steps from the previous one in
+                // this lane: one tag bit. Otherwise the general path.
+                if trace::active() {
+                    push_traced(p, value)?;
+                } else {
+                    p.push_plain(value)?;
+                }
                 view.seq.next += 1;
                 published.add(1);
                 if this.wakes {
@@ -217,7 +234,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         let published = this.stamp();
         let seq = view.seq.next(&this.seq_blocks);
         let receipt = track.then(|| receipt::tracked(this.runtime.id, lanes.len()));
-        let trace = trace::carry();
+        let lineage = trace::lineage();
         let View {
             producers,
             copies,
@@ -236,7 +253,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                     version,
                     published,
                     tracker: receipt.as_ref().map(Receipt::share),
-                    trace,
+                    lineage,
                 };
                 Self::push(
                     this,

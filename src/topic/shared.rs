@@ -21,7 +21,6 @@ use super::targets::{Control, Target, Targets};
 use super::view::{producer_for, View};
 use crate::core::producer::{ProducerSlots, SlotInfo, SlotKind, SnapshotAccess};
 use crate::event::name::TopicName;
-use crate::event::trace;
 use crate::failure::dead_letter::DeadLetterStore;
 use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
@@ -163,13 +162,13 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     /// version: a plain entry). Only this slot's publishes change any of
     /// that, and each general one ends here (`with_view`); the fast path's
     /// own publish keeps it true, and a new topic version fails its version
-    /// check. Under a trace context the answer is no as well: the fast path
-    /// would decline the thread's next publish too (likely under the same
-    /// context), so the lane producer is not moved out and back per publish.
+    /// check. A trace context does not change the answer: the fast path
+    /// carries a lineage that steps from the lane's previous one, and
+    /// declines any other.
     ///
     /// The caller has turned the fast path off (`View::fast_off`).
     pub(super) fn refresh_fast(&self, view: &mut View<T>, kind: SlotKind) {
-        if self.options.timestamps || trace::active() {
+        if self.options.timestamps {
             return;
         }
         let Some(targets) = view.targets.as_deref() else {
