@@ -96,6 +96,17 @@ impl<T> Event<T> {
         }
     }
 
+    /// Drops the event on an engine thread: the payload's `Drop` (user
+    /// code) is contained, a panic counted in `stray`; then the receipt
+    /// share, so the receipt completes after the payload is gone. Moves
+    /// only the payload into the containment, not the whole event.
+    #[inline(always)]
+    pub(crate) fn drop_contained(self, stray: &mut u64) {
+        let Event { value, receipt, .. } = self;
+        crate::sys::contain::drop_contained(value, stray);
+        drop(receipt);
+    }
+
     /// The payload (also reachable through `Deref`).
     pub fn get(&self) -> &T {
         &self.value

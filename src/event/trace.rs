@@ -371,6 +371,16 @@ impl Lineage {
         }
     }
 
+    /// A copy that stores only the tag for the common [`Lineage::Root`]
+    /// (not all 40 bytes).
+    #[inline(always)]
+    fn copied(&self) -> Lineage {
+        match self {
+            Lineage::Root => Lineage::Root,
+            other => *other,
+        }
+    }
+
     /// The trace id of an event with this lineage, itself `own`.
     pub(crate) fn trace(&self, own: Origin) -> [u64; 2] {
         match self {
@@ -495,7 +505,7 @@ impl Handling {
         topic: &'static TopicName,
         salt: u64,
         seq: u64,
-        lineage: Lineage,
+        lineage: &Lineage,
     ) -> Handling {
         Handling(
             STATE
@@ -503,7 +513,7 @@ impl Handling {
                     s.topic.set(Some(topic));
                     s.salt.set(salt);
                     s.seq.set(seq);
-                    s.lineage.set(lineage);
+                    s.lineage.set(lineage.copied());
                     s.kind.replace(HANDLING)
                 })
                 .unwrap_or(NONE),
@@ -545,11 +555,7 @@ impl HandlingBatch {
     pub(crate) fn event(&self, seq: u64, lineage: &Lineage) {
         let _ = STATE.try_with(|s| {
             s.seq.set(seq);
-            // Most events are roots: store the constant, not a 40-byte copy.
-            s.lineage.set(match lineage {
-                Lineage::Root => Lineage::Root,
-                other => *other,
-            });
+            s.lineage.set(lineage.copied());
         });
     }
 }
@@ -662,7 +668,7 @@ mod tests {
     fn a_handled_event_resolves_lazily() {
         let topic = TopicName::intern("trace.lazy");
         let salt = 0x5eed;
-        let handling = Handling::enter(topic, salt, 41, Lineage::Root);
+        let handling = Handling::enter(topic, salt, 41, &Lineage::Root);
         let c = lineage();
         let own = Origin { salt, seq: 41 };
         assert_eq!(

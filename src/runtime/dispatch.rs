@@ -27,7 +27,7 @@ use crate::runtime::drain::{Drain, DrainCx, DrainKey, Drained, Totals};
 use crate::runtime::solo::Alone;
 use crate::runtime::subscription::{drop_payload, HandlerEntry};
 use crate::runtime::workers::{Runtime, Worker};
-use crate::sys::contain::{contain, drop_contained};
+use crate::sys::contain::contain;
 
 /// How many events a group member takes per claim: small, so members on
 /// other workers get their share.
@@ -143,7 +143,7 @@ impl<T: Send + 'static> PlainDrain<T> {
             }
             // `ev` and the receipt share in `d` drop here: this lane's copy
             // is done.
-            drop_contained(ev, stray);
+            ev.drop_contained(stray);
         })
     }
 }
@@ -303,7 +303,7 @@ impl<T: Send + 'static> GroupDrain<T> {
             self.members[m].call_guarded(&ev);
             handled += 1;
             // `ev` and the receipt share in `d` drop here.
-            drop_contained(ev, &mut self.stray);
+            ev.drop_contained(&mut self.stray);
         }
         drop(rest);
         // Keep the allocation for the next claim.

@@ -29,7 +29,6 @@ use crate::layer::{Disposition, Handle, Outcome};
 use crate::loom::sync::atomic::AtomicBool;
 use crate::runtime::delivery::event;
 use crate::runtime::sub_state::sees;
-use crate::sys::contain::drop_contained;
 
 /// A handler chain, callable per event or per batch.
 pub(crate) trait Handles<T>: Send {
@@ -137,7 +136,7 @@ impl<'a, T> Alone<'a, T> {
             let ev = event(value, d, name, salt, clock);
             if !sees(ev.meta.version, since, removed) {
                 discarded += 1;
-                drop_contained(ev, &mut stray);
+                ev.drop_contained(&mut stray);
                 return true;
             }
             context.event(ev.meta.seq, &ev.meta.lineage);
@@ -154,7 +153,7 @@ impl<'a, T> Alone<'a, T> {
                     return false;
                 }
             }
-            drop_contained(ev, &mut stray);
+            ev.drop_contained(&mut stray);
             true
         });
         self.left -= taken;

@@ -16,7 +16,7 @@ use crate::runtime::recovery::{self, Next, OnFailure};
 use crate::runtime::solo::{Alone, BoxedHandler, Halt};
 use crate::runtime::sub_state::{sees, SubShared, SubscriptionStats};
 use crate::runtime::workers::Runtime;
-use crate::sys::contain::{contain, drop_contained};
+use crate::sys::contain::contain;
 use crate::sys::epoch::now_nanos;
 
 /// Options for [`Topic::subscribe_with`](crate::Topic::subscribe_with) and
@@ -234,7 +234,7 @@ impl<T> HandlerEntry<T> {
             event.topic,
             event.meta.salt,
             event.meta.seq,
-            event.meta.lineage,
+            &event.meta.lineage,
         );
         self.call_in_context(event);
     }
@@ -277,12 +277,12 @@ impl<T> HandlerEntry<T> {
                 Halt::Failed(event, error) => {
                     self.failed += 1;
                     self.after_failure(&event, error);
-                    drop_contained(event, &mut self.stray_panics);
+                    event.drop_contained(&mut self.stray_panics);
                 }
                 Halt::Panicked(event, payload) => {
                     self.record_panic(&event, &*payload);
                     drop_payload(payload);
-                    drop_contained(event, &mut self.stray_panics);
+                    event.drop_contained(&mut self.stray_panics);
                 }
             }
         }
