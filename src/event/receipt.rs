@@ -8,20 +8,50 @@
 //!
 //! # Orderings
 //!
-//! `remaining.fetch_sub(AcqRel)`: the release half publishes the handlers'
-//! effects; the acquire half, on the thread that reaches zero, makes every
-//! lane's effects visible before it signals `done` under the mutex. Waiters
-//! read `done` under the same mutex, or `remaining` with `Acquire`.
+//! `remaining.fetch_sub`: the release half publishes the handlers' effects;
+//! the acquire half, on the thread that reaches zero, makes every lane's
+//! effects visible before it signals `done` under the mutex. Waiters read
+//! `done` under the same mutex, or `remaining` with `Acquire`.
+//!
+//! The thread that completes a receipt takes the mutex and notifies only if
+//! a thread may be blocked on it (`blocked`), so a receipt nobody blocks on
+//! costs its completer no lock and no system call. (R1) No lost wake-up: a
+//! waiter stores `blocked` and then loads `remaining`; the completer
+//! decrements `remaining` and then loads `blocked`; all four are `SeqCst`,
+//! so in their single total order either the waiter's load sees 0 (it
+//! returns without blocking) or the completer's load sees `true` (it sets
+//! `done` under the mutex, which the waiter checks under the mutex before
+//! each wait).
+//!
+//! # Waiting
+//!
+//! A worker that is running completes a receipt within microseconds, far
+//! sooner than a blocked thread is woken (tens of µs on a VM), so `wait`
+//! first spins on `remaining` (then yields) for a short, bounded time and
+//! only then blocks on the condition variable.
+//!
+//! # No allocation per tracked publish
+//!
+//! Trackers are reused: each thread keeps a few in a pool and takes one
+//! that nobody else holds any more (`Arc::get_mut` succeeds: every receipt
+//! and lane share of its last use is gone, and the acquire in that check
+//! orders their last accesses before the reuse).
 
+use std::cell::RefCell;
 use std::time::{Duration, Instant};
 
-use crate::loom::sync::atomic::{AtomicUsize, Ordering};
+use crate::loom::hint::spin_loop;
+use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Condvar, Mutex};
+use crate::loom::thread;
 use crate::sys::error::WaitError;
 
 pub(crate) struct Tracker {
     /// Lane copies not yet dropped; 0 = complete.
     remaining: AtomicUsize,
+    /// Whether a thread may block on `cv` (set before it re-checks
+    /// `remaining`; never cleared during one use): see (R1).
+    blocked: AtomicBool,
     done: Mutex<bool>,
     cv: Condvar,
     /// Id of the engine whose workers must not block on this receipt.
@@ -44,25 +74,74 @@ impl TrackerRef {
 
 impl Drop for TrackerRef {
     fn drop(&mut self) {
-        if self.0.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+        // SeqCst, and the load of `blocked` after it: (R1).
+        if self.0.remaining.fetch_sub(1, Ordering::SeqCst) == 1
+            && self.0.blocked.load(Ordering::SeqCst)
+        {
             *self.0.done.lock() = true;
             self.0.cv.notify_all();
         }
     }
 }
 
-/// Creates a receipt expecting `lanes` lane copies; hand out exactly that many
-/// [`Receipt::share`]s.
-pub(crate) fn tracked(engine: u64, lanes: usize) -> Receipt {
-    Receipt {
-        tracker: Arc::new(Tracker {
+impl Tracker {
+    fn new(engine: u64, lanes: usize) -> Tracker {
+        Tracker {
             remaining: AtomicUsize::new(lanes),
+            blocked: AtomicBool::new(false),
             done: Mutex::new(lanes == 0),
             cv: Condvar::new(),
             engine,
-        }),
+        }
     }
 }
+
+/// Trackers a thread keeps for reuse (a thread that waits for one publish
+/// at a time needs one; a few cover short pipelines of receipts).
+const POOL: usize = 4;
+
+#[cfg(not(loom))]
+crate::loom::thread_local! {
+    static TRACKERS: RefCell<Vec<Arc<Tracker>>> = const { RefCell::new(Vec::new()) };
+}
+
+// loom's `thread_local!` has no `const` form.
+#[cfg(loom)]
+crate::loom::thread_local! {
+    static TRACKERS: RefCell<Vec<Arc<Tracker>>> = RefCell::new(Vec::new());
+}
+
+/// Creates a receipt expecting `lanes` lane copies; hand out exactly that many
+/// [`Receipt::share`]s. Reuses a tracker of this thread's pool that nobody
+/// holds any more; allocates only while the pool has none free.
+pub(crate) fn tracked(engine: u64, lanes: usize) -> Receipt {
+    let reused = TRACKERS.try_with(|pool| {
+        let mut pool = pool.try_borrow_mut().ok()?;
+        for t in pool.iter_mut() {
+            // Acquire (inside `get_mut`): every former holder's last access
+            // happens before this reset.
+            if let Some(free) = Arc::get_mut(t) {
+                *free = Tracker::new(engine, lanes);
+                return Some(t.clone());
+            }
+        }
+        let fresh = Arc::new(Tracker::new(engine, lanes));
+        if pool.len() < POOL {
+            pool.push(fresh.clone());
+        }
+        Some(fresh)
+    });
+    let tracker = reused
+        .ok()
+        .flatten()
+        // During thread teardown the pool may be gone.
+        .unwrap_or_else(|| Arc::new(Tracker::new(engine, lanes)));
+    Receipt { tracker }
+}
+
+/// How long [`Receipt::wait`] spins, then yields, before it blocks.
+const SPIN_FOR: Duration = Duration::from_micros(20);
+const YIELD_UNTIL: Duration = Duration::from_micros(50);
 
 /// Completion of one event published with [`Topic::publish_tracked`]: complete
 /// once every subscription that was live when the event was published has
@@ -122,6 +201,9 @@ impl Receipt {
         if crate::sys::context::on_worker_of(self.tracker.engine) {
             return Err(WaitError::OnWorkerThread);
         }
+        if self.spin(YIELD_UNTIL) || self.announce_block() {
+            return Ok(());
+        }
         let mut done = self.tracker.done.lock();
         while !*done {
             done = self.tracker.cv.wait(done);
@@ -139,6 +221,9 @@ impl Receipt {
             return true;
         }
         let deadline = Instant::now() + timeout;
+        if self.spin(timeout.min(YIELD_UNTIL)) || self.announce_block() {
+            return true;
+        }
         let mut done = self.tracker.done.lock();
         while !*done {
             let now = Instant::now();
@@ -148,6 +233,45 @@ impl Receipt {
             done = self.tracker.cv.wait_timeout(done, deadline - now);
         }
         true
+    }
+}
+
+impl Receipt {
+    /// Tells the completer that this thread may block; returns whether the
+    /// receipt completed before that was seen (then nobody will notify).
+    fn announce_block(&self) -> bool {
+        // SeqCst store, then SeqCst load: (R1).
+        self.tracker.blocked.store(true, Ordering::SeqCst);
+        self.tracker.remaining.load(Ordering::SeqCst) == 0
+    }
+
+    /// Spins, then yields, for at most `limit` (at most [`SPIN_FOR`] of
+    /// it spinning) while the event is pending; returns whether it
+    /// completed meanwhile.
+    fn spin(&self, limit: Duration) -> bool {
+        if cfg!(loom) {
+            return self.is_complete();
+        }
+        let start = Instant::now();
+        let mut spinning = true;
+        loop {
+            // The clock is read every 64 rounds: a round takes nanoseconds.
+            for _ in 0..64 {
+                if self.is_complete() {
+                    return true;
+                }
+                if spinning {
+                    spin_loop();
+                } else {
+                    thread::yield_now();
+                }
+            }
+            let waited = start.elapsed();
+            if waited >= limit {
+                return self.is_complete();
+            }
+            spinning = waited < SPIN_FOR;
+        }
     }
 }
 
