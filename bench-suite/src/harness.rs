@@ -317,7 +317,7 @@ impl std::fmt::Debug for LatencyRig {
     }
 }
 
-/// One-way latency percentiles, in nanoseconds.
+/// Latency percentiles (one-way, or round trip in S8), in nanoseconds.
 #[derive(Clone, Debug, Serialize)]
 pub struct Latency {
     /// Median.
@@ -332,6 +332,20 @@ pub struct Latency {
     pub mean: f64,
     /// Samples.
     pub samples: u64,
+}
+
+impl Latency {
+    /// The percentiles of `hist`.
+    fn of(hist: &hdrhistogram::Histogram<u64>) -> Latency {
+        Latency {
+            p50: hist.value_at_quantile(0.5),
+            p99: hist.value_at_quantile(0.99),
+            p999: hist.value_at_quantile(0.999),
+            max: hist.max(),
+            mean: hist.mean(),
+            samples: hist.len(),
+        }
+    }
 }
 
 /// Sends `warm + count` timestamps paced `ctx.pace_ns` apart, then the
@@ -380,12 +394,73 @@ pub fn measure_latency(ctx: &Ctx, rig: LatencyRig, warm: u64, count: u64) -> Res
         .map_err(|_| "a latency consumer panicked".to_string())?
         .take()
         .ok_or("no histogram came back")?;
-    Ok(Latency {
-        p50: hist.value_at_quantile(0.5),
-        p99: hist.value_at_quantile(0.99),
-        p999: hist.value_at_quantile(0.999),
-        max: hist.max(),
-        mean: hist.mean(),
-        samples: hist.len(),
-    })
+    Ok(Latency::of(&hist))
+}
+
+/// One request/response round trip: sends a `u64` request and returns
+/// once the reply (or, for pinbus, the completion) arrived.
+pub type CallFn = Box<dyn FnMut(u64) -> Res<()> + Send>;
+
+/// A round-trip topology: a client call and the server behind it.
+pub struct RoundTripRig {
+    /// One round trip.
+    pub call: CallFn,
+    /// Stops the server once the client is done (after `call` is dropped).
+    pub teardown: Teardown,
+}
+
+impl std::fmt::Debug for RoundTripRig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoundTripRig").finish_non_exhaustive()
+    }
+}
+
+/// Runs `warm + count` round trips back to back (closed loop: the next
+/// request leaves when the reply to the last one arrived) from a client
+/// thread pinned like producer 0, and records each one's latency, send to
+/// reply, in the same HDR histogram the one-way scenario uses (the client
+/// owns a [`LatencyTally`](crate::probe::LatencyTally) and feeds it the
+/// request's send time when the reply arrives).
+pub fn measure_round_trip(ctx: &Ctx, rig: RoundTripRig, warm: u64, count: u64) -> Res<Latency> {
+    use crate::probe::{histogram_slot, LatencyTally};
+    let RoundTripRig { mut call, teardown } = rig;
+    let deadline = Instant::now() + ctx.timeout;
+    let slot = histogram_slot();
+    let mut tally = LatencyTally::new(warm, slot.clone());
+    let client = thread::Builder::new()
+        .name("client".into())
+        .spawn(move || -> Res<()> {
+            cores::pin(cores::producer(0));
+            for i in 0..warm + count {
+                let sent = now_ns();
+                call(i)?;
+                tally.on(sent);
+                if i % 1024 == 0 && Instant::now() > deadline {
+                    return Err(format!(
+                        "stuck: {i} of {} round trips in time",
+                        warm + count
+                    ));
+                }
+            }
+            tally.on(SENTINEL);
+            drop(call);
+            Ok(())
+        })
+        .map_err(|e| format!("cannot spawn the client thread: {e}"))?;
+    let r = client
+        .join()
+        .unwrap_or_else(|_| Err("the client thread panicked".into()));
+    if let Err(e) = r {
+        if !e.starts_with("stuck") {
+            let _ = teardown();
+        }
+        return Err(e);
+    }
+    teardown()?;
+    let hist = slot
+        .lock()
+        .map_err(|_| "the client panicked".to_string())?
+        .take()
+        .ok_or("no histogram came back")?;
+    Ok(Latency::of(&hist))
 }

@@ -56,6 +56,23 @@ Scenarios (each runs pinbus and every selected peer in this process):
   S6  1P->1S publisher throughput while another thread subscribes and
       unsubscribes a second subscriber about every millisecond, against the
       same run without churn: drop %. (pinbus, tokio broadcast.)
+  S7  Pipeline a -> b -> c, 3 hops: events/s through the last hop. pinbus:
+      three topics, a's handler publishes each event to b, b's to c, c's
+      counts. Column '1 consumer thread': pinbus workers(1) BusySpin pinned
+      (or --config); crossbeam/flume/rtrb: one pinned thread polls the three
+      channels, moving up to 256 events per channel per pass; disruptor: one
+      ring, three dependent EventPollers (and_then) polled by one pinned
+      thread. Column 'a thread per hop': pinbus workers(3) BusySpin unpinned,
+      a topic per worker; channel peers: three unpinned spinning threads;
+      disruptor: its handler chain (handle_events_with, and_then) on three
+      managed threads, unpinned. (tokio broadcast: n/a, lossy.)
+  S8  Request round trip, closed loop, client pinned like the producer,
+      server like the consumer: p50 / p99 / p99.9 / max of send -> reply.
+      pinbus: publish_and_wait to a subscriber doing trivial work, worker
+      BusySpin (spinning column) or Park (parking column); disruptor: a
+      request ring whose handler publishes into a reply ring the client
+      busy-polls; rtrb: two rings, both ends busy-poll; crossbeam-channel:
+      two bounded channels, blocking recv on both ends (parking column).
 
 Throughput is events handled by the consumer(s) per second, from the first
 measured send to the last event handled, after a warm-up. Producers are pinned
@@ -275,18 +292,19 @@ fn run(cli: Cli) -> Res<()> {
         .into_iter()
         .filter(|p| *p == Peer::Pinbus || cli.peers.is_empty() || cli.peers.contains(p))
         .collect();
-    // Measured events per scenario: S1 S2 S3 S4 S5 S6.
+    // Measured events per scenario: S1 S2 S3 S4 S5 S6 S7 S8 (S2: samples,
+    // S8: round trips).
     let mut events = if cli.quick {
         [
-            10_000_000, 100_000, 2_000_000, 8_000_000, 8_000_000, 10_000_000,
+            10_000_000, 100_000, 2_000_000, 8_000_000, 8_000_000, 10_000_000, 2_000_000, 20_000,
         ]
     } else {
         [
-            40_000_000, 400_000, 8_000_000, 30_000_000, 30_000_000, 40_000_000,
+            40_000_000, 400_000, 8_000_000, 30_000_000, 30_000_000, 40_000_000, 10_000_000, 100_000,
         ]
     };
     if let Some(e) = cli.events {
-        events = [e; 6];
+        events = [e; 8];
     }
     let plan = Plan {
         events,

@@ -178,8 +178,13 @@ fn latency_bars(s: &ScenarioResult) -> Vec<Bar> {
                     ("p99.9", median.p999),
                     ("max", median.max),
                 ] {
+                    let label = if s.cases.len() > 1 {
+                        format!("{} · {} {name}", case.label, r.peer)
+                    } else {
+                        format!("{} {name}", r.peer)
+                    };
                     out.push(Bar {
-                        label: format!("{} {name}", r.peer),
+                        label,
                         value: v as f64,
                         peer: r.peer,
                     });

@@ -284,9 +284,18 @@ pub fn render(s: &ScenarioResult, peers: &[&'static str]) -> String {
                 _ => None,
             };
             for r in &case.results {
+                let name = if s.cases.len() > 1 {
+                    format!("{} · {}", r.peer, case.label)
+                } else {
+                    r.peer.to_string()
+                };
+                if s.cases.len() > 1 && matches!(r.outcome, Outcome::NotApplicable { .. }) {
+                    // The peer has its row in the other column.
+                    continue;
+                }
                 let row = match &r.outcome {
                     Outcome::Latency { median: l, .. } => vec![
-                        r.peer.to_string(),
+                        name,
                         nanos(l.p50),
                         nanos(l.p99),
                         nanos(l.p999),
@@ -299,14 +308,7 @@ pub fn render(s: &ScenarioResult, peers: &[&'static str]) -> String {
                     ],
                     other => {
                         let cell = short(other, &mut note, r.peer);
-                        vec![
-                            r.peer.to_string(),
-                            cell,
-                            "".into(),
-                            "".into(),
-                            "".into(),
-                            "".into(),
-                        ]
+                        vec![name, cell, "".into(), "".into(), "".into(), "".into()]
                     }
                 };
                 rows.push(row);
@@ -435,6 +437,12 @@ pub fn title(s: Scenario, plan: &Plan) -> String {
         Scenario::S6 => {
             "1P→1S publisher throughput while another thread subscribes/unsubscribes (~1k/s)".into()
         }
+        Scenario::S7 => "pipeline a → b → c, 3 hops (events/s through the last hop); \
+             pinbus: workers(1) BusySpin pinned | workers(3) BusySpin unpinned, a topic each"
+            .into(),
+        Scenario::S8 => "request round trip, closed loop (send → reply); \
+             pinbus: publish_and_wait, workers(1) pinned, BusySpin (spinning) | Park (parking)"
+            .into(),
     }
 }
 

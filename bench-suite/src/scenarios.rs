@@ -4,13 +4,15 @@
 use clap::ValueEnum;
 use serde::Serialize;
 
-use crate::harness::{measure, measure_latency, Ctx, Latency, Load, Res, Throughput};
+use crate::harness::{
+    measure, measure_latency, measure_round_trip, Ctx, Latency, Load, Res, Throughput,
+};
 use crate::payload::{Line, Payload};
 use crate::peers::channel::{self, Channel};
 use crate::peers::mpmc::{Crossbeam, Flume};
 use crate::peers::rtrb::Rtrb;
 use crate::peers::tokio_broadcast::TokioBroadcast;
-use crate::peers::{disruptor, pinbus, Peer};
+use crate::peers::{disruptor, pinbus, request, Peer};
 
 /// A scenario of the suite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
@@ -28,17 +30,23 @@ pub enum Scenario {
     S5,
     /// 1P->1S publisher throughput while a thread subscribes/unsubscribes at ~1k/s: drop %.
     S6,
+    /// Pipeline a -> b -> c (3 hops): events/s through the last hop.
+    S7,
+    /// Request round trip (pinbus publish_and_wait): p50/p99/p99.9/max.
+    S8,
 }
 
 impl Scenario {
     /// Every scenario in order.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::S1,
         Scenario::S2,
         Scenario::S3,
         Scenario::S4,
         Scenario::S5,
         Scenario::S6,
+        Scenario::S7,
+        Scenario::S8,
     ];
 
     /// `"S1"` ...
@@ -50,6 +58,8 @@ impl Scenario {
             Scenario::S4 => "S4",
             Scenario::S5 => "S5",
             Scenario::S6 => "S6",
+            Scenario::S7 => "S7",
+            Scenario::S8 => "S8",
         }
     }
 }
@@ -57,8 +67,9 @@ impl Scenario {
 /// The shape of the suite: counts and topology sizes.
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
-    /// Measured events per case (S2: latency samples), by scenario.
-    pub events: [u64; 6],
+    /// Measured events per case (S2: latency samples, S8: round trips),
+    /// by scenario.
+    pub events: [u64; 8],
     /// Producers in S4 and S5.
     pub producers: u64,
     /// Topics in S5.
@@ -94,6 +105,19 @@ pub enum Case {
     ManyTopics,
     /// S6 without churn, or with.
     Churn(bool),
+    /// S7: one consumer thread for the three hops, or (`per_hop`) a thread
+    /// per hop.
+    Pipeline {
+        /// A consumer thread (pinbus: worker) per hop, unpinned.
+        per_hop: bool,
+    },
+    /// S8: spinning waits (pinbus BusySpin worker, rtrb, disruptor), or
+    /// (`park`) waits that sleep (pinbus Park worker, crossbeam-channel's
+    /// blocking `recv`).
+    RoundTrip {
+        /// The parking column.
+        park: bool,
+    },
 }
 
 /// The cases of `s`.
@@ -122,6 +146,20 @@ pub fn cases(s: Scenario, plan: &Plan) -> Vec<(Case, String)> {
             (Case::Churn(false), "without churn".into()),
             (Case::Churn(true), "with churn".into()),
         ],
+        Scenario::S7 => vec![
+            (
+                Case::Pipeline { per_hop: false },
+                "3 hops, 1 consumer thread".into(),
+            ),
+            (
+                Case::Pipeline { per_hop: true },
+                "3 hops, a thread per hop".into(),
+            ),
+        ],
+        Scenario::S8 => vec![
+            (Case::RoundTrip { park: false }, "spinning".into()),
+            (Case::RoundTrip { park: true }, "parking".into()),
+        ],
     }
 }
 
@@ -136,6 +174,16 @@ pub fn not_applicable(peer: Peer, case: &Case) -> Option<&'static str> {
         ),
         (Case::Churn(_), Peer::Crossbeam | Peer::Flume | Peer::Rtrb | Peer::Disruptor) => {
             Some("no subscribe/unsubscribe on a live channel")
+        }
+        (Case::Pipeline { .. }, Peer::Tokio) => Some("lossy broadcast: a lagging hop drops events"),
+        (Case::RoundTrip { .. }, Peer::Flume | Peer::Tokio) => {
+            Some("S8 measures crossbeam-channel as the blocking channel")
+        }
+        (Case::RoundTrip { park: false }, Peer::Crossbeam) => {
+            Some("blocking recv: in the parking column")
+        }
+        (Case::RoundTrip { park: true }, Peer::Disruptor | Peer::Rtrb) => {
+            Some("busy-polling: in the spinning column")
         }
         _ => None,
     }
@@ -242,6 +290,33 @@ pub fn run(ctx: &Ctx, plan: &Plan, case: &Case, peer: Peer) -> Res<Measured> {
             };
             measure::<u64>(ctx, rig, load).map(Measured::Throughput)
         }
+        Case::Pipeline { per_hop } => {
+            // Three rings per run: warm every one of them.
+            let load = load(ctx, plan.events(Scenario::S7), 1, 3, 1);
+            let per_hop = *per_hop;
+            let rig = match peer {
+                Peer::Pinbus => pinbus::pipeline(ctx, load, per_hop)?,
+                Peer::Disruptor => disruptor::pipeline(ctx, load, per_hop)?,
+                Peer::Crossbeam => channel::pipeline::<Crossbeam>(ctx, load, per_hop)?,
+                Peer::Flume => channel::pipeline::<Flume>(ctx, load, per_hop)?,
+                Peer::Rtrb => channel::pipeline::<Rtrb>(ctx, load, per_hop)?,
+                Peer::Tokio => return Err("not applicable".into()),
+            };
+            measure::<u64>(ctx, rig, load).map(Measured::Throughput)
+        }
+        Case::RoundTrip { park } => {
+            let count = plan.events(Scenario::S8);
+            let warm = (count / 10).max(1_000);
+            let rig = match (peer, park) {
+                (Peer::Pinbus, false) => pinbus::round_trip(ctx, ::pinbus::IdleStrategy::BusySpin)?,
+                (Peer::Pinbus, true) => pinbus::round_trip(ctx, ::pinbus::IdleStrategy::Park)?,
+                (Peer::Disruptor, false) => disruptor::round_trip(ctx)?,
+                (Peer::Rtrb, false) => request::rtrb(ctx)?,
+                (Peer::Crossbeam, true) => request::crossbeam(ctx)?,
+                _ => return Err("not applicable".into()),
+            };
+            measure_round_trip(ctx, rig, warm, count).map(Measured::Latency)
+        }
     }
 }
 
@@ -296,7 +371,7 @@ mod tests {
     #[test]
     fn every_peer_runs_s1_single() {
         let plan = Plan {
-            events: [20_000; 6],
+            events: [20_000; 8],
             producers: 2,
             topics: 4,
             fanout: 2,
@@ -325,7 +400,7 @@ mod tests {
     #[test]
     fn every_applicable_case_runs_once() {
         let plan = Plan {
-            events: [8_000, 2_000, 8_000, 8_000, 8_000, 8_000],
+            events: [8_000, 2_000, 8_000, 8_000, 8_000, 8_000, 8_000, 2_000],
             producers: 2,
             topics: 4,
             fanout: 2,

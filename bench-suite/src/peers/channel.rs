@@ -348,3 +348,116 @@ pub fn many_topics<C: Channel>(ctx: &Ctx, load: Load, topics: usize) -> Res<Rig>
         per_subscriber: false,
     })
 }
+
+/// Moves up to `limit` events from `rx` into `tx`; whether any moved.
+/// `Ok(None)` once `rx` is closed and empty.
+#[inline]
+fn forward<P: Payload>(
+    rx: &mut impl Rx<P>,
+    tx: &mut impl Tx<P>,
+    limit: usize,
+) -> Res<Option<bool>> {
+    let mut got = false;
+    for _ in 0..limit {
+        match rx.recv() {
+            Recv::Item(v) => {
+                tx.send(v)?;
+                got = true;
+            }
+            Recv::Empty | Recv::Lagged(_) => break,
+            Recv::Closed => return Ok(if got { Some(true) } else { None }),
+        }
+    }
+    Ok(Some(got))
+}
+
+/// Counts up to `limit` events of `rx` into `tally`; whether any arrived.
+#[inline]
+fn count<P: Payload>(rx: &mut impl Rx<P>, tally: &mut Tally, limit: usize) -> bool {
+    let mut got = false;
+    for _ in 0..limit {
+        match rx.recv() {
+            Recv::Item(v) => {
+                tally.add(v.sum());
+                got = true;
+            }
+            _ => break,
+        }
+    }
+    got
+}
+
+/// Spawns a thread named `name` on `core` running `body`.
+fn spawn(
+    name: &str,
+    core: Option<usize>,
+    body: impl FnOnce() + Send + 'static,
+) -> Res<JoinHandle<()>> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            cores::pin(core);
+            body();
+        })
+        .map_err(|e| format!("cannot spawn a consumer thread: {e}"))
+}
+
+/// S7: channels a → b → c of `ctx.capacity` each. One pinned thread
+/// polls the three hops in turn, moving up to 256 events per channel per pass
+/// (at most half the capacity, so a forward never finds `b` or `c` full) and
+/// counting at `c`; or (`per_hop`) three unpinned spinning threads, one per hop.
+pub fn pipeline<C: Channel>(ctx: &Ctx, load: Load, per_hop: bool) -> Res<Rig> {
+    let (tx_a, mut rx_a) = C::pair::<u64>(ctx.capacity);
+    let (mut tx_b, mut rx_b) = C::pair::<u64>(ctx.capacity);
+    let (mut tx_c, mut rx_c) = C::pair::<u64>(ctx.capacity);
+    let probe = Probe::new();
+    let (warm, total) = load.marks(1);
+    let mut tally = Tally::new(probe.clone(), warm, total);
+    let limit = 256.min(ctx.capacity / 2);
+    let joins = if per_hop {
+        // Each forwarder ends when its input closes (the sender upstream is
+        // dropped), and drops its own sender, closing the next hop.
+        let hop = |mut rx: C::Rx<u64>, mut tx: C::Tx<u64>| {
+            move || loop {
+                match forward(&mut rx, &mut tx, limit) {
+                    Ok(Some(true)) => {}
+                    Ok(Some(false)) => std::hint::spin_loop(),
+                    Ok(None) | Err(_) => return,
+                }
+            }
+        };
+        vec![
+            spawn("hop-a", None, hop(rx_a, tx_b))?,
+            spawn("hop-b", None, hop(rx_b, tx_c))?,
+            spawn("hop-c", None, move || {
+                while !tally.finished() {
+                    if !count(&mut rx_c, &mut tally, limit) {
+                        std::hint::spin_loop();
+                    }
+                }
+            })?,
+        ]
+    } else {
+        vec![spawn("pipeline", cores::consumer(), move || {
+            while !tally.finished() {
+                let a = forward(&mut rx_a, &mut tx_b, limit);
+                let b = forward(&mut rx_b, &mut tx_c, limit);
+                let c = count(&mut rx_c, &mut tally, limit);
+                if a.is_err() || b.is_err() {
+                    return;
+                }
+                if !(c || matches!(a, Ok(Some(true))) || matches!(b, Ok(Some(true)))) {
+                    std::hint::spin_loop();
+                }
+            }
+        })?]
+    };
+    Ok(Rig {
+        subs: vec![Sub { probe, warm, total }],
+        producers: vec![sender(tx_a, None)],
+        churn: None,
+        teardown: join_all(joins),
+        copies: 1,
+        per_subscriber: false,
+    })
+}

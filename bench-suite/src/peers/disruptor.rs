@@ -2,11 +2,22 @@
 //! `BusySpin`, the consumer thread pinned with `pin_at_core` (S3's four
 //! handlers are unpinned: more threads than cores). Dropping the producer
 //! handle drains and joins the handler threads.
+//!
+//! S7's pipeline is the crate's chain of dependent consumers on one ring
+//! (`and_then`): each hop reads the event in place and releases it to the
+//! next, no copy. Either three `EventPoller`s polled in turn by one pinned
+//! thread (the thread count of pinbus's one worker), or three managed
+//! handler threads (`handle_events_with … and_then() …`), unpinned.
+//! S8's round trip is two rings: the client publishes into a request ring,
+//! whose pinned handler publishes the reply into a reply ring that the client
+//! busy-polls through an `EventPoller`.
 
-use disruptor::{build_multi_producer, build_single_producer, BusySpin, Producer, Sequence};
+use disruptor::{
+    build_multi_producer, build_single_producer, BusySpin, Polling, Producer, Sequence,
+};
 
 use crate::cores;
-use crate::harness::{Ctx, LatencyRig, Load, Res, Rig, SendFn, Sub};
+use crate::harness::{Ctx, LatencyRig, Load, Res, Rig, RoundTripRig, SendFn, Sub};
 use crate::payload::Payload;
 use crate::probe::{histogram_slot, LatencyTally, Probe, Tally};
 
@@ -150,5 +161,121 @@ pub fn many_to_one(ctx: &Ctx, load: Load) -> Res<Rig> {
         teardown: nothing(),
         copies: 1,
         per_subscriber: false,
+    })
+}
+
+/// S7: a ring with three dependent consumers: hop 1 and hop 2 read each
+/// event (`black_box`) and release it to the next, hop 3 counts it.
+pub fn pipeline(ctx: &Ctx, load: Load, per_hop: bool) -> Res<Rig> {
+    let (warm, total) = load.marks(1);
+    let (sub, mut h3) = handler::<u64>(warm, total);
+    let read = |e: &u64, _: Sequence, _: bool| {
+        std::hint::black_box(*e);
+    };
+    let builder = build_single_producer(ctx.capacity, || 0u64, BusySpin);
+    let (producer, teardown) = if per_hop {
+        let producer = builder
+            .handle_events_with(read)
+            .and_then()
+            .handle_events_with(read)
+            .and_then()
+            .handle_events_with(h3)
+            .build();
+        (publisher::<u64, _>(producer, None), nothing())
+    } else {
+        let (mut p1, builder) = builder.new_event_poller();
+        let (mut p2, builder) = builder.and_then().new_event_poller();
+        let (mut p3, builder) = builder.and_then().new_event_poller();
+        let producer = builder.build();
+        let core = cores::consumer();
+        let probe = sub.probe.clone();
+        let join = std::thread::Builder::new()
+            .name("pipeline".into())
+            .spawn(move || {
+                cores::pin(core);
+                // Up to 256 events per hop per pass, as the channel peers.
+                while probe.pos() < total {
+                    let mut got = false;
+                    if let Ok(mut events) = p1.take(256) {
+                        for e in &mut events {
+                            std::hint::black_box(*e);
+                        }
+                        got = true;
+                    }
+                    if let Ok(mut events) = p2.take(256) {
+                        for e in &mut events {
+                            std::hint::black_box(*e);
+                        }
+                        got = true;
+                    }
+                    match p3.take(256) {
+                        Ok(mut events) => {
+                            for e in &mut events {
+                                h3(e, 0, false);
+                            }
+                            got = true;
+                        }
+                        Err(Polling::Shutdown) => return,
+                        Err(Polling::NoEvents) => {}
+                    }
+                    if !got {
+                        std::hint::spin_loop();
+                    }
+                }
+            })
+            .map_err(|e| format!("cannot spawn a consumer thread: {e}"))?;
+        let teardown: crate::harness::Teardown = Box::new(move || {
+            join.join()
+                .map_err(|_| "the pipeline thread panicked".to_string())
+        });
+        (publisher::<u64, _>(producer, None), teardown)
+    };
+    Ok(Rig {
+        subs: vec![sub],
+        producers: vec![producer],
+        churn: None,
+        teardown,
+        copies: 1,
+        per_subscriber: false,
+    })
+}
+
+/// S8: a request ring whose pinned BusySpin handler does the trivial work
+/// (`black_box`) and publishes the value into a reply ring; the client
+/// publishes a request, then busy-polls the reply ring's `EventPoller`.
+pub fn round_trip(ctx: &Ctx) -> Res<RoundTripRig> {
+    let reply = build_single_producer(ctx.capacity, || 0u64, BusySpin);
+    let (mut replies, reply) = reply.new_event_poller();
+    let mut reply = reply.build();
+    let request = build_single_producer(ctx.capacity, || 0u64, BusySpin);
+    let request = match cores::consumer() {
+        Some(c) => disruptor::ProcessorSettings::pin_at_core(request, c),
+        None => request,
+    };
+    let mut requests = request
+        .handle_events_with(move |e: &u64, _: Sequence, _: bool| {
+            let v = std::hint::black_box(*e);
+            reply.publish(|r| *r = v);
+        })
+        .build();
+    Ok(RoundTripRig {
+        call: Box::new(move |v| {
+            requests.publish(|e| *e = v);
+            loop {
+                match replies.take(1) {
+                    Ok(mut got) => {
+                        if (&mut got).next() != Some(&v) {
+                            return Err("disruptor: reply out of order".into());
+                        }
+                        return Ok(());
+                    }
+                    Err(Polling::NoEvents) => std::hint::spin_loop(),
+                    Err(Polling::Shutdown) => return Err("disruptor: reply ring shut down".into()),
+                }
+            }
+        }),
+        // Dropping `call` drops the request producer, which joins its
+        // handler (and so drops the reply producer).
+        teardown: nothing(),
     })
 }

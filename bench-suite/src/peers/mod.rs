@@ -7,6 +7,7 @@ pub mod channel;
 pub mod disruptor;
 pub mod mpmc;
 pub mod pinbus;
+pub mod request;
 pub mod rtrb;
 pub mod tokio_broadcast;
 

@@ -4,7 +4,10 @@
 //! Built-in engine: `workers(1)`, `Pinning::Cores([last core])`,
 //! `IdleStrategy::BusySpin`, `lane_capacity(capacity)`; the spread
 //! scenario (S5) takes one worker per core but the first. With `--config`
-//! every engine comes from that configuration instead.
+//! every engine comes from that configuration instead. S7's thread-per-hop
+//! case takes `workers(3)`, unpinned, a topic per worker; S8 takes the
+//! built-in engine with `IdleStrategy::BusySpin` or `IdleStrategy::Park`
+//! (both ignore `--config`: the idle strategy is what S8 compares).
 
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +16,9 @@ use pinbus::{
 };
 
 use crate::cores;
-use crate::harness::{ChurnFn, Ctx, LatencyRig, Load, Res, Rig, SendFn, Sub, Teardown};
+use crate::harness::{
+    ChurnFn, Ctx, LatencyRig, Load, Res, Rig, RoundTripRig, SendFn, Sub, Teardown,
+};
 use crate::payload::Payload;
 use crate::probe::{histogram_slot, LatencyTally, Probe, Tally};
 
@@ -48,13 +53,37 @@ fn engine(ctx: &Ctx, spread: bool) -> Res<Arc<Engine>> {
         .map_err(|e| format!("pinbus engine: {e}"))
 }
 
+/// Builds an engine of `workers` workers with `idle`, one worker on the
+/// last core when `workers` is 1, unpinned otherwise (S7 with a thread per
+/// hop, S8); not from `--config`.
+fn engine_with(ctx: &Ctx, workers: usize, idle: IdleStrategy) -> Res<Arc<Engine>> {
+    let pinning = match (workers, cores::consumer()) {
+        (1, Some(c)) => Pinning::Cores(vec![c]),
+        _ => Pinning::None,
+    };
+    Engine::builder()
+        .workers(workers)
+        .pinning(pinning)
+        .idle(idle)
+        .lane_capacity(ctx.capacity)
+        .build()
+        .map(Arc::new)
+        .map_err(|e| format!("pinbus engine: {e}"))
+}
+
 /// Opens `name` with `Backpressure::Block`.
 fn topic<P: Payload>(engine: &Engine, name: &str) -> Res<Topic<P>> {
+    topic_on(engine, name, None)
+}
+
+/// Opens `name` with `Backpressure::Block`, on `worker` if given.
+fn topic_on<P: Payload>(engine: &Engine, name: &str, worker: Option<usize>) -> Res<Topic<P>> {
+    let mut options = TopicOptions::default().backpressure(Backpressure::Block);
+    if let Some(w) = worker {
+        options = options.worker(w);
+    }
     engine
-        .topic_with::<P>(
-            name,
-            TopicOptions::default().backpressure(Backpressure::Block),
-        )
+        .topic_with::<P>(name, options)
         .map_err(|e| format!("pinbus topic: {e}"))
 }
 
@@ -234,5 +263,61 @@ pub fn many_topics(ctx: &Ctx, load: Load, topics: usize) -> Res<Rig> {
         teardown: shutdown(engine, handles),
         copies: 1,
         per_subscriber: false,
+    })
+}
+
+/// S7: topics a → b → c; `a`'s handler publishes each event to `b`, `b`'s to
+/// `c`, `c`'s handler counts. One worker on the consumer core (the built-in
+/// engine, or `--config`), or (`per_hop`) three unpinned workers with a
+/// topic each.
+pub fn pipeline(ctx: &Ctx, load: Load, per_hop: bool) -> Res<Rig> {
+    let engine = if per_hop {
+        engine_with(ctx, 3, IdleStrategy::BusySpin)?
+    } else {
+        engine(ctx, false)?
+    };
+    let on = |w: usize| per_hop.then_some(w);
+    let a = topic_on::<u64>(&engine, "bench.s7.a", on(0))?;
+    let b = topic_on::<u64>(&engine, "bench.s7.b", on(1))?;
+    let c = topic_on::<u64>(&engine, "bench.s7.c", on(2))?;
+    let (warm, total) = load.marks(1);
+    let (sub, last) = subscribe(&c, warm, total)?;
+    let forward = |from: &Topic<u64>, to: Topic<u64>| {
+        // A failed forward loses the event: the checksum at `c` reports it.
+        from.subscribe(move |ev: &Event<u64>| {
+            let _ = to.publish(**ev);
+        })
+        .map_err(|e| format!("pinbus subscribe: {e}"))
+    };
+    let second = forward(&b, c)?;
+    let first = forward(&a, b)?;
+    Ok(Rig {
+        subs: vec![sub],
+        producers: vec![publisher(a, None)],
+        churn: None,
+        teardown: shutdown(engine, vec![first, second, last]),
+        copies: 1,
+        per_subscriber: false,
+    })
+}
+
+/// S8: the client's `publish_and_wait(v)` on a topic whose one subscriber
+/// does trivial work (`black_box` of the value), on one worker pinned to the
+/// consumer core with `idle`.
+pub fn round_trip(ctx: &Ctx, idle: IdleStrategy) -> Res<RoundTripRig> {
+    let engine = engine_with(ctx, 1, idle)?;
+    let topic = topic::<u64>(&engine, "bench.s8")?;
+    let handle = topic
+        .subscribe(|ev: &Event<u64>| {
+            std::hint::black_box(**ev);
+        })
+        .map_err(|e| format!("pinbus subscribe: {e}"))?;
+    Ok(RoundTripRig {
+        call: Box::new(move |v| {
+            topic
+                .publish_and_wait(v)
+                .map_err(|e| format!("pinbus publish_and_wait: {e}"))
+        }),
+        teardown: shutdown(engine, vec![handle]),
     })
 }
