@@ -161,3 +161,70 @@ fn a_retry_dropped_at_shutdown_releases_its_receipt() {
     assert_eq!(report.retries_dropped, 1);
     assert!(r.is_complete(), "nothing holds the receipt after shutdown");
 }
+
+/// A receipt share travels in the lane's side queue, which holds fewer
+/// entries than a large lane: more tracked events than it holds wait for
+/// room (`Block`) or come back (`Fail`, `try_publish`), none is lost, and
+/// every receipt completes once the handler runs again.
+#[test]
+fn more_tracked_events_than_the_side_queue_holds_wait_or_come_back() {
+    for backpressure in [pinbus::Backpressure::Fail, pinbus::Backpressure::Block] {
+        let engine = engine(1, pinbus::IdleStrategy::Park, 4096);
+        let topic = engine
+            .topic_with::<u64>(
+                "tracked.many",
+                pinbus::TopicOptions::default().backpressure(backpressure),
+            )
+            .unwrap();
+        let (release, gate) = mpsc::channel::<()>();
+        let handled = Arc::new(AtomicU64::new(0));
+        let h = handled.clone();
+        let mut first = true;
+        topic
+            .subscribe(move |_| {
+                if std::mem::take(&mut first) {
+                    let _ = gate.recv();
+                }
+                h.fetch_add(1, Ordering::SeqCst);
+            })
+            .unwrap();
+        const N: u64 = 2_000;
+        let t = topic.clone();
+        let publisher = std::thread::spawn(move || {
+            let mut receipts = Vec::new();
+            let mut refused = 0;
+            for i in 0..N {
+                match t.publish_tracked(i) {
+                    Ok(r) => receipts.push(r),
+                    Err(pinbus::PublishError::Full(v)) => {
+                        assert_eq!(v, i, "the refused event comes back");
+                        refused += 1;
+                    }
+                    Err(e) => panic!("unexpected {e:?}"),
+                }
+            }
+            (receipts, refused)
+        });
+        if backpressure == pinbus::Backpressure::Fail {
+            let (receipts, refused) = publisher.join().unwrap();
+            assert!(refused > 0, "the side queue filled before the lane did");
+            assert!(receipts.len() < 4096, "fewer than the lane holds");
+            release.send(()).unwrap();
+            for r in &receipts {
+                assert!(r.wait_timeout(Duration::from_secs(10)));
+            }
+            assert_eq!(handled.load(Ordering::SeqCst), receipts.len() as u64);
+        } else {
+            // The publisher waits for room; releasing the handler lets it on.
+            std::thread::sleep(Duration::from_millis(50));
+            release.send(()).unwrap();
+            let (receipts, refused) = publisher.join().unwrap();
+            assert_eq!((receipts.len() as u64, refused), (N, 0));
+            for r in &receipts {
+                assert!(r.wait_timeout(Duration::from_secs(10)));
+            }
+            assert_eq!(handled.load(Ordering::SeqCst), N);
+        }
+        engine.shutdown();
+    }
+}

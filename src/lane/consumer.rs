@@ -2,13 +2,13 @@
 
 use crate::core::ring::Consumer;
 
-use crate::lane::tag::{flagged, Cursor, Delivered, Side};
-use crate::loom::sync::Arc;
+use crate::lane::tag::{flagged, Cursor, Delivered, SideItem};
 
 /// The consuming end of one ring of a lane.
 pub(crate) struct LaneConsumer<T> {
     pub(crate) ring: Consumer<T>,
-    pub(crate) side: Arc<Side>,
+    /// The ring's side queue.
+    pub(crate) side: Consumer<SideItem>,
     pub(crate) cursor: Cursor,
 }
 

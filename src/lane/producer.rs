@@ -8,8 +8,8 @@ use crate::event::trace::Lineage;
 use crate::lane::consumer::LaneConsumer;
 use crate::lane::rings::Lane;
 use crate::lane::tag::{
-    needs_time_base, Cursor, Side, SideItem, SIDE_SEQ, SIDE_TIME_BASE, SIDE_TRACE, SIDE_TRACKER,
-    SIDE_VERSION, TIME_SHIFT, TRACE_STEP,
+    needs_time_base, side_capacity, Cursor, SideItem, MAX_SIDE_ITEMS, SIDE_MASK, SIDE_SEQ,
+    SIDE_TIME_BASE, SIDE_TRACE, SIDE_TRACKER, SIDE_VERSION, TIME_SHIFT, TRACE_STEP,
 };
 use crate::loom::sync::atomic::Ordering;
 use crate::loom::sync::Arc;
@@ -30,7 +30,8 @@ pub(crate) struct Outgoing<T> {
 pub(crate) struct LaneProducer<T> {
     pub(crate) lane: Arc<Lane<T>>,
     pub(crate) ring: Producer<T>,
-    pub(crate) side: Arc<Side>,
+    /// The ring's side queue (rare per-event data, [`lane`](crate::lane)).
+    pub(crate) side: Producer<SideItem>,
     pub(crate) cursor: Cursor,
     /// Worker slots only: events that found the ring full (or found older
     /// events waiting here), oldest first. Flushed by the worker loop.
@@ -42,7 +43,9 @@ impl<T> LaneProducer<T> {
     /// if needed), with no backlog ahead of it.
     #[inline(always)]
     pub(crate) fn has_room(&mut self) -> bool {
-        self.backlog.is_empty() && self.ring.free(1) >= 1
+        self.backlog.is_empty()
+            && self.ring.free(1) >= 1
+            && self.side.free(MAX_SIDE_ITEMS) >= MAX_SIDE_ITEMS
     }
 
     /// Events that can be written now without waiting.
@@ -109,13 +112,14 @@ impl<T> LaneProducer<T> {
         n
     }
 
-    /// Writes and publishes `ev`, or hands it back if the ring is full.
+    /// Writes and publishes `ev`, or hands it back if the ring is full (or,
+    /// for an event with side data, its side queue).
     #[inline(always)]
     pub(crate) fn write(&mut self, ev: Outgoing<T>) -> Result<(), Outgoing<T>> {
         if self.ring.free(1) == 0 {
             return Err(ev);
         }
-        let c = &mut self.cursor;
+        let c = &self.cursor;
         let mut flags = 0;
         if ev.version != c.version {
             flags |= SIDE_VERSION;
@@ -129,6 +133,19 @@ impl<T> LaneProducer<T> {
         if ev.tracker.is_some() {
             flags |= SIDE_TRACKER;
         }
+        if ev.lineage != Lineage::Root {
+            flags |= if ev.lineage.follows(&c.lineage) {
+                TRACE_STEP
+            } else {
+                SIDE_TRACE
+            };
+        }
+        if flags & SIDE_MASK != 0 {
+            let items = (flags & SIDE_MASK).count_ones() as usize;
+            if self.side.free(items) < items {
+                return Err(ev);
+            }
+        }
         let Outgoing {
             value,
             seq,
@@ -138,14 +155,9 @@ impl<T> LaneProducer<T> {
             lineage,
         } = ev;
         if lineage != Lineage::Root {
-            if lineage.follows(&c.lineage) {
-                flags |= TRACE_STEP;
-            } else {
-                flags |= SIDE_TRACE;
-            }
-            c.lineage = lineage;
+            self.cursor.lineage = lineage;
         }
-        if flags & !TRACE_STEP != 0 {
+        if flags & SIDE_MASK != 0 {
             self.attach(flags, seq, version, published, tracker, lineage);
         }
         let c = &mut self.cursor;
@@ -173,23 +185,29 @@ impl<T> LaneProducer<T> {
         lineage: Lineage,
     ) {
         let c = &mut self.cursor;
-        let mut items = self.side.items.lock();
+        let side = &mut self.side;
+        // The caller checked room for every item.
+        let mut push = |item| {
+            let pushed = side.write(0, item);
+            debug_assert!(pushed.is_ok(), "side queue room changed under its producer");
+            drop(pushed);
+        };
         if flags & SIDE_VERSION != 0 {
-            items.push_back(SideItem::Version(version));
+            push(SideItem::Version(version));
             c.version = version;
         }
         if flags & SIDE_SEQ != 0 {
-            items.push_back(SideItem::Seq(seq));
+            push(SideItem::Seq(seq));
         }
         if flags & SIDE_TIME_BASE != 0 {
             c.time_base = published - 1;
-            items.push_back(SideItem::TimeBase(c.time_base));
+            push(SideItem::TimeBase(c.time_base));
         }
         if let Some(t) = tracker {
-            items.push_back(SideItem::Tracker(t));
+            push(SideItem::Tracker(t));
         }
         if flags & SIDE_TRACE != 0 {
-            items.push_back(SideItem::Trace(lineage));
+            push(SideItem::Trace(lineage));
         }
     }
 
@@ -220,11 +238,11 @@ impl<T> LaneProducer<T> {
     /// lane, and returns the producer end. Allocates (once per slot and lane).
     pub(crate) fn new(this: &Arc<Lane<T>>) -> LaneProducer<T> {
         let (producer, consumer) = ring::channel(this.capacity);
-        let side = Arc::new(Side::default());
+        let (side, side_consumer) = ring::channel(side_capacity(this.capacity));
         this.probes.lock().push(producer.probe());
         this.fresh.lock().push(LaneConsumer {
             ring: consumer,
-            side: side.clone(),
+            side: side_consumer,
             cursor: Cursor::default(),
         });
         // Release: see module docs.

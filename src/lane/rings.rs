@@ -50,8 +50,15 @@
 //!   worst costs one extra lock of an empty list. For parking, the flag store
 //!   precedes the producer's later ring commit and `fence::light()`, so the
 //!   worker's post-`fence::heavy()` check sees it (see [`worker`](crate::runtime::worker)).
-//! - The side queue is a mutex; its pushes happen before the ring commit that
-//!   publishes the flagged slot, so the consumer finds the items there.
+//! - The side queue is a second SPSC ring ([`ring`](crate::core::ring)) with
+//!   the same two ends, so no per-event path takes a lock. Its items are
+//!   committed (`Release` stamps) before the main ring's commit of the
+//!   flagged slot; the consumer's `Acquire` of that slot's stamp therefore
+//!   makes the items' stamps visible, and it finds them ready. It holds
+//!   `side_capacity(lane_capacity)` items (8 to 256): a producer whose side
+//!   queue lacks room for an event's items treats the lane as full (the
+//!   event waits, backlogs, or comes back), so at most that many events
+//!   with side data are in flight per producer and lane.
 
 use std::collections::VecDeque;
 

@@ -2,12 +2,10 @@
 //! of one ring keep in step about the events that follow (see the
 //! [module docs](super)).
 
-use std::collections::VecDeque;
-
 use crate::event::receipt::TrackerRef;
 use crate::event::trace::Lineage;
 
-use crate::loom::sync::Mutex;
+use crate::core::ring::Consumer;
 
 /// Tag flags: side items to pop for this event, in this order.
 pub(crate) const SIDE_VERSION: u64 = 1 << 0;
@@ -52,10 +50,14 @@ pub(crate) struct Cursor {
     pub(crate) lineage: Lineage,
 }
 
-/// A ring's side queue (module docs).
-#[derive(Default)]
-pub(crate) struct Side {
-    pub(crate) items: Mutex<VecDeque<SideItem>>,
+/// The most side items one event needs (one per `SIDE_MASK` flag).
+pub(crate) const MAX_SIDE_ITEMS: usize = 5;
+
+/// Slots of a ring's side queue for a lane of `capacity` (a power of two):
+/// room for a burst of events with side data, never fewer than one event
+/// needs.
+pub(crate) fn side_capacity(capacity: usize) -> usize {
+    capacity.clamp(8, 256)
 }
 
 impl Cursor {
@@ -88,7 +90,11 @@ impl Cursor {
 /// What the flags of `tag` say beyond a plain entry: the receipt share and
 /// the lineage, with the side items they announce applied to the cursor.
 #[inline(always)]
-pub(crate) fn flagged(tag: u64, side: &Side, cursor: &mut Cursor) -> (Option<TrackerRef>, Lineage) {
+pub(crate) fn flagged(
+    tag: u64,
+    side: &mut Consumer<SideItem>,
+    cursor: &mut Cursor,
+) -> (Option<TrackerRef>, Lineage) {
     if tag & FLAG_MASK == 0 {
         (None, Lineage::Root)
     } else {
@@ -102,7 +108,7 @@ pub(crate) fn flagged(tag: u64, side: &Side, cursor: &mut Cursor) -> (Option<Tra
 #[inline(never)]
 fn flagged_out_of_line(
     tag: u64,
-    side: &Side,
+    side: &mut Consumer<SideItem>,
     cursor: &mut Cursor,
 ) -> (Option<TrackerRef>, Lineage) {
     if tag & FLAG_MASK == TRACE_STEP {
@@ -116,34 +122,28 @@ fn flagged_out_of_line(
 /// Pops the side items `tag` announces, applies them to the cursor, and
 /// returns the receipt share and lineage.
 #[cold]
-pub(crate) fn detach(tag: u64, side: &Side, cursor: &mut Cursor) -> (Option<TrackerRef>, Lineage) {
-    let mut items = side.items.lock();
+pub(crate) fn detach(
+    tag: u64,
+    side: &mut Consumer<SideItem>,
+    cursor: &mut Cursor,
+) -> (Option<TrackerRef>, Lineage) {
     let mut tracker = None;
     let mut trace = Lineage::Root;
-    for flag in [
-        SIDE_VERSION,
-        SIDE_SEQ,
-        SIDE_TIME_BASE,
-        SIDE_TRACKER,
-        SIDE_TRACE,
-    ] {
-        if tag & flag == 0 {
-            continue;
+    // The items come in flag order (the producer pushes them so).
+    let wanted = (tag & SIDE_MASK).count_ones() as usize;
+    let got = side.consume(wanted, |_, item| match item {
+        SideItem::Version(v) => cursor.version = v,
+        SideItem::Seq(s) => cursor.next_seq = s,
+        SideItem::TimeBase(b) => cursor.time_base = b,
+        SideItem::Tracker(t) => tracker = Some(t),
+        SideItem::Trace(l) => {
+            cursor.lineage = l;
+            trace = l;
         }
-        match items.pop_front() {
-            Some(SideItem::Version(v)) => cursor.version = v,
-            Some(SideItem::Seq(s)) => cursor.next_seq = s,
-            Some(SideItem::TimeBase(b)) => cursor.time_base = b,
-            Some(SideItem::Tracker(t)) => tracker = Some(t),
-            Some(SideItem::Trace(l)) => {
-                cursor.lineage = l;
-                trace = l;
-            }
-            // The producer pushes one item per flag before publishing the
-            // slot, so the queue cannot run short.
-            None => debug_assert!(false, "side queue out of step"),
-        }
-    }
+    });
+    // The producer pushes one item per flag before publishing the slot
+    // (and the slot's Acquire makes them visible), so none is missing.
+    debug_assert_eq!(got, wanted, "side queue out of step");
     if tag & TRACE_STEP != 0 {
         cursor.lineage = cursor.lineage.step();
         trace = cursor.lineage;
@@ -208,10 +208,7 @@ mod tests {
             assert!(p.continues(i, 0));
             p.write(out(i as u32, i, 0, 0)).ok().unwrap();
         }
-        assert!(
-            p.side.items.lock().is_empty(),
-            "plain entries queue nothing"
-        );
+        assert!(p.side.probe().is_empty(), "plain entries queue nothing");
         let got = take(&mut c);
         let seqs: Vec<_> = got.iter().map(|(v, d)| (*v, d.seq, d.version)).collect();
         assert_eq!(seqs, [(0, 0, 0), (1, 1, 0), (2, 2, 0)]);
@@ -226,7 +223,7 @@ mod tests {
         p.write(out(1, 0, 0, 0)).ok().unwrap();
         // Version 3 and a jump to sequence 100: two side items, once.
         p.write(out(2, 100, 3, 0)).ok().unwrap();
-        assert_eq!(p.side.items.lock().len(), 2);
+        assert_eq!(p.side.probe().len(), 2);
         p.write(out(3, 101, 3, 0)).ok().unwrap();
         assert!(p.continues(102, 3));
         let got: Vec<_> = take(&mut c)
@@ -234,10 +231,7 @@ mod tests {
             .map(|(v, d)| (v, d.seq, d.version))
             .collect();
         assert_eq!(got, [(1, 0, 0), (2, 100, 3), (3, 101, 3)]);
-        assert!(
-            p.side.items.lock().is_empty(),
-            "the consumer popped them all"
-        );
+        assert!(p.side.probe().is_empty(), "the consumer popped them all");
     }
 
     #[test]
@@ -319,7 +313,7 @@ mod tests {
         }
         // Side items: chain(1) (nothing to step from), chain(9) (a jump),
         // explicit, chain(10) (after an explicit one). The rest step.
-        assert_eq!(p.side.items.lock().len(), 4);
+        assert_eq!(p.side.probe().len(), 4);
         let got: Vec<_> = take(&mut c).into_iter().map(|(_, d)| d.lineage).collect();
         assert_eq!(got, sent);
         // A step the cursor cannot take is refused, not mis-encoded.
