@@ -454,6 +454,17 @@ impl<T> Consumer<T> {
     /// which `f` returns `false` (that value counts as consumed).
     #[inline]
     pub fn consume_while(&mut self, max: usize, mut f: impl FnMut(u64, T) -> bool) -> usize {
+        self.consume_counted(max, |tag, value, _| f(tag, value))
+    }
+
+    /// [`consume_while`](Consumer::consume_while), telling `f` whether the
+    /// value is the `max`-th (the last one asked for).
+    #[inline]
+    pub fn consume_counted(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(u64, T, bool) -> bool,
+    ) -> usize {
         struct Advance<'a, T> {
             consumer: &'a mut Consumer<T>,
             done: usize,
@@ -493,7 +504,7 @@ impl<T> Consumer<T> {
                 unsafe { (*p).assume_init_read() }
             });
             advance.done += 1;
-            if !f(tag, value) {
+            if !f(tag, value, advance.done == max) {
                 break;
             }
         }

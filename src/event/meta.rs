@@ -26,6 +26,9 @@ pub(crate) struct Meta {
     pub(crate) lineage: Lineage,
     /// Delivery attempt, starting at 1.
     pub(crate) attempt: u32,
+    /// Last event of the batch the worker drained (see
+    /// [`Event::end_of_batch`]).
+    pub(crate) end_of_batch: bool,
     /// The topic's random salt (`TopicShared::salt`): root events' trace and
     /// span ids are derived from it and `seq`, so no two topics, engines or
     /// processes share them.
@@ -134,6 +137,40 @@ impl<T> Event<T> {
     /// publish time and a lower bound on the handling time.
     pub fn published_at(&self) -> Instant {
         epoch() + Duration::from_nanos(self.meta.published)
+    }
+
+    /// Whether this is the last event of the batch its worker took from the
+    /// lane in one go, as the Disruptor's `endOfBatch`: a handler that
+    /// buffers work (writes, acknowledgements) can flush once per batch
+    /// instead of once per event. A worker takes at most `drain_batch`
+    /// events at a time from each producer's ring of a lane (a consumer
+    /// group's member, from the group's rings together), so this is true
+    /// at least once every `drain_batch` events, and on the last event of a
+    /// burst. A retry is delivered on its own: always true.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::Engine;
+    /// use std::sync::mpsc;
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let writes = engine.topic::<u32>("writes")?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let mut buffered = Vec::new();
+    /// writes.subscribe(move |ev| {
+    ///     buffered.push(**ev);
+    ///     if ev.end_of_batch() {
+    ///         // One flush per batch.
+    ///         let _ = tx.send(std::mem::take(&mut buffered));
+    ///     }
+    /// })?;
+    /// writes.publish_batch(0..100)?;
+    /// engine.shutdown();
+    /// let flushed: Vec<u32> = rx.iter().flatten().collect();
+    /// assert_eq!(flushed, (0..100).collect::<Vec<_>>());
+    /// # Ok(()) }
+    /// ```
+    pub fn end_of_batch(&self) -> bool {
+        self.meta.end_of_batch
     }
 
     /// Which delivery attempt this is: 1 for the first.

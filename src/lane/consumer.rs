@@ -37,7 +37,9 @@ impl<T> LaneConsumer<T> {
     }
 
     /// [`consume`](LaneConsumer::consume), stopping early after the event
-    /// for which `f` returns `false` (that event counts as taken).
+    /// for which `f` returns `false` (that event counts as taken). The
+    /// `max`-th event is marked [`Delivered::end_of_batch`] (callers pass
+    /// the count they saw ready).
     #[inline(always)]
     pub(crate) fn consume_while(
         &mut self,
@@ -45,9 +47,11 @@ impl<T> LaneConsumer<T> {
         mut f: impl FnMut(T, Delivered) -> bool,
     ) -> usize {
         let LaneConsumer { ring, side, cursor } = self;
-        ring.consume_while(max, |tag, value| {
+        ring.consume_counted(max, |tag, value, last| {
             let (tracker, lineage) = flagged(tag, side, cursor);
-            f(value, cursor.advance(tag, tracker, lineage))
+            let mut d = cursor.advance(tag, tracker, lineage);
+            d.end_of_batch = last;
+            f(value, d)
         })
     }
 }

@@ -81,6 +81,7 @@ impl Cursor {
             },
             tracker,
             lineage,
+            end_of_batch: false,
         };
         self.next_seq = self.next_seq.wrapping_add(1);
         delivered
@@ -161,6 +162,8 @@ pub(crate) struct Delivered {
     pub(crate) tracker: Option<TrackerRef>,
     /// The trace it joins and its parent span.
     pub(crate) lineage: Lineage,
+    /// Whether it is the last event of the batch being taken.
+    pub(crate) end_of_batch: bool,
 }
 
 #[cfg(all(test, not(loom)))]

@@ -22,6 +22,7 @@ pub(crate) fn event<T>(
             published: if d.published != 0 { d.published } else { clock },
             lineage: d.lineage,
             attempt: 1,
+            end_of_batch: d.end_of_batch,
             version: d.version,
             salt,
         },

@@ -285,7 +285,7 @@ impl<T: Send + 'static> GroupDrain<T> {
         let mut handled = 0;
         let mut pending = std::mem::take(&mut self.buf);
         let mut rest = pending.drain(..);
-        while let Some((value, d)) = rest.next() {
+        while let Some((value, mut d)) = rest.next() {
             let Some(m) = self.pick() else {
                 // Every local member left mid-batch: hand the events back to
                 // the group, for members on other workers.
@@ -299,6 +299,8 @@ impl<T: Send + 'static> GroupDrain<T> {
                 }
                 break;
             };
+            // The claim took the batch from several rings: its end is here.
+            d.end_of_batch = rest.len() == 0;
             let ev = event(value, d, self.name, self.salt, clock);
             self.members[m].call_guarded(&ev);
             handled += 1;

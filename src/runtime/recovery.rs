@@ -124,6 +124,8 @@ impl<T: Clone + Send + 'static> OnFailure<T> for Recovery<T> {
             ev.topic,
             Meta {
                 attempt: attempt + 1,
+                // Redelivered on its own.
+                end_of_batch: true,
                 ..ev.meta
             },
             ev.receipt.as_ref().map(TrackerRef::another),
