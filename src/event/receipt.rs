@@ -12,9 +12,24 @@
 //! effects; the acquire half, on the thread that reaches zero, makes every
 //! lane's effects visible before it signals `done` under the mutex. Waiters
 //! read `done` under the same mutex, or `remaining` with `Acquire`.
+//!
+//! # Awaiting
+//!
+//! [`Receipt`] is a [`Future`]. A poll registers the task's waker in the
+//! tracker's `waker`, *then* re-checks `remaining`; the thread that takes
+//! `remaining` to zero calls `waker.wake()` *after* the decrement. Either
+//! the re-check sees zero, or the decrement comes after the registration
+//! in `remaining`'s modification order — and then `AtomicWaker`'s own
+//! handshake (an `AcqRel` read-modify-write of its state on both sides)
+//! makes the waker visible to `wake()`. So a wake-up is never lost and no
+//! task polls in a loop (loom model: `loom-tests/tests/loom_receipt.rs`).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::loom::future::AtomicWaker;
 use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Condvar, Mutex};
 use crate::sys::error::WaitError;
@@ -26,6 +41,8 @@ pub(crate) struct Tracker {
     cv: Condvar,
     /// Id of the engine whose workers must not block on this receipt.
     engine: u64,
+    /// The task awaiting the receipt, if any (see the module's "Awaiting").
+    waker: AtomicWaker,
 }
 
 /// One lane's share of a tracked event; dropping it counts that lane done.
@@ -47,6 +64,9 @@ impl Drop for TrackerRef {
         if self.0.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             *self.0.done.lock() = true;
             self.0.cv.notify_all();
+            // After the decrement: pairs with the register-then-check in
+            // `Receipt::poll`.
+            self.0.waker.wake();
         }
     }
 }
@@ -60,6 +80,7 @@ pub(crate) fn tracked(engine: u64, lanes: usize) -> Receipt {
             done: Mutex::new(lanes == 0),
             cv: Condvar::new(),
             engine,
+            waker: AtomicWaker::new(),
         }),
     }
 }
@@ -148,6 +169,54 @@ impl Receipt {
             done = self.tracker.cv.wait_timeout(done, deadline - now);
         }
         true
+    }
+}
+
+/// Awaiting a receipt (`receipt.await`) completes when
+/// [`is_complete`](Receipt::is_complete) would return true: the task is woken
+/// by the worker that completes the event — no polling loop, no allocation
+/// beyond the receipt itself, and no runtime dependency (it works under
+/// tokio, smol, async-std or `futures::executor`). Unlike
+/// [`wait`](Receipt::wait) it is fine inside a task on any thread, and never
+/// fails.
+///
+/// One task at a time: a receipt keeps a single waker, so when clones of
+/// it are awaited by several tasks at once only the one that polled last is
+/// sure to be woken. Await one clone per task in turn, or hand the others
+/// [`wait`](Receipt::wait).
+///
+/// Awaiting from a handler of the same engine (inside `block_on` on a
+/// worker) would wait for events queued behind that very handler; don't.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::Engine;
+/// let engine = Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// jobs.subscribe(|job| println!("job {}", **job))?;
+/// let receipt = jobs.publish_tracked(7)?;
+/// futures::executor::block_on(async move {
+///     receipt.await; // the worker that handles job 7 wakes this task
+/// });
+/// # Ok(()) }
+/// ```
+impl Future for Receipt {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_complete() {
+            return Poll::Ready(());
+        }
+        // Register, then re-check: a completion after the check wakes the
+        // waker registered before it (module docs, "Awaiting").
+        self.tracker.waker.register_by_ref(cx.waker());
+        if self.is_complete() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
     }
 }
 
