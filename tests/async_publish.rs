@@ -58,7 +58,8 @@ fn a_full_block_topic_makes_publish_async_pending_and_room_wakes_it() {
     assert_eq!(count.0.load(Ordering::SeqCst), 0);
     drop(release); // the handler runs on: room appears, the consumer wakes us
     assert!(
-        eventually(Duration::from_secs(10), || count.0.load(Ordering::SeqCst) > 0),
+        eventually(Duration::from_secs(10), || count.0.load(Ordering::SeqCst)
+            > 0),
         "woken by the consumer"
     );
     let mut done = fut.as_mut().poll(&mut cx);

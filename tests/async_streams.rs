@@ -167,7 +167,10 @@ fn dropping_a_stream_with_a_full_buffer_unsubscribes_without_hanging() {
     });
     std::thread::sleep(Duration::from_millis(100));
     let receipts_before = other.load(Ordering::SeqCst);
-    assert!(receipts_before < 2_000, "the unpolled stream holds the lane");
+    assert!(
+        receipts_before < 2_000,
+        "the unpolled stream holds the lane"
+    );
     drop(s); // must release the waiting worker
     producer.join().unwrap();
     let r = topic.publish_tracked(2_000).unwrap();

@@ -52,7 +52,8 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             if let Some(targets) = view.targets.as_deref() {
                 if targets.accepts(info.kind) {
                     let full = targets.lanes.iter().find(|t| {
-                        !t.lane.is_retired() && !producer_for(&mut view.producers, &t.lane).has_room()
+                        !t.lane.is_retired()
+                            && !producer_for(&mut view.producers, &t.lane).has_room()
                     });
                     if let Some(full) = full {
                         // Its workers may be parked with work waiting.
@@ -92,6 +93,20 @@ impl<T> Drop for Wait<T> {
 /// Cancel-safe in the sense of tokio's `Sender::send`: dropping the future
 /// before it completes publishes nothing (the event is in no lane) and drops
 /// the event; it is never half-published.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::{Engine, Publish};
+/// let engine = Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// let publish: Publish<'_, u32> = jobs.publish_async(1);
+/// drop(publish); // never polled: nothing was published
+/// futures::executor::block_on(jobs.publish_async(2))?;
+/// assert_eq!(engine.shutdown().published, 1);
+/// # Ok(()) }
+/// ```
 #[must_use = "futures do nothing unless awaited"]
 pub struct Publish<'a, T> {
     topic: &'a Topic<T>,

@@ -69,6 +69,10 @@ use crate::sys::fence;
 
 /// The most events a stream buffers beyond its lane (fewer if the engine's
 /// `lane_capacity` is smaller).
+///
+/// ```
+/// assert!(pinbus::STREAM_BUFFER.is_power_of_two());
+/// ```
 pub const STREAM_BUFFER: usize = 256;
 
 /// How long a handler waiting for room in a full stream buffer sleeps
@@ -329,15 +333,26 @@ impl<T> fmt::Debug for EventStream<T> {
     }
 }
 
-/// A stream's two ends: the handler to subscribe, and the stream without
-/// its subscription yet.
+/// The stream's end before it has its subscription.
+struct Receiving<T> {
+    ring: Consumer<Event<T>>,
+    shared: Arc<StreamShared<T>>,
+}
+
+impl<T> Receiving<T> {
+    fn with(self, sub: Subscription) -> EventStream<T> {
+        EventStream {
+            ring: self.ring,
+            shared: self.shared,
+            sub: Some(sub),
+        }
+    }
+}
+
+/// A stream's two ends: the handler to subscribe, and the stream's end.
 fn stream_parts<T: Clone + Send + 'static>(
     runtime: &Arc<Runtime>,
-) -> (
-    impl FnMut(&Event<T>) + Send + 'static,
-    Consumer<Event<T>>,
-    Arc<StreamShared<T>>,
-) {
+) -> (impl FnMut(&Event<T>) + Send + 'static, Receiving<T>) {
     let capacity = STREAM_BUFFER.min(runtime.lane_capacity).max(1);
     let (tx, rx) = ring::channel(capacity.next_power_of_two());
     let shared = Arc::new(StreamShared {
@@ -355,7 +370,8 @@ fn stream_parts<T: Clone + Send + 'static>(
         shared: shared.clone(),
         runtime: runtime.clone(),
     };
-    (move |ev: &Event<T>| sender.send(ev), rx, shared)
+    let rx = Receiving { ring: rx, shared };
+    (move |ev: &Event<T>| sender.send(ev), rx)
 }
 
 impl<T: Clone + Send + 'static> Topic<T> {
@@ -385,17 +401,13 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// # Ok(()) }
     /// ```
     pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
-        let (handler, ring, shared) = stream_parts(&self.shared.runtime);
+        let (handler, rx) = stream_parts(&self.shared.runtime);
         let sub = TopicShared::subscribe_plain(
             &self.shared,
             chain(handler, Identity),
             SubscribeOptions::new(),
         )?;
-        Ok(EventStream {
-            ring,
-            shared,
-            sub: Some(sub),
-        })
+        Ok(rx.with(sub))
     }
 }
 
@@ -423,17 +435,13 @@ impl<T: Clone + Send + 'static> Group<T> {
     /// # Ok(()) }
     /// ```
     pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
-        let (handler, ring, shared) = stream_parts(&self.topic.shared.runtime);
+        let (handler, rx) = stream_parts(&self.topic.shared.runtime);
         let sub = TopicShared::subscribe_group(
             &self.topic.shared,
             &self.name,
             chain(handler, Identity),
             SubscribeOptions::new(),
         )?;
-        Ok(EventStream {
-            ring,
-            shared,
-            sub: Some(sub),
-        })
+        Ok(rx.with(sub))
     }
 }
