@@ -71,6 +71,8 @@ pub use crate::topic::groups::Group;
 pub use crate::topic::handle::Topic;
 pub use crate::topic::intercept;
 pub use crate::topic::options::{Backpressure, TopicOptions};
+pub use crate::topic::publish_async::Publish;
+pub use crate::topic::stream::{EventStream, STREAM_BUFFER};
 
 /// Internals exposed to the loom models in `loom-tests/` (only under
 /// `--cfg loom`; not part of the API).
@@ -81,5 +83,6 @@ pub mod internals {
     pub use crate::core::ring::{channel, Consumer, Probe, Producer};
     pub use crate::core::snapshot::SnapshotCell;
     pub use crate::core::token::thread_token;
+    pub use crate::event::model::receipt_with_shares;
     pub use crate::time::timer::{TimerKey, TimerReport, TimerService, TimerShutdown, TimerTask};
 }

@@ -10,6 +10,7 @@ use crate::loom::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
 use crate::loom::thread;
 use crate::observe::metrics::Metrics;
+use crate::runtime::idle::IdleStrategy;
 use crate::runtime::worker;
 use crate::runtime::worker::StartGate;
 use crate::runtime::workers::{Runtime, WorkerShared, EXITING, RUNNING};
@@ -109,6 +110,8 @@ impl Engine {
             timer_policy: config.timer_shutdown,
             inflight: AtomicU64::new(0),
             retries_dropped: AtomicU64::new(0),
+            waiters_spin: !(matches!(config.idle, IdleStrategy::BusySpin | IdleStrategy::Yield)
+                && config.workers >= crate::loom::core_count()),
         });
         let gate = Arc::new(StartGate::new(config.workers));
         let mut joins = Vec::with_capacity(config.workers);

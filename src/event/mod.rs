@@ -2,6 +2,8 @@
 //! trace context, receipts.
 
 pub(crate) mod meta;
+#[cfg(loom)]
+pub(crate) mod model;
 pub(crate) mod name;
 pub(crate) mod receipt;
 pub(crate) mod trace;

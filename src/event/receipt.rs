@@ -16,12 +16,14 @@
 //! The thread that completes a receipt takes the mutex and notifies only if
 //! a thread may be blocked on it (`blocked`), so a receipt nobody blocks on
 //! costs its completer no lock and no system call. (R1) No lost wake-up: a
-//! waiter stores `blocked` and then loads `remaining`; the completer
-//! decrements `remaining` and then loads `blocked`; all four are `SeqCst`,
-//! so in their single total order either the waiter's load sees 0 (it
-//! returns without blocking) or the completer's load sees `true` (it sets
-//! `done` under the mutex, which the waiter checks under the mutex before
-//! each wait).
+//! waiter stores `blocked`, runs `fence::heavy()` and loads `remaining`; the
+//! completer decrements `remaining`, runs `fence::light()` and loads
+//! `blocked` — the store-buffering shape of parking, with the asymmetric
+//! fences of [`fence`](crate::sys::fence): either the waiter's load sees 0
+//! (it returns without blocking) or the completer's load sees `true` (it
+//! sets `done` under the mutex, which the waiter checks under the mutex
+//! before each wait). The waiter is the rare side: it pays the heavy fence
+//! only after spinning in vain.
 //!
 //! # Waiting
 //!
@@ -32,19 +34,35 @@
 //!
 //! # No allocation per tracked publish
 //!
-//! Trackers are reused: each thread keeps a few in a pool and takes one
-//! that nobody else holds any more (`Arc::get_mut` succeeds: every receipt
+//! Trackers are reused: each thread keeps a few in a pool (filled at its
+//! first tracked publish) and takes one that nobody else holds any more (`Arc::get_mut` succeeds: every receipt
 //! and lane share of its last use is gone, and the acquire in that check
 //! orders their last accesses before the reuse).
+//!
+//! # Awaiting
+//!
+//! [`Receipt`] is a [`Future`]. A poll registers the task's waker in the
+//! tracker's `waker`, *then* re-checks `remaining`; the thread that takes
+//! `remaining` to zero calls `waker.wake()` *after* the decrement. Either
+//! the re-check sees zero, or the decrement comes after the registration
+//! in `remaining`'s modification order — and then `AtomicWaker`'s own
+//! handshake (an `AcqRel` read-modify-write of its state on both sides)
+//! makes the waker visible to `wake()`. So a wake-up is never lost and no
+//! task polls in a loop (loom model: `loom-tests/tests/loom_receipt.rs`).
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::loom::future::AtomicWaker;
 use crate::loom::hint::spin_loop;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Condvar, Mutex};
 use crate::loom::thread;
 use crate::sys::error::WaitError;
+use crate::sys::fence;
 
 pub(crate) struct Tracker {
     /// Lane copies not yet dropped; 0 = complete.
@@ -56,6 +74,11 @@ pub(crate) struct Tracker {
     cv: Condvar,
     /// Id of the engine whose workers must not block on this receipt.
     engine: u64,
+    /// Whether `wait` may spin before it blocks (the engine leaves a core
+    /// free for it).
+    spin: bool,
+    /// The task awaiting the receipt, if any (see the module's "Awaiting").
+    waker: AtomicWaker,
 }
 
 /// One lane's share of a tracked event; dropping it counts that lane done.
@@ -74,24 +97,30 @@ impl TrackerRef {
 
 impl Drop for TrackerRef {
     fn drop(&mut self) {
-        // SeqCst, and the load of `blocked` after it: (R1).
-        if self.0.remaining.fetch_sub(1, Ordering::SeqCst) == 1
-            && self.0.blocked.load(Ordering::SeqCst)
-        {
-            *self.0.done.lock() = true;
-            self.0.cv.notify_all();
+        if self.0.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The decrement, this fence, then the load: (R1).
+            fence::light();
+            if self.0.blocked.load(fence::AFTER_LIGHT) {
+                *self.0.done.lock() = true;
+                self.0.cv.notify_all();
+            }
+            // After the decrement: pairs with the register-then-check in
+            // `Receipt::poll`.
+            self.0.waker.wake();
         }
     }
 }
 
 impl Tracker {
-    fn new(engine: u64, lanes: usize) -> Tracker {
+    fn new(engine: u64, spin: bool, lanes: usize) -> Tracker {
         Tracker {
+            spin,
             remaining: AtomicUsize::new(lanes),
             blocked: AtomicBool::new(false),
             done: Mutex::new(lanes == 0),
             cv: Condvar::new(),
             engine,
+            waker: AtomicWaker::new(),
         }
     }
 }
@@ -114,20 +143,27 @@ crate::loom::thread_local! {
 /// Creates a receipt expecting `lanes` lane copies; hand out exactly that many
 /// [`Receipt::share`]s. Reuses a tracker of this thread's pool that nobody
 /// holds any more; allocates only while the pool has none free.
-pub(crate) fn tracked(engine: u64, lanes: usize) -> Receipt {
+pub(crate) fn tracked(engine: u64, spin: bool, lanes: usize) -> Receipt {
     let reused = TRACKERS.try_with(|pool| {
         let mut pool = pool.try_borrow_mut().ok()?;
         for t in pool.iter_mut() {
             // Acquire (inside `get_mut`): every former holder's last access
             // happens before this reset.
             if let Some(free) = Arc::get_mut(t) {
-                *free = Tracker::new(engine, lanes);
+                *free = Tracker::new(engine, spin, lanes);
                 return Some(t.clone());
             }
         }
-        let fresh = Arc::new(Tracker::new(engine, lanes));
+        let fresh = Arc::new(Tracker::new(engine, spin, lanes));
         if pool.len() < POOL {
             pool.push(fresh.clone());
+            // Fill the pool at once: a lane drops its `Arc` just after the
+            // count reaches zero, so the tracker a waiter just used can
+            // still be held when it publishes again; a spare one is then
+            // free, and no later publish allocates.
+            while pool.len() < POOL {
+                pool.push(Arc::new(Tracker::new(engine, spin, 0)));
+            }
         }
         Some(fresh)
     });
@@ -135,7 +171,7 @@ pub(crate) fn tracked(engine: u64, lanes: usize) -> Receipt {
         .ok()
         .flatten()
         // During thread teardown the pool may be gone.
-        .unwrap_or_else(|| Arc::new(Tracker::new(engine, lanes)));
+        .unwrap_or_else(|| Arc::new(Tracker::new(engine, spin, lanes)));
     Receipt { tracker }
 }
 
@@ -240,16 +276,18 @@ impl Receipt {
     /// Tells the completer that this thread may block; returns whether the
     /// receipt completed before that was seen (then nobody will notify).
     fn announce_block(&self) -> bool {
-        // SeqCst store, then SeqCst load: (R1).
-        self.tracker.blocked.store(true, Ordering::SeqCst);
-        self.tracker.remaining.load(Ordering::SeqCst) == 0
+        // The store, the heavy fence, then the load: (R1). Relaxed: the
+        // fences order them.
+        self.tracker.blocked.store(true, Ordering::Relaxed);
+        fence::heavy();
+        self.tracker.remaining.load(Ordering::Acquire) == 0
     }
 
     /// Spins, then yields, for at most `limit` (at most [`SPIN_FOR`] of
     /// it spinning) while the event is pending; returns whether it
     /// completed meanwhile.
     fn spin(&self, limit: Duration) -> bool {
-        if cfg!(loom) {
+        if cfg!(loom) || !self.tracker.spin {
             return self.is_complete();
         }
         let start = Instant::now();
@@ -271,6 +309,54 @@ impl Receipt {
                 return self.is_complete();
             }
             spinning = waited < SPIN_FOR;
+        }
+    }
+}
+
+/// Awaiting a receipt (`receipt.await`) completes when
+/// [`is_complete`](Receipt::is_complete) would return true: the task is woken
+/// by the worker that completes the event — no polling loop, no allocation
+/// beyond the receipt itself, and no runtime dependency (it works under
+/// tokio, smol, async-std or `futures::executor`). Unlike
+/// [`wait`](Receipt::wait) it is fine inside a task on any thread, and never
+/// fails.
+///
+/// One task at a time: a receipt keeps a single waker, so when clones of
+/// it are awaited by several tasks at once only the one that polled last is
+/// sure to be woken. Await one clone per task in turn, or hand the others
+/// [`wait`](Receipt::wait).
+///
+/// Awaiting from a handler of the same engine (inside `block_on` on a
+/// worker) would wait for events queued behind that very handler; don't.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::Engine;
+/// let engine = Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// jobs.subscribe(|job| println!("job {}", **job))?;
+/// let receipt = jobs.publish_tracked(7)?;
+/// futures::executor::block_on(async move {
+///     receipt.await; // the worker that handles job 7 wakes this task
+/// });
+/// # Ok(()) }
+/// ```
+impl Future for Receipt {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_complete() {
+            return Poll::Ready(());
+        }
+        // Register, then re-check: a completion after the check wakes the
+        // waker registered before it (module docs, "Awaiting").
+        self.tracker.waker.register_by_ref(cx.waker());
+        if self.is_complete() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
         }
     }
 }

@@ -4,4 +4,5 @@
 pub(crate) mod consumer;
 pub(crate) mod producer;
 pub(crate) mod rings;
+pub(crate) mod room;
 pub(crate) mod tag;

@@ -65,6 +65,7 @@ use std::collections::VecDeque;
 use crate::core::ring::Probe;
 
 use crate::lane::consumer::LaneConsumer;
+use crate::lane::room::RoomSignal;
 use crate::lane::tag::Delivered;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::loom::sync::Mutex;
@@ -86,6 +87,8 @@ pub(crate) struct Lane<T> {
     pub(crate) consumers: AtomicUsize,
     /// For group lanes: the consumer side, shared by the members.
     pub(crate) group: Option<GroupSide<T>>,
+    /// Wakes async producers waiting for room ([`room`](crate::lane::room)).
+    pub(crate) room: RoomSignal,
 }
 
 impl<T> Lane<T> {
@@ -100,6 +103,7 @@ impl<T> Lane<T> {
             probes: Mutex::new(Vec::new()),
             consumers: AtomicUsize::new(usize::from(!is_group)),
             group: is_group.then(GroupSide::new),
+            room: RoomSignal::default(),
         }
     }
 
@@ -132,6 +136,8 @@ impl<T> Lane<T> {
     /// with the `Acquire` in `has_consumers`.
     pub(crate) fn retire(&self) {
         self.consumers.store(0, Ordering::Release);
+        // Waiting producers learn that no room will come.
+        self.room.notify_all();
     }
 
     /// Counts a group member in (`+1`) or out (`-1`).
@@ -141,6 +147,8 @@ impl<T> Lane<T> {
         } else {
             self.consumers
                 .fetch_sub(delta.unsigned_abs(), Ordering::Release);
+            // The lane may be retired now: waiting producers look again.
+            self.room.notify_all();
         }
     }
 

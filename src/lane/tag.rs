@@ -255,7 +255,7 @@ mod tests {
     #[test]
     fn receipt_shares_and_trace_contexts_come_out_with_their_event() {
         let (mut p, mut c) = pair(8);
-        let receipt = receipt::tracked(7, 1);
+        let receipt = receipt::tracked(7, false, 1);
         let trace = Lineage::Explicit(Carry {
             trace: [1, 2],
             parent_span: 3,

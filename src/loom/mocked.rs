@@ -106,6 +106,10 @@ pub(crate) mod hint {
     pub(crate) use loom::hint::spin_loop;
 }
 
+pub(crate) mod future {
+    pub(crate) use loom::future::AtomicWaker;
+}
+
 pub(crate) use loom::thread_local;
 
 /// A fixed core count so placement code runs under loom.

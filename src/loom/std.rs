@@ -119,6 +119,35 @@ pub(crate) mod hint {
     pub(crate) use std::hint::spin_loop;
 }
 
+pub(crate) mod future {
+    use std::task::Waker;
+
+    /// The `atomic-waker` crate's `AtomicWaker` with loom's method names
+    /// (`register_by_ref`), so the same code compiles against both: one
+    /// task's waker, registered and woken without a lock.
+    #[derive(Debug, Default)]
+    pub(crate) struct AtomicWaker(atomic_waker::AtomicWaker);
+
+    impl AtomicWaker {
+        pub(crate) fn new() -> Self {
+            AtomicWaker(atomic_waker::AtomicWaker::new())
+        }
+
+        /// Registers `waker` for the next [`wake`](AtomicWaker::wake),
+        /// replacing the one registered before.
+        #[inline]
+        pub(crate) fn register_by_ref(&self, waker: &Waker) {
+            self.0.register(waker);
+        }
+
+        /// Wakes the registered task, if any, and forgets it.
+        #[inline]
+        pub(crate) fn wake(&self) {
+            self.0.wake();
+        }
+    }
+}
+
 pub(crate) use std::thread_local;
 
 /// The number of cores this process may run on (at least 1).

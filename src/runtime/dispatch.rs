@@ -169,6 +169,9 @@ impl<T: Send + 'static> Drain for PlainDrain<T> {
                 continue;
             }
             if cx.commands_pending() {
+                if total > 0 {
+                    self.lane.room.consumed();
+                }
                 return Drained::NeedCommands(total);
             }
             cx.consuming();
@@ -181,6 +184,9 @@ impl<T: Send + 'static> Drain for PlainDrain<T> {
             for h in &self.handlers {
                 h.publish_counts();
             }
+            // The batch's head stores are done: async producers waiting for
+            // room look again (one relaxed load when none waits).
+            self.lane.room.consumed();
         }
         Drained::Events(total)
     }
@@ -333,6 +339,8 @@ impl<T: Send + 'static> Drain for GroupDrain<T> {
         match group.claim(&self.lane, max, &mut self.buf, || cx.consuming()) {
             0 => Drained::Events(0),
             n => {
+                // The claim freed room: waiting async producers look again.
+                self.lane.room.consumed();
                 let clock = cx.clock();
                 cx.count_clock(n);
                 let handled = self.dispatch_buffered(clock);

@@ -56,6 +56,10 @@ pub(crate) struct Runtime {
     /// Retries that never ran: dropped by the shutdown policy, or their
     /// subscription was gone.
     pub(crate) retries_dropped: AtomicU64,
+    /// Whether a thread waiting for a receipt may spin before it blocks:
+    /// not when spinning workers already take every core (the waiter would
+    /// take CPU from the very worker it waits for).
+    pub(crate) waiters_spin: bool,
 }
 
 impl Runtime {

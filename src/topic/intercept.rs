@@ -181,6 +181,34 @@ impl<T: Clone + Send + 'static, I: Interceptor<T>> Intercepted<T, I> {
         self.topic.try_publish(self.admit(event)?)
     }
 
+    /// [`Topic::publish_async`] after the interceptor (which runs when the
+    /// future is first polled; an interceptor that blocks — a waiting
+    /// [`RateLimit`] — blocks the polling thread, so prefer a refusing one
+    /// in async code).
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Rejected`], or as [`Topic::publish_async`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Engine, PublishError};
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// let positive = orders.intercept(|o: &mut u32| if *o > 0 { Ok(()) } else { Err("zero") });
+    /// futures::executor::block_on(async {
+    ///     positive.publish_async(1).await.unwrap();
+    ///     assert!(matches!(positive.publish_async(0).await, Err(PublishError::Rejected { .. })));
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_async(&self, event: T) -> Result<(), PublishError<T>> {
+        let event = self.admit(event)?;
+        self.topic.publish_async(event).await
+    }
+
     /// [`Topic::publish_tracked`] after the interceptor.
     ///
     /// # Errors

@@ -190,7 +190,8 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         Self::with_view(this, hint, |view, access, info| {
             let receipt = Self::send_general(this, view, access, info, value, on_full, true)?;
             // `send_general` returns a receipt whenever asked to track.
-            Ok(receipt.unwrap_or_else(|| receipt::tracked(this.runtime.id, 0)))
+            Ok(receipt
+                .unwrap_or_else(|| receipt::tracked(this.runtime.id, this.runtime.waiters_spin, 0)))
         })
     }
 
@@ -233,7 +234,8 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         let version = view.version;
         let published = this.stamp();
         let seq = view.seq.next(&this.seq_blocks);
-        let receipt = track.then(|| receipt::tracked(this.runtime.id, lanes.len()));
+        let receipt = track
+            .then(|| receipt::tracked(this.runtime.id, this.runtime.waiters_spin, lanes.len()));
         let lineage = trace::lineage();
         let View {
             producers,

@@ -264,6 +264,10 @@ impl<T: Clone + Send + 'static> TopicControl for Arc<TopicShared<T>> {
         let mut control = self.control.lock();
         control.state = state;
         self.publish_snapshot(&control);
+        // Async producers waiting for room see the new state.
+        for lane in control.lanes.iter().flatten() {
+            lane.room.notify_all();
+        }
     }
 
     fn wait_external_idle(&self, deadline: Option<Instant>) -> bool {

@@ -1,0 +1,447 @@
+//! [`EventStream`]: a subscription consumed by an async task.
+//!
+//! A stream is an ordinary subscription (plain, or one member of a group)
+//! whose handler, on its worker, moves an owned copy of each event — with a
+//! share of its receipt — into a bounded SPSC ring ([`ring`](crate::core::ring))
+//! that the stream drains in `poll_next`. The worker is the ring's only
+//! producer (a subscription runs on one worker), the stream its only consumer
+//! (`poll_next` takes `&mut self`).
+//!
+//! # Full buffer
+//!
+//! When the ring is full the handler waits for room, as a slow handler
+//! would: the worker's other lanes wait too, and the topic's lane fills up
+//! behind it, so `Block` producers wait and `Fail` producers get their event
+//! back. Nothing is dropped. The wait ends when
+//!
+//! 1. the stream takes an event (it wakes the worker, see below);
+//! 2. the stream is dropped: the event in hand is dropped too — the
+//!    subscription is being removed before it got to the event, as
+//!    guarantee 1 allows — so unsubscribing never hangs on a stream nobody
+//!    polls;
+//! 3. the engine starts shutting down: the handler then stops waiting and
+//!    appends to an unbounded *spill* queue, so shutdown's drain never hangs
+//!    on a stream nobody polls either; the stream yields the spilled events
+//!    after the ring's, in order, then ends.
+//!
+//! # Orderings
+//!
+//! - Events: the ring's own stamp Release/Acquire pair.
+//! - Task wake-up: the handler pushes, then `waker.wake()`; `poll_next`
+//!   registers its waker, then pops again ("register, then re-check").
+//! - Worker wake-up (store-buffering shape, asymmetric fences as for
+//!   parking, [`fence`](crate::sys::fence)): the waiting handler stores
+//!   `room_wanted`, runs `fence::heavy()`, then re-tries the push (which
+//!   loads the ring's head); the stream pops (storing head), runs
+//!   `fence::light()`, then loads `room_wanted`. One of the two sees the
+//!   other. The wait itself is a condvar under `room_lock`, with a short
+//!   timeout that only bounds how late a shutdown that starts meanwhile is
+//!   noticed.
+//! - `spilled` is stored (Release) after the handler's last ring push and
+//!   loaded (Acquire) by `poll_next` *before* it pops the ring, so when it
+//!   sees the flag it also sees every event pushed to the ring before the
+//!   first spilled one.
+//! - `ended` is stored (Release) when the handler is dropped, after its last
+//!   push; `poll_next` loads it (Acquire) after registering, then drains.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+
+use super::groups::Group;
+use super::handle::Topic;
+use super::shared::TopicShared;
+use super::subscribe::chain;
+use crate::core::ring::{self, Consumer, Producer};
+use crate::event::meta::Event;
+use crate::layer::Identity;
+use crate::loom::future::AtomicWaker;
+use crate::loom::sync::atomic::{AtomicBool, Ordering};
+use crate::loom::sync::{Arc, Condvar, Mutex};
+use crate::runtime::subscription::{SubscribeOptions, Subscription};
+use crate::runtime::workers::{Runtime, RUNNING};
+use crate::sys::error::SubscribeError;
+use crate::sys::fence;
+
+/// The most events a stream buffers beyond its lane (fewer if the engine's
+/// `lane_capacity` is smaller).
+///
+/// ```
+/// assert!(pinbus::STREAM_BUFFER.is_power_of_two());
+/// ```
+pub const STREAM_BUFFER: usize = 256;
+
+/// How long a handler waiting for room in a full stream buffer sleeps
+/// before it looks at the engine's state again (a stream pop or drop wakes
+/// it at once).
+const ROOM_RECHECK: Duration = Duration::from_millis(2);
+
+/// What the stream and its handler share.
+struct StreamShared<T> {
+    /// The task polling the stream.
+    waker: AtomicWaker,
+    /// Set by the stream's `Drop`: the handler stops waiting for room.
+    dropped: AtomicBool,
+    /// Set when the handler is dropped: nothing more will arrive.
+    ended: AtomicBool,
+    /// A handler is waiting for room in the ring (module docs, Orderings).
+    room_wanted: AtomicBool,
+    room_lock: Mutex<()>,
+    room_cv: Condvar,
+    /// Set once the handler has spilled: later events go to `spill` too.
+    spilled: AtomicBool,
+    spill: Mutex<VecDeque<Event<T>>>,
+}
+
+impl<T> StreamShared<T> {
+    fn wake_worker(&self) {
+        let _held = self.room_lock.lock();
+        self.room_cv.notify_all();
+    }
+}
+
+/// The handler's end: pushes owned events into the ring.
+struct StreamSender<T> {
+    ring: Producer<Event<T>>,
+    shared: Arc<StreamShared<T>>,
+    runtime: Arc<Runtime>,
+}
+
+impl<T: Clone> StreamSender<T> {
+    fn send(&mut self, ev: &Event<T>) {
+        let owned = Event::tracked(
+            ev.value.clone(),
+            ev.topic,
+            ev.meta,
+            // The stream's own share: the receipt completes when the stream
+            // yields the event, not when this handler returns.
+            ev.receipt.as_ref().map(|r| r.another()),
+        );
+        let shared = &*self.shared;
+        if shared.spilled.load(Ordering::Relaxed) {
+            // Only this thread stores `spilled`: Relaxed suffices here.
+            return self.spill(owned);
+        }
+        let mut owned = match self.ring.push(owned) {
+            Ok(()) => return shared.waker.wake(),
+            Err(owned) => owned,
+        };
+        shared.waker.wake();
+        loop {
+            // Acquire: pairs with the stream's Release store in `Drop`.
+            if shared.dropped.load(Ordering::Acquire) {
+                // The subscription is going away before it got to this
+                // event; dropping it completes its receipt share.
+                return;
+            }
+            if self.runtime.state() != RUNNING {
+                return self.spill(owned);
+            }
+            let held = shared.room_lock.lock();
+            shared.room_wanted.store(true, Ordering::Relaxed);
+            // Pairs with the `fence::light()` in `EventStream::take`.
+            fence::heavy();
+            owned = match self.ring.push(owned) {
+                Ok(()) => {
+                    shared.room_wanted.store(false, Ordering::Relaxed);
+                    return;
+                }
+                Err(owned) => owned,
+            };
+            if shared.dropped.load(Ordering::Acquire) {
+                shared.room_wanted.store(false, Ordering::Relaxed);
+                return;
+            }
+            drop(shared.room_cv.wait_timeout(held, ROOM_RECHECK));
+            shared.room_wanted.store(false, Ordering::Relaxed);
+            owned = match self.ring.push(owned) {
+                Ok(()) => return,
+                Err(owned) => owned,
+            };
+        }
+    }
+
+    /// Appends to the spill queue (engine shutting down, ring full).
+    #[cold]
+    fn spill(&self, owned: Event<T>) {
+        self.shared.spill.lock().push_back(owned);
+        // Release: the ring pushes before it are visible to a `poll_next`
+        // that sees the flag.
+        self.shared.spilled.store(true, Ordering::Release);
+        self.shared.waker.wake();
+    }
+}
+
+impl<T> Drop for StreamSender<T> {
+    /// The subscription is gone (unsubscribed, or its worker stopped):
+    /// nothing more arrives; the stream yields what it holds, then ends.
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire in `poll_next`; every push came
+        // before.
+        self.shared.ended.store(true, Ordering::Release);
+        self.shared.waker.wake();
+    }
+}
+
+/// A subscription consumed as a [`Stream`] of owned [`Event`]s, from
+/// [`Topic::subscribe_stream`] or [`Group::subscribe_stream`]. Runtime
+/// agnostic: it works under tokio, smol, async-std or `futures::executor`.
+///
+/// The subscription's handler, on its worker, moves a copy of each event
+/// (one `T::clone`; wrap large payloads in `Arc`) into a bounded buffer of
+/// up to [`STREAM_BUFFER`] events; the stream yields them in the
+/// subscription's order. The task is woken by the worker that buffers an
+/// event: no polling loop.
+///
+/// ## Backpressure
+///
+/// Lossless: a consumer that stops polling holds its lane like a slow
+/// handler. Once the buffer is full the handler waits for room — its
+/// worker's other lanes wait too — and then the lane fills up, so `Block`
+/// producers wait and `Fail` producers get the event back. Give a slow
+/// stream a worker of its own
+/// ([`SubscribeOptions::worker`](crate::SubscribeOptions::worker) for the
+/// other subscriptions) if that matters.
+///
+/// ## Handled, receipts, metrics
+///
+/// A stream has handled an event when it yields it: a
+/// [`Receipt`](crate::Receipt) completes then. Subscription metrics count an
+/// event as handled when it enters the stream's buffer (at most the buffer's
+/// size ahead of what was yielded).
+///
+/// ## Dropping and shutdown
+///
+/// Dropping the stream unsubscribes (guarantee 4: when the drop returns the
+/// handler is not running and never runs again); what it buffered but did
+/// not yield is dropped, as for any subscription removed before it got to
+/// an event (their receipts complete). It never hangs, even on a full
+/// buffer. At shutdown the stream yields everything the engine drained to it
+/// — past the buffer's bound if need be, so shutdown does not wait for the
+/// task — and then ends (`None`).
+///
+/// ## Cancel safety
+///
+/// `poll_next` yields an event only in `Poll::Ready`, so a `next()` future
+/// dropped before it completes (in `select!`, under a timeout) loses
+/// nothing: the event stays buffered for the next call.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use futures::StreamExt;
+/// use pinbus::{Engine, EventStream};
+/// let engine = Engine::builder().workers(1).build()?;
+/// let orders = engine.topic::<u64>("orders")?;
+/// let mut s: EventStream<u64> = orders.subscribe_stream()?;
+/// orders.publish(1)?;
+/// orders.publish(2)?;
+/// futures::executor::block_on(async {
+///     assert_eq!(*s.next().await.unwrap(), 1);
+///     assert_eq!(*s.next().await.unwrap(), 2);
+/// });
+/// # Ok(()) }
+/// ```
+pub struct EventStream<T> {
+    ring: Consumer<Event<T>>,
+    shared: Arc<StreamShared<T>>,
+    sub: Option<Subscription>,
+}
+
+impl<T> EventStream<T> {
+    /// The next buffered event, if any; completes its receipt share.
+    fn take(&mut self) -> Option<Event<T>> {
+        let shared = &*self.shared;
+        // Before the pop: pairs with the Release in `StreamSender::spill`.
+        let spilled = shared.spilled.load(Ordering::Acquire);
+        let mut ev = match self.ring.pop() {
+            Some((_, ev)) => {
+                // The head store is done; pairs with `fence::heavy()` in
+                // `StreamSender::send`.
+                fence::light();
+                if shared.room_wanted.load(fence::AFTER_LIGHT) {
+                    shared.wake_worker();
+                }
+                ev
+            }
+            None if spilled => shared.spill.lock().pop_front()?,
+            None => return None,
+        };
+        drop(ev.receipt.take());
+        Some(ev)
+    }
+
+    /// The subscription behind the stream (name, worker, stats).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::Engine;
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let s = engine.topic::<u8>("t")?.subscribe_stream()?;
+    /// assert_eq!(s.subscription().topic(), "t");
+    /// # Ok(()) }
+    /// ```
+    pub fn subscription(&self) -> &Subscription {
+        // Present until `Drop`.
+        self.sub.as_ref().unwrap_or_else(|| unreachable!())
+    }
+}
+
+impl<T> Stream for EventStream<T> {
+    type Item = Event<T>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event<T>>> {
+        let this = self.get_mut();
+        if let Some(ev) = this.take() {
+            return Poll::Ready(Some(ev));
+        }
+        // Register, then re-check (module docs, Orderings).
+        this.shared.waker.register_by_ref(cx.waker());
+        // Acquire: pairs with the Release in `StreamSender::drop`; loaded
+        // before the last look, so nothing pushed before it is missed.
+        let ended = this.shared.ended.load(Ordering::Acquire);
+        match this.take() {
+            Some(ev) => Poll::Ready(Some(ev)),
+            None if ended => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<T> Drop for EventStream<T> {
+    fn drop(&mut self) {
+        // Release: pairs with the Acquire in `StreamSender::send`.
+        self.shared.dropped.store(true, Ordering::Release);
+        self.shared.wake_worker();
+        if let Some(sub) = self.sub.take() {
+            sub.unsubscribe();
+        }
+        // The ring and the spill drop what they hold with `self`.
+    }
+}
+
+impl<T> fmt::Debug for EventStream<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventStream")
+            .field("subscription", &self.sub)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The stream's end before it has its subscription.
+struct Receiving<T> {
+    ring: Consumer<Event<T>>,
+    shared: Arc<StreamShared<T>>,
+}
+
+impl<T> Receiving<T> {
+    fn with(self, sub: Subscription) -> EventStream<T> {
+        EventStream {
+            ring: self.ring,
+            shared: self.shared,
+            sub: Some(sub),
+        }
+    }
+}
+
+/// A stream's two ends: the handler to subscribe, and the stream's end.
+fn stream_parts<T: Clone + Send + 'static>(
+    runtime: &Arc<Runtime>,
+) -> (impl FnMut(&Event<T>) + Send + 'static, Receiving<T>) {
+    let capacity = STREAM_BUFFER.min(runtime.lane_capacity).max(1);
+    let (tx, rx) = ring::channel(capacity.next_power_of_two());
+    let shared = Arc::new(StreamShared {
+        waker: AtomicWaker::new(),
+        dropped: AtomicBool::new(false),
+        ended: AtomicBool::new(false),
+        room_wanted: AtomicBool::new(false),
+        room_lock: Mutex::new(()),
+        room_cv: Condvar::new(),
+        spilled: AtomicBool::new(false),
+        spill: Mutex::new(VecDeque::new()),
+    });
+    let mut sender = StreamSender {
+        ring: tx,
+        shared: shared.clone(),
+        runtime: runtime.clone(),
+    };
+    let rx = Receiving { ring: rx, shared };
+    (move |ev: &Event<T>| sender.send(ev), rx)
+}
+
+impl<T: Clone + Send + 'static> Topic<T> {
+    /// Subscribes an [`EventStream`]: every event published from now on, in
+    /// per-producer order, as a [`Stream`] of owned events for an async
+    /// task. Dropping the stream unsubscribes.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::Closed`] after shutdown started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use futures::StreamExt;
+    /// use pinbus::Engine;
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let ticks = engine.topic::<u32>("ticks")?;
+    /// let mut s = ticks.subscribe_stream()?;
+    /// let receipt = ticks.publish_tracked(5)?;
+    /// futures::executor::block_on(async {
+    ///     let ev = s.next().await.unwrap();
+    ///     assert_eq!((*ev, ev.topic()), (5, "ticks"));
+    ///     receipt.await; // complete: the stream yielded it
+    /// });
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
+        let (handler, rx) = stream_parts(&self.shared.runtime);
+        let sub = TopicShared::subscribe_plain(
+            &self.shared,
+            chain(handler, Identity),
+            SubscribeOptions::new(),
+        )?;
+        Ok(rx.with(sub))
+    }
+}
+
+impl<T: Clone + Send + 'static> Group<T> {
+    /// Adds an [`EventStream`] as one member of the group: it yields the
+    /// events the group hands this member. Dropping the stream removes the
+    /// member.
+    ///
+    /// # Errors
+    ///
+    /// As [`Group::subscribe`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use futures::StreamExt;
+    /// use pinbus::Engine;
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let mut member = jobs.group("billing").subscribe_stream()?;
+    /// jobs.publish(9)?;
+    /// let ev = futures::executor::block_on(member.next()).unwrap();
+    /// assert_eq!(*ev, 9);
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
+        let (handler, rx) = stream_parts(&self.topic.shared.runtime);
+        let sub = TopicShared::subscribe_group(
+            &self.topic.shared,
+            &self.name,
+            chain(handler, Identity),
+            SubscribeOptions::new(),
+        )?;
+        Ok(rx.with(sub))
+    }
+}

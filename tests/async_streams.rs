@@ -1,0 +1,218 @@
+//! Streams (`subscribe_stream`, issue 16): lossless, ordered, owned events;
+//! a full buffer holds the lane like a slow handler; receipts complete when
+//! the stream yields; dropping the stream unsubscribes (guarantee 4) and
+//! never hangs; shutdown never hangs on a stream nobody polls.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{engine, STRATEGIES};
+use futures::StreamExt;
+use pinbus::{Backpressure, IdleStrategy, PublishError, TopicOptions, STREAM_BUFFER};
+
+#[test]
+fn a_stream_yields_every_event_in_order_under_each_idle_strategy() {
+    for idle in STRATEGIES {
+        let engine = engine(2, idle, 64);
+        let topic = engine.topic::<u64>("s.order").unwrap();
+        let mut s = topic.subscribe_stream().unwrap();
+        let t = topic.clone();
+        let producer = std::thread::spawn(move || {
+            for i in 0..5_000 {
+                t.publish(i).unwrap();
+            }
+        });
+        futures::executor::block_on(async {
+            for i in 0..5_000 {
+                let ev = s.next().await.expect("stream open");
+                assert_eq!(*ev, i, "{idle:?}");
+                assert_eq!(ev.topic(), "s.order");
+            }
+        });
+        producer.join().unwrap();
+        engine.shutdown();
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_stream_works_on_a_current_thread_runtime() {
+    let engine = engine(1, IdleStrategy::Park, 64);
+    let topic = engine.topic::<u32>("s.tokio").unwrap();
+    let mut s = topic.subscribe_stream().unwrap();
+    // Producer and consumer on one thread: far more events than the lane
+    // and the stream's buffer hold, so each side must wake the other.
+    let produce = async {
+        for i in 0..10_000 {
+            topic.publish_async(i).await.unwrap();
+        }
+    };
+    let consume = async {
+        for i in 0..10_000 {
+            assert_eq!(*s.next().await.unwrap(), i);
+        }
+    };
+    tokio::join!(produce, consume);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_of_streams_shares_the_events_exactly_once() {
+    let engine = engine(2, IdleStrategy::Park, 64);
+    let topic = engine.topic::<u64>("s.group").unwrap();
+    let group = topic.group("g");
+    let members = [
+        group.subscribe_stream().unwrap(),
+        group.subscribe_stream().unwrap(),
+    ];
+    const N: u64 = 10_000;
+    let total = Arc::new(AtomicU64::new(0));
+    let sum = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for mut m in members {
+        let (total, sum) = (total.clone(), sum.clone());
+        tasks.push(tokio::spawn(async move {
+            while total.load(Ordering::SeqCst) < N {
+                match tokio::time::timeout(Duration::from_millis(50), m.next()).await {
+                    Ok(Some(ev)) => {
+                        sum.fetch_add(*ev, Ordering::SeqCst);
+                        total.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Ok(None) => break,
+                    Err(_) => {} // cancelled `next()`: must lose nothing
+                }
+            }
+        }));
+    }
+    for i in 0..N {
+        topic.publish_async(i).await.unwrap();
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(total.load(Ordering::SeqCst), N);
+    assert_eq!(sum.load(Ordering::SeqCst), N * (N - 1) / 2);
+}
+
+#[test]
+fn a_receipt_completes_when_the_stream_yields_the_event() {
+    let engine = engine(1, IdleStrategy::Park, 64);
+    let topic = engine.topic::<u32>("s.receipt").unwrap();
+    let mut s = topic.subscribe_stream().unwrap();
+    let r = topic.publish_tracked(1).unwrap();
+    // Buffered by the worker, not yet yielded: not complete.
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!r.is_complete());
+    let ev = futures::executor::block_on(s.next()).unwrap();
+    assert!(r.is_complete());
+    assert_eq!(*ev, 1);
+}
+
+#[test]
+fn an_unpolled_stream_holds_its_lane_and_fail_producers_get_the_event_back() {
+    let engine = engine(1, IdleStrategy::Park, 16);
+    let topic = engine
+        .topic_with::<u64>(
+            "s.full",
+            TopicOptions::default().backpressure(Backpressure::Fail),
+        )
+        .unwrap();
+    let mut s = topic.subscribe_stream().unwrap();
+    let mut accepted = 0u64;
+    let mut refused = 0;
+    // Far more than the stream buffer plus the lane can hold.
+    for i in 0..10_000u64 {
+        match topic.publish(accepted) {
+            Ok(()) => accepted += 1,
+            Err(PublishError::Full(back)) => {
+                assert_eq!(back, accepted, "the event comes back");
+                refused += 1;
+                let _ = i;
+                std::thread::sleep(Duration::from_micros(20));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused > 0);
+    assert!(accepted <= (STREAM_BUFFER.min(16) + 16 + 16 + 2) as u64);
+    // Every accepted event comes out, in order, nothing else.
+    futures::executor::block_on(async {
+        for i in 0..accepted {
+            assert_eq!(*s.next().await.unwrap(), i);
+        }
+    });
+    drop(s);
+    engine.shutdown();
+}
+
+#[test]
+fn dropping_a_stream_with_a_full_buffer_unsubscribes_without_hanging() {
+    let engine = engine(1, IdleStrategy::Park, 16);
+    let topic = engine.topic::<u64>("s.drop").unwrap();
+    let s = topic.subscribe_stream().unwrap();
+    let other = Arc::new(AtomicU64::new(0));
+    let o = other.clone();
+    // Another subscription on the same worker: waits behind the stream.
+    topic
+        .subscribe(move |_| {
+            o.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+    let t = topic.clone();
+    let producer = std::thread::spawn(move || {
+        for i in 0..2_000 {
+            t.publish(i).unwrap(); // Block: waits while the stream is full
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let receipts_before = other.load(Ordering::SeqCst);
+    assert!(
+        receipts_before < 2_000,
+        "the unpolled stream holds the lane"
+    );
+    drop(s); // must release the waiting worker
+    producer.join().unwrap();
+    let r = topic.publish_tracked(2_000).unwrap();
+    r.wait().unwrap();
+    assert_eq!(other.load(Ordering::SeqCst), 2_001);
+    engine.shutdown();
+}
+
+#[test]
+fn shutdown_never_hangs_on_an_unpolled_stream_and_the_stream_gets_everything() {
+    let engine = engine(1, IdleStrategy::Park, 16);
+    let topic = engine.topic::<u64>("s.shutdown").unwrap();
+    let mut s = topic.subscribe_stream().unwrap();
+    let t = topic.clone();
+    let producer = std::thread::spawn(move || {
+        let mut n = 0;
+        while t.publish(n).is_ok() {
+            n += 1;
+        }
+        n
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let report = engine.shutdown_timeout(Duration::from_secs(20));
+    assert!(report.complete, "{report:?}");
+    let accepted = producer.join().unwrap();
+    futures::executor::block_on(async {
+        for i in 0..accepted {
+            assert_eq!(*s.next().await.expect("drained to the stream"), i);
+        }
+        assert!(s.next().await.is_none(), "ends after shutdown");
+    });
+}
+
+#[test]
+fn a_stream_yields_the_events_after_unsubscribe_then_ends() {
+    let engine = engine(1, IdleStrategy::Park, 64);
+    let topic = engine.topic::<u32>("s.end").unwrap();
+    let mut s = topic.subscribe_stream().unwrap();
+    topic.publish(1).unwrap();
+    engine.shutdown();
+    futures::executor::block_on(async {
+        assert_eq!(*s.next().await.unwrap(), 1);
+        assert!(s.next().await.is_none());
+    });
+}
