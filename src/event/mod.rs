@@ -1,7 +1,8 @@
-//! What travels: [`Event`](crate::Event) and its metadata, topic names,
-//! trace context, receipts.
+//! What travels: [`Event`](crate::Event) and its metadata, topic names and
+//! subjects, trace context, receipts.
 
 pub(crate) mod meta;
 pub(crate) mod name;
 pub(crate) mod receipt;
+pub(crate) mod subject;
 pub(crate) mod trace;
