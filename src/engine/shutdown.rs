@@ -265,7 +265,12 @@ impl Inner {
     /// Topics hold the hub and the hub holds topics: break the cycle. The
     /// topics are dropped outside the registry's lock.
     pub(crate) fn clear(&self) {
-        let topics = std::mem::take(&mut self.hub.registry.lock().topics);
+        let (topics, patterns) = {
+            let mut registry = self.hub.registry.lock();
+            let patterns = std::mem::take(&mut registry.patterns);
+            (std::mem::take(&mut registry.topics), patterns)
+        };
+        drop(patterns);
         drop(topics);
     }
 }
