@@ -429,3 +429,30 @@ fn freed_and_recreated_topics_are_matched_again() {
     assert_eq!(log.snapshot(), [1, 2]);
     assert_eq!(log2.snapshot(), [3]);
 }
+
+/// Shutdown drops a pattern's handler on its worker, as for any handler.
+#[test]
+fn shutdown_drops_the_handler_on_its_worker() {
+    let engine = engine(1);
+    let dropped_on = Arc::new(Mutex::new(None));
+    let worker = Arc::new(Mutex::new(None));
+    let probe = DropProbe(dropped_on.clone());
+    let w = worker.clone();
+    let _sub = engine
+        .pattern::<u64>("s.*")
+        .unwrap()
+        .subscribe(move |_| {
+            let _keep = &probe;
+            *w.lock().unwrap() = Some(std::thread::current().id());
+        })
+        .unwrap();
+    engine
+        .topic::<u64>("s.a")
+        .unwrap()
+        .publish_and_wait(1)
+        .unwrap();
+    engine.shutdown();
+    let dropped = dropped_on.lock().unwrap().expect("dropped by shutdown");
+    assert_eq!(Some(dropped), *worker.lock().unwrap());
+    drop(engine);
+}

@@ -69,6 +69,11 @@ pub(crate) trait AttachPattern: Send + Sync {
     /// `Arc<TopicShared<T>>` of the pattern's type. Called under the
     /// registry's lock; runs no user code and opens no topic.
     fn attach(&self, topic: &(dyn Any + Send + Sync));
+
+    /// Drops the pattern's own reference to its handler on its worker and
+    /// waits for it (shutdown, while the workers still run; its parts'
+    /// references go with the workers' drains).
+    fn release(&self);
 }
 
 /// The topic registry, shared by the engine and its topics (a topic opens

@@ -14,7 +14,9 @@
 //!    parts are removed, so no part is added after [`Parts::detach_all`]
 //!    took them.
 //! 3. The chain's last reference is dropped on the worker: each part's on
-//!    its removal, the parts' owner's by [`Runtime::drop_on`].
+//!    its removal (or when the worker exits), the owner's by
+//!    [`Runtime::drop_on`] on unsubscribe or at shutdown, before the workers
+//!    exit ([`AttachPattern::release`]).
 
 use std::any::{Any, TypeId};
 
@@ -107,6 +109,13 @@ impl<T: Clone + Send + 'static> AttachPattern for Arc<Parts<T>> {
         // Only `Closed` can happen here (the engine shuts down): the new
         // topic refuses subscribers then.
         let _ = self.attach_to(topic);
+    }
+
+    fn release(&self) {
+        let chain = self.chain.lock().take();
+        if let Some(chain) = chain {
+            self.runtime.drop_on(self.worker, Box::new(chain), true);
+        }
     }
 }
 
