@@ -12,6 +12,8 @@
 //! - `snapshot_churn/*`: 1P→1S while a background thread subscribes and
 //!   unsubscribes on the same topic (every change bumps the snapshot version,
 //!   so the publisher revalidates), against the same bench without churn.
+//! - `publish_patterns/{0,10}`: 1P→1S with 0 and with 10 pattern
+//!   subscriptions that do not match the topic (same publish path).
 //! - `base`: the measurement loop alone (the wait on an atomic counter).
 //!
 //! Pinning: producer (the bench thread) on the first core, worker (or
@@ -199,6 +201,43 @@ fn snapshot_churn(c: &mut Criterion) {
     group.finish();
 }
 
+/// 1P→1S with 0 and with 10 pattern subscriptions defined that do not match
+/// the topic: patterns join topics' snapshots only where they match, so both
+/// take the same publish path (the 0 case is `publish_1p1s` itself).
+fn publish_patterns(c: &mut Criterion) {
+    pin_bench_thread();
+    let mut group = c.benchmark_group("publish_patterns");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(5));
+    for patterns in [0usize, 10] {
+        let engine = engine();
+        let _subs: Vec<_> = (0..patterns)
+            .map(|i| {
+                let p = engine.pattern::<u64>(&format!("other{i}.>")).unwrap();
+                p.subscribe(|_| ()).unwrap()
+            })
+            .collect();
+        let topic = engine
+            .topic_with::<u64>("bench", TopicOptions::default().timestamps(false))
+            .unwrap();
+        let seen = counting_subscriber(&topic, 1);
+        let mut sent = 0u64;
+        group.bench_function(BenchmarkId::from_parameter(patterns), |b| {
+            b.iter_custom(|iters| {
+                let start = Instant::now();
+                for i in 0..iters {
+                    topic.publish(i).unwrap();
+                }
+                sent += iters;
+                wait_for(&seen, sent);
+                start.elapsed()
+            })
+        });
+        engine.shutdown();
+    }
+    group.finish();
+}
+
 fn base(c: &mut Criterion) {
     let mut group = c.benchmark_group("base");
     group.throughput(Throughput::Elements(1));
@@ -223,6 +262,7 @@ criterion_group!(
     fanout_1x4,
     publish_batch,
     snapshot_churn,
+    publish_patterns,
     base
 );
 criterion_main!(benches);

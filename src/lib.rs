@@ -13,7 +13,7 @@
 // - `nats/`: the NATS JetStream bridge (feature `nats`), on the public API only.
 // - `engine/`: `Engine`, its builder and TOML config, the registry, shutdown.
 // - `topic/`: `Topic<T>`, options, the publish family, subscribe, groups,
-//   delayed events, interceptors.
+//   wildcard patterns, delayed events, interceptors.
 // - `runtime/`: the worker loop, parking and idle strategies, dispatch,
 //   subscriptions, the retry path.
 // - `failure/`: retry policies, dead letters.
@@ -73,6 +73,7 @@ pub use crate::topic::intercept;
 pub use crate::topic::options::{Backpressure, TopicOptions};
 pub use crate::topic::publish_async::Publish;
 pub use crate::topic::stream::{EventStream, STREAM_BUFFER};
+pub use crate::topic::pattern::{Pattern, PatternGroup};
 
 /// Internals exposed to the loom models in `loom-tests/` (only under
 /// `--cfg loom`; not part of the API).

@@ -21,6 +21,7 @@ use crate::time::clock::{Clock, SystemClock};
 use crate::time::timer::TimerService;
 
 use crate::topic::handle::Topic;
+use crate::topic::pattern::Pattern;
 
 use crate::topic::options::TopicOptions;
 
@@ -143,11 +144,13 @@ impl Engine {
                     runtime: runtime.clone(),
                     registry: Mutex::new(Registry {
                         topics: BTreeMap::new(),
+                        patterns: Vec::new(),
                     }),
                     next_home: AtomicUsize::new(0),
                     configured: config.topics,
                     freed: FreedCounts::default(),
                     trace_seed: random_instance_id(instance_id),
+                    pattern_mismatches: AtomicU64::new(0),
                 }),
                 runtime,
                 joins: Mutex::new(joins),
@@ -224,6 +227,35 @@ impl Engine {
         Hub::open(&self.inner.hub, name, None)
     }
 
+    /// A wildcard pattern over topic names for events of type `T`, with NATS
+    /// subject semantics: `*` matches exactly one dot-separated token, a
+    /// final `>` one or more. Its subscriptions receive from every matching
+    /// topic of type `T`, existing and created later; see [`Pattern`].
+    ///
+    /// # Errors
+    ///
+    /// [`TopicError::InvalidPattern`] for bad syntax (an empty token, `>`
+    /// before the last token, a wildcard inside a token such as `or*ders`,
+    /// whitespace, an empty pattern), saying what is wrong.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().build()?;
+    /// let orders = engine.pattern::<u64>("orders.>")?;
+    /// assert_eq!(orders.filter(), "orders.>");
+    /// let err = engine.pattern::<u64>("orders.>.eu").unwrap_err();
+    /// assert!(err.to_string().contains("'>' must be the last token"));
+    /// # Ok(()) }
+    /// ```
+    pub fn pattern<T: Clone + Send + 'static>(
+        &self,
+        filter: &str,
+    ) -> Result<Pattern<T>, TopicError> {
+        Hub::pattern(&self.inner.hub, filter)
+    }
+
     /// Opens or creates the topic `name` with `options`.
     ///
     /// # Errors
@@ -286,6 +318,7 @@ impl Engine {
             workers: (self.inner.runtime.workers.iter())
                 .map(|w| w.metrics())
                 .collect(),
+            pattern_type_mismatches: (self.inner.hub.pattern_mismatches).load(Ordering::Relaxed),
         }
     }
 

@@ -149,6 +149,13 @@ impl Inner {
             state.gave_up = true;
             return self.incomplete();
         }
+        // Pattern subscriptions leave the registry (no topic opens now) and
+        // drop their handlers on their workers while those still run.
+        let patterns = std::mem::take(&mut self.hub.registry.lock().patterns);
+        for p in &patterns {
+            p.attach.release();
+        }
+        drop(patterns);
         self.runtime.state.store(EXITING, Ordering::Release);
         for c in &controls {
             c.set_state(EXITING);
@@ -265,7 +272,12 @@ impl Inner {
     /// Topics hold the hub and the hub holds topics: break the cycle. The
     /// topics are dropped outside the registry's lock.
     pub(crate) fn clear(&self) {
-        let topics = std::mem::take(&mut self.hub.registry.lock().topics);
+        let (topics, patterns) = {
+            let mut registry = self.hub.registry.lock();
+            let patterns = std::mem::take(&mut registry.patterns);
+            (std::mem::take(&mut registry.topics), patterns)
+        };
+        drop(patterns);
         drop(topics);
     }
 }

@@ -1,86 +1,49 @@
-//! NATS subjects: validation and wildcard matching.
+//! NATS subjects: validation and wildcard matching, as bridge errors.
 //!
-//! A subject is dot-separated tokens (`orders.created`). In a filter or a
-//! stream's subject list, the token `*` matches exactly one token and a final
-//! `>` matches one or more (`orders.>` matches `orders.created` and
-//! `orders.eu.created`, not `orders`). pinbus topic names follow the same
-//! token rules without wildcards, so a topic name is always a valid subject.
+//! The rules and the matcher are [`event::subject`](crate::event::subject)'s,
+//! shared with pattern subscriptions so the two never disagree: a subject is
+//! dot-separated tokens (`orders.created`); in a filter or a stream's subject
+//! list, `*` matches exactly one token and a final `>` one or more. pinbus
+//! topic names follow the same token rules without wildcards, so a topic
+//! name is always a valid subject.
 
 use super::error::BridgeError;
+use crate::event::subject::{self, Problem};
 
 /// Checks `subject` as a publish subject (no wildcards) or, with
 /// `wildcards`, as a filter.
 pub(crate) fn validate(subject: &str, wildcards: bool) -> Result<(), BridgeError> {
-    let bad = |reason| {
-        Err(BridgeError::InvalidSubject {
-            subject: subject.to_owned(),
-            reason,
-        })
-    };
-    if subject.is_empty() {
-        return bad("it is empty; give dot-separated tokens such as \"orders.created\"");
-    }
-    if subject.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return bad("it contains whitespace or control characters; remove them");
-    }
-    let tokens: Vec<&str> = subject.split('.').collect();
-    for (i, token) in tokens.iter().enumerate() {
-        if token.is_empty() {
-            return bad("it has an empty token (a leading, trailing or doubled '.')");
-        }
-        let wild = *token == "*" || *token == ">";
-        if !wild && (token.contains('*') || token.contains('>')) {
-            return bad("'*' and '>' are wildcards only as whole tokens (\"orders.*\")");
-        }
-        if wild && !wildcards {
-            return bad(
+    subject::check(subject, wildcards).map_err(|problem| BridgeError::InvalidSubject {
+        subject: subject.to_owned(),
+        reason: match problem {
+            Problem::Wildcard => {
                 "an export publishes to one concrete subject; wildcards ('*', '>') \
-                 belong in import filters and stream subjects",
-            );
-        }
-        if *token == ">" && i + 1 != tokens.len() {
-            return bad("'>' must be the last token (\"orders.>\")");
-        }
-    }
-    Ok(())
+                 belong in import filters and stream subjects"
+            }
+            other => other.reason(),
+        },
+    })
 }
 
 /// Whether every subject that `filter` matches is also matched by `pattern`
 /// (both may hold wildcards; a literal subject is a filter matching itself).
 pub(crate) fn covers(pattern: &str, filter: &str) -> bool {
-    let mut p = pattern.split('.');
-    let mut f = filter.split('.');
-    loop {
-        match (p.next(), f.next()) {
-            (None, None) => return true,
-            (Some(">"), Some(_)) => return true,
-            (Some(_), Some(">")) => return false,
-            (Some("*"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            _ => return false,
-        }
-    }
-}
-
-/// Whether the literal `subject` is matched by `filter`.
-#[cfg(test)]
-fn matches(filter: &str, subject: &str) -> bool {
-    covers(filter, subject)
+    subject::covers(pattern, filter)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::subject::cases::{INVALID_PATTERNS, MATCH_CASES};
 
     #[test]
     fn wildcard_semantics() {
-        assert!(matches("orders.>", "orders.created"));
-        assert!(matches("orders.>", "orders.eu.created"));
-        assert!(!matches("orders.>", "orders"));
-        assert!(matches("orders.*", "orders.created"));
-        assert!(!matches("orders.*", "orders.eu.created"));
-        assert!(matches("*.created", "orders.created"));
-        assert!(!matches("orders.created", "orders.updated"));
+        // The table pattern subscriptions are tested against, too.
+        for &(filter, subject, expected) in MATCH_CASES {
+            assert!(validate(filter, true).is_ok(), "{filter}");
+            assert!(validate(subject, false).is_ok(), "{subject}");
+            assert_eq!(covers(filter, subject), expected, "{filter} vs {subject}");
+        }
         assert!(covers("orders.>", "orders.*"));
         assert!(covers("orders.>", "orders.*.x.>"));
         assert!(!covers("orders.*", "orders.>"));
@@ -94,6 +57,9 @@ mod tests {
         assert!(validate("orders.created", false).is_ok());
         assert!(validate("orders.>", true).is_ok());
         let msg = |s, w| validate(s, w).unwrap_err().to_string();
+        for &(pattern, words) in INVALID_PATTERNS {
+            assert!(msg(pattern, true).contains(words), "{pattern}");
+        }
         assert!(msg("orders.>", false).contains("wildcards"));
         assert!(msg("orders..x", true).contains("empty token"));
         assert!(msg("a.>.b", true).contains("last token"));

@@ -33,6 +33,10 @@ pub struct Metrics {
     pub subscriptions: Vec<SubscriptionMetrics>,
     /// Every worker thread of the engine, by index.
     pub workers: Vec<WorkerMetrics>,
+    /// Topics a [`Pattern`](crate::Pattern) subscription matched by name but
+    /// not by event type, so received nothing from: counted once per pattern
+    /// subscription and topic, when the one meets the other.
+    pub pattern_type_mismatches: u64,
 }
 
 /// How one worker spent its time.

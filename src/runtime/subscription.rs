@@ -384,6 +384,13 @@ pub(crate) use crate::sys::contain::drop_payload;
 /// Topic-side bookkeeping to undo once the worker has dropped the handler.
 pub(crate) trait Detach: Send + Sync {
     fn detach(&self);
+
+    /// The subscription's counts, for a subscription made of parts (a
+    /// pattern subscription: one part per matching topic); `None` reads the
+    /// handle's own counters.
+    fn stats(&self) -> Option<SubscriptionStats> {
+        None
+    }
 }
 
 /// A live subscription. Dropping the handle leaves the subscription running
@@ -453,7 +460,7 @@ impl Subscription {
 
     /// Handled/failed counts as of the end of the worker's last batch.
     pub fn stats(&self) -> SubscriptionStats {
-        self.shared.stats()
+        self.detach.stats().unwrap_or_else(|| self.shared.stats())
     }
 }
 

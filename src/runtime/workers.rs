@@ -166,6 +166,24 @@ impl Runtime {
 
     /// Removes the drain `key` from worker `w` at once (its lane lives on
     /// through other workers).
+    /// Drops `value` on worker `w` (a handler's last reference, so that it
+    /// is dropped on its worker), waiting for it if `wait`. If the worker has
+    /// exited, `value` is dropped here.
+    pub(crate) fn drop_on(&self, w: usize, value: Box<dyn std::any::Any + Send>, wait: bool) {
+        let done = Arc::new(Completion::default());
+        let signal = CompleteOnDrop(done.clone());
+        let sent = self.send(
+            w,
+            Box::new(move |_: &mut Worker| {
+                drop(value);
+                drop(signal);
+            }),
+        );
+        if sent.is_ok() && wait {
+            done.wait();
+        }
+    }
+
     pub(crate) fn remove_drain(&self, w: usize, key: DrainKey) {
         let _ = self.send(
             w,

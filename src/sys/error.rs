@@ -386,6 +386,15 @@ pub enum TopicError {
     /// The engine is shutting down or shut down.
     #[error("the engine is shut down: topics can no longer be created or opened")]
     Closed,
+    /// [`Engine::pattern`](crate::Engine::pattern) with a filter that is not a
+    /// valid wildcard subject.
+    #[error("topic pattern {} is invalid: {reason}", shown(pattern, Quote::Debug))]
+    InvalidPattern {
+        /// The pattern given.
+        pattern: String,
+        /// What is wrong with it, and what to change.
+        reason: &'static str,
+    },
 }
 
 /// Why a subscription could not be made.
@@ -434,6 +443,19 @@ pub enum SubscribeError {
     DeadLetterTopic {
         /// The topic error, as text.
         reason: String,
+    },
+    /// An option that a pattern subscription does not take.
+    #[error(
+        "pattern {} cannot take {option}: {instead}",
+        shown(pattern, Quote::Single)
+    )]
+    NotForPatterns {
+        /// The pattern subscribed to.
+        pattern: String,
+        /// The option refused.
+        option: &'static str,
+        /// What to do instead.
+        instead: &'static str,
     },
 }
 

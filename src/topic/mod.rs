@@ -1,6 +1,6 @@
 //! Topics: the typed handle, its options, the publish family, subscribing,
-//! consumer groups, delayed events, interceptors, and the registry that
-//! opens them by name.
+//! consumer groups, wildcard pattern subscriptions, delayed events,
+//! interceptors, and the registry that opens them by name.
 
 pub(crate) mod backlog;
 pub(crate) mod batch;
@@ -12,6 +12,8 @@ pub mod intercept;
 pub(crate) mod names;
 pub(crate) mod open;
 pub(crate) mod options;
+pub(crate) mod pattern;
+pub(crate) mod pattern_parts;
 pub(crate) mod publish;
 pub(crate) mod publish_async;
 pub(crate) mod shared;

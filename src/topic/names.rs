@@ -44,6 +44,36 @@ pub(crate) struct Registry {
     /// Ordered, so shutdown visits topics in the same order every time (loom
     /// requires a deterministic model).
     pub(crate) topics: BTreeMap<String, TopicEntry>,
+    /// Live pattern subscriptions: each is attached to every matching topic
+    /// when it subscribes, and to each matching topic created later, under
+    /// this lock ([`pattern`](crate::topic::pattern)).
+    pub(crate) patterns: Vec<PatternEntry>,
+}
+
+/// A live pattern subscription as the registry keeps it.
+pub(crate) struct PatternEntry {
+    /// The pattern subscription's id (its `SubShared::id`).
+    pub(crate) id: u64,
+    /// The wildcard filter, valid (`event::subject::check`).
+    pub(crate) filter: &'static str,
+    /// The event type it takes.
+    pub(crate) type_id: TypeId,
+    /// Adds its part on a new matching topic of its type.
+    pub(crate) attach: Box<dyn AttachPattern>,
+}
+
+/// What the registry needs from a pattern subscription, without its event
+/// type.
+pub(crate) trait AttachPattern: Send + Sync {
+    /// Subscribes a part of the pattern subscription to `topic`, an
+    /// `Arc<TopicShared<T>>` of the pattern's type. Called under the
+    /// registry's lock; runs no user code and opens no topic.
+    fn attach(&self, topic: &(dyn Any + Send + Sync));
+
+    /// Drops the pattern's own reference to its handler on its worker and
+    /// waits for it (shutdown, while the workers still run; its parts'
+    /// references go with the workers' drains).
+    fn release(&self);
 }
 
 /// The topic registry, shared by the engine and its topics (a topic opens
@@ -64,6 +94,10 @@ pub(crate) struct Hub {
     pub(crate) freed: FreedCounts,
     /// Random per engine: mixed into every topic's trace-id salt.
     pub(crate) trace_seed: u64,
+    /// Topics a pattern subscription matched by name but not by event type
+    /// (counted once per pattern subscription and topic; not delivered).
+    /// Relaxed: a statistic.
+    pub(crate) pattern_mismatches: AtomicU64,
 }
 
 /// What freed topics had counted (for the shutdown report). `Relaxed`

@@ -18,9 +18,19 @@ use crate::failure::dead_letter::DeadLetter;
 use crate::topic::names::Hub;
 use crate::topic::names::{LiveTopic, TopicEntry};
 
+/// The last token of every dead-letter topic's name.
+const DEAD_LETTER_SUFFIX: &str = ".dead_letters";
+
 /// The name of `topic`'s dead-letter topic.
 pub(crate) fn dead_letter_name(topic: &str) -> String {
-    format!("{topic}.dead_letters")
+    format!("{topic}{DEAD_LETTER_SUFFIX}")
+}
+
+/// Whether `name` is one of the engine's internal topics, which pattern
+/// subscriptions never match: a dead-letter topic (and, as they come, the
+/// internal topics of other engine features, named here).
+pub(crate) fn is_internal(name: &str) -> bool {
+    name.ends_with(DEAD_LETTER_SUFFIX)
 }
 
 impl<T: Clone + Send + 'static> Topic<T> {
@@ -141,6 +151,10 @@ impl Hub {
             this.clone(),
             home,
         ));
+        // Before the topic is in the registry or has a handle, so no publish
+        // can start before the pattern subscriptions are attached
+        // (guarantee 5).
+        this.attach_patterns(&registry, &shared);
         let topic = Topic::from_shared(shared.clone());
         let live = Some(LiveTopic {
             typed: Box::new(shared.clone()),
