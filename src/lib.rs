@@ -71,9 +71,9 @@ pub use crate::topic::groups::Group;
 pub use crate::topic::handle::Topic;
 pub use crate::topic::intercept;
 pub use crate::topic::options::{Backpressure, TopicOptions};
+pub use crate::topic::pattern::{Pattern, PatternGroup};
 pub use crate::topic::publish_async::Publish;
 pub use crate::topic::stream::{EventStream, STREAM_BUFFER};
-pub use crate::topic::pattern::{Pattern, PatternGroup};
 
 /// Internals exposed to the loom models in `loom-tests/` (only under
 /// `--cfg loom`; not part of the API).

@@ -216,3 +216,67 @@ fn a_stream_yields_the_events_after_unsubscribe_then_ends() {
         assert!(s.next().await.is_none());
     });
 }
+
+#[test]
+fn a_pattern_stream_yields_from_every_matching_topic_and_its_group_splits_them() {
+    let engine = engine(2, IdleStrategy::Park, 1024);
+    let pattern = engine.pattern::<u64>("stream.p.*").unwrap();
+    let mut all = pattern.subscribe_stream().unwrap();
+    let group = pattern.group("split");
+    let (mut m1, mut m2) = (
+        group.subscribe_stream().unwrap(),
+        group.subscribe_stream().unwrap(),
+    );
+    let early = engine.topic::<u64>("stream.p.early").unwrap();
+    // A topic of another type is not delivered; one that does not match
+    // neither.
+    let other = engine.topic::<u32>("stream.p.other").unwrap();
+    let outside = engine.topic::<u64>("stream.q.x").unwrap();
+    for i in 0..100 {
+        early.publish(i).unwrap();
+        other.publish(i as u32).unwrap();
+        outside.publish(i).unwrap();
+    }
+    // Created after the streams subscribed: matched too.
+    let late = engine.topic::<u64>("stream.p.late").unwrap();
+    for i in 100..200 {
+        late.publish(i).unwrap();
+    }
+    futures::executor::block_on(async {
+        let mut seen = Vec::new();
+        for _ in 0..200 {
+            let ev = all.next().await.unwrap();
+            seen.push((ev.topic().to_owned(), *ev));
+        }
+        let early_seen: Vec<u64> = seen
+            .iter()
+            .filter(|(t, _)| t == "stream.p.early")
+            .map(|&(_, v)| v)
+            .collect();
+        let late_seen: Vec<u64> = seen
+            .iter()
+            .filter(|(t, _)| t == "stream.p.late")
+            .map(|&(_, v)| v)
+            .collect();
+        assert_eq!(
+            early_seen,
+            (0..100).collect::<Vec<_>>(),
+            "in order per topic"
+        );
+        assert_eq!(late_seen, (100..200).collect::<Vec<_>>());
+        // The group's two streams share the 200 events, each exactly once.
+        let mut split: Vec<u64> = futures::stream::select(&mut m1, &mut m2)
+            .take(200)
+            .map(|ev| *ev)
+            .collect()
+            .await;
+        split.sort_unstable();
+        assert_eq!(split, (0..200).collect::<Vec<_>>());
+    });
+    // The u32 topic matched three pattern subscriptions (the stream and
+    // the two members), none of them delivered.
+    assert_eq!(engine.metrics().pattern_type_mismatches, 3);
+    drop((all, m1, m2));
+    let report = engine.shutdown();
+    assert!(report.complete);
+}

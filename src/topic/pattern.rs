@@ -85,10 +85,10 @@ use crate::topic::subscribe::chain;
 /// # Ok(()) }
 /// ```
 pub struct Pattern<T> {
-    hub: Arc<Hub>,
+    pub(super) hub: Arc<Hub>,
     filter: &'static str,
     /// The worker plain subscriptions run on unless told otherwise.
-    home: usize,
+    pub(super) home: usize,
     /// Group members placed so far (round-robin cursor over the workers).
     placed: Arc<AtomicUsize>,
     _type: PhantomData<fn(T)>,
@@ -221,7 +221,7 @@ impl<T: Clone + Send + 'static> Pattern<T> {
         }
     }
 
-    fn subscribe_parts(
+    pub(super) fn subscribe_parts(
         &self,
         group: Option<&str>,
         handler: BoxedHandler<T>,
@@ -396,19 +396,33 @@ impl<T: Clone + Send + 'static> PatternGroup<T> {
         R: HandlerOutcome + 'static,
         L: Layers<T>,
     {
+        let (options, layers) = options.split();
+        self.subscribe_member(chain(handler, layers), options)
+    }
+
+    /// Adds the member `handler` (name checked, worker chosen).
+    pub(super) fn subscribe_member(
+        &self,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
         if let Some(reason) = invalid_group_name(&self.name) {
             return Err(SubscribeError::InvalidGroupName {
                 name: self.name.clone(),
                 reason,
             });
         }
-        let (options, layers) = options.split();
         let p = &self.pattern;
         let workers = p.hub.runtime.workers.len();
         let w = options
             .worker
             .unwrap_or_else(|| (p.home + p.placed.fetch_add(1, Ordering::Relaxed)) % workers);
-        p.subscribe_parts(Some(&self.name), chain(handler, layers), options, w)
+        p.subscribe_parts(Some(&self.name), handler, options, w)
+    }
+
+    /// The pattern the group spans.
+    pub(super) fn pattern(&self) -> &Pattern<T> {
+        &self.pattern
     }
 }
 

@@ -54,6 +54,7 @@ use futures_core::Stream;
 
 use super::groups::Group;
 use super::handle::Topic;
+use super::pattern::{Pattern, PatternGroup};
 use super::shared::TopicShared;
 use super::subscribe::chain;
 use crate::core::ring::{self, Consumer, Producer};
@@ -442,6 +443,69 @@ impl<T: Clone + Send + 'static> Group<T> {
             chain(handler, Identity),
             SubscribeOptions::new(),
         )?;
+        Ok(rx.with(sub))
+    }
+}
+
+impl<T: Clone + Send + 'static> Pattern<T> {
+    /// Subscribes an [`EventStream`] to every topic the pattern matches,
+    /// existing ones and those created later: one stream, fed by one
+    /// worker, with each event's [`topic`](Event::topic) naming its source.
+    /// Dropping the stream unsubscribes from all of them.
+    ///
+    /// # Errors
+    ///
+    /// [`SubscribeError::Closed`] after shutdown started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use futures::StreamExt;
+    /// use pinbus::Engine;
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let mut all = engine.pattern::<u32>("prices.*")?.subscribe_stream()?;
+    /// engine.topic::<u32>("prices.eurusd")?.publish(11)?;
+    /// let ev = futures::executor::block_on(all.next()).unwrap();
+    /// assert_eq!((*ev, ev.topic()), (11, "prices.eurusd"));
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
+        let (handler, rx) = stream_parts(&self.hub.runtime);
+        let sub = self.subscribe_parts(
+            None,
+            chain(handler, Identity),
+            SubscribeOptions::new(),
+            self.home,
+        )?;
+        Ok(rx.with(sub))
+    }
+}
+
+impl<T: Clone + Send + 'static> PatternGroup<T> {
+    /// Adds an [`EventStream`] as one member of the group that spans the
+    /// pattern's topics. Dropping the stream removes the member.
+    ///
+    /// # Errors
+    ///
+    /// As [`PatternGroup::subscribe`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use futures::StreamExt;
+    /// use pinbus::Engine;
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let mut member = engine.pattern::<u32>("jobs.>")?.group("w").subscribe_stream()?;
+    /// engine.topic::<u32>("jobs.eu.render")?.publish(3)?;
+    /// let ev = futures::executor::block_on(member.next()).unwrap();
+    /// assert_eq!(*ev, 3);
+    /// # Ok(()) }
+    /// ```
+    pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
+        let (handler, rx) = stream_parts(&self.pattern().hub.runtime);
+        let sub = self.subscribe_member(chain(handler, Identity), SubscribeOptions::new())?;
         Ok(rx.with(sub))
     }
 }
