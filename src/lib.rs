@@ -72,7 +72,7 @@ pub use crate::topic::handle::Topic;
 pub use crate::topic::intercept;
 pub use crate::topic::options::{Backpressure, TopicOptions};
 pub use crate::topic::pattern::{Pattern, PatternGroup};
-pub use crate::topic::publish_async::Publish;
+pub use crate::topic::publish_async::{Publish, PublishTracked};
 pub use crate::topic::stream::{EventStream, STREAM_BUFFER};
 
 /// Internals exposed to the loom models in `loom-tests/` (only under

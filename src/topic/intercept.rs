@@ -209,6 +209,39 @@ impl<T: Clone + Send + 'static, I: Interceptor<T>> Intercepted<T, I> {
         self.topic.publish_async(event).await
     }
 
+    /// [`Topic::publish_tracked_async`] after the interceptor (which runs
+    /// when the future is first polled; as for
+    /// [`publish_async`](Intercepted::publish_async), prefer a refusing
+    /// interceptor to a waiting one in async code).
+    ///
+    /// # Errors
+    ///
+    /// [`PublishError::Rejected`], or as [`Topic::publish_tracked_async`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Engine, PublishError};
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// orders.subscribe(|_| ())?;
+    /// let positive = orders.intercept(|o: &mut u32| if *o > 0 { Ok(()) } else { Err("zero") });
+    /// futures::executor::block_on(async {
+    ///     positive.publish_tracked_async(1).await.unwrap().await; // published and handled
+    ///     assert!(matches!(
+    ///         positive.publish_tracked_async(0).await,
+    ///         Err(PublishError::Rejected { .. })
+    ///     ));
+    /// });
+    /// assert_eq!(engine.shutdown().handled, 1);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_tracked_async(&self, event: T) -> Result<Receipt, PublishError<T>> {
+        let event = self.admit(event)?;
+        self.topic.publish_tracked_async(event).await
+    }
+
     /// [`Topic::publish_tracked`] after the interceptor.
     ///
     /// # Errors

@@ -189,10 +189,15 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         let on_full = this.on_full(when_full);
         Self::with_view(this, hint, |view, access, info| {
             let receipt = Self::send_general(this, view, access, info, value, on_full, true)?;
-            // `send_general` returns a receipt whenever asked to track.
-            Ok(receipt
-                .unwrap_or_else(|| receipt::tracked(this.runtime.id, this.runtime.waiters_spin, 0)))
+            Ok(this.receipt_or_done(receipt))
         })
+    }
+
+    /// The receipt of a tracked [`send_general`](Self::send_general), which
+    /// returns one whenever asked to track; should it not, a receipt that is
+    /// complete already (zero shares) rather than a panic.
+    pub(super) fn receipt_or_done(&self, receipt: Option<Receipt>) -> Receipt {
+        receipt.unwrap_or_else(|| receipt::tracked(self.runtime.id, self.runtime.waiters_spin, 0))
     }
 
     /// Every case of a single publish: several lanes, markers, timestamps,
