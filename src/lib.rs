@@ -52,13 +52,14 @@ pub use crate::event::trace::TraceId;
 pub use crate::event::trace::{TraceContext, TraceGuard};
 pub use crate::failure::dead_letter::{DeadLetter, DEAD_LETTER_KEEP};
 pub use crate::failure::retry::RetryPolicy;
-pub use crate::layer::outcome::HandlerOutcome;
+pub use crate::layer::outcome::{HandlerOutcome, ReplyOutcome};
 pub use crate::observe::metrics::{
     LatencyMetrics, Metrics, SubscriptionMetrics, TopicMetrics, WorkerMetrics,
 };
 pub use crate::runtime::idle::{IdleStrategy, IdleTuning};
 pub use crate::runtime::sub_state::SubscriptionStats;
 pub use crate::runtime::subscription::{SubscribeOptions, Subscription};
+pub use crate::sys::call_error::CallError;
 pub use crate::sys::error::{ConfigError, PublishError, SubscribeError, TopicError, WaitError};
 #[cfg(feature = "fault-injection")]
 #[doc(hidden)]
@@ -73,6 +74,7 @@ pub use crate::topic::intercept;
 pub use crate::topic::options::{Backpressure, TopicOptions};
 pub use crate::topic::pattern::{Pattern, PatternGroup};
 pub use crate::topic::publish_async::{Publish, PublishTracked};
+pub use crate::topic::service::Service;
 pub use crate::topic::stream::{EventStream, STREAM_BUFFER};
 
 /// Internals exposed to the loom models in `loom-tests/` (only under

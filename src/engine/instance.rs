@@ -22,6 +22,7 @@ use crate::time::timer::TimerService;
 
 use crate::topic::handle::Topic;
 use crate::topic::pattern::Pattern;
+use crate::topic::service::Service;
 
 use crate::topic::options::TopicOptions;
 
@@ -254,6 +255,35 @@ impl Engine {
         filter: &str,
     ) -> Result<Pattern<T>, TopicError> {
         Hub::pattern(&self.inner.hub, filter)
+    }
+
+    /// Opens the request/reply service `name` for queries of type `Q`
+    /// answered with `R`, creating it if it does not exist; see [`Service`].
+    /// The name follows topic names' rules; the service's requests travel
+    /// on an internal topic, `$service.<name>`, that patterns never match.
+    ///
+    /// # Errors
+    ///
+    /// [`TopicError::InvalidName`], [`TopicError::TypeMismatch`] if the
+    /// service exists with other query or reply types, or
+    /// [`TopicError::Closed`] after shutdown.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let quotes = engine.service::<String, f64>("pricing.quote")?;
+    /// quotes.serve(|sku| if sku.as_str() == "apple" { Ok(0.5) } else { Err("unknown sku") })?;
+    /// assert_eq!(quotes.call("apple".to_owned())?, 0.5);
+    /// assert!(engine.service::<u8, u8>("pricing.quote").is_err()); // other types
+    /// # Ok(()) }
+    /// ```
+    pub fn service<Q: Send + 'static, R: Send + 'static>(
+        &self,
+        name: &str,
+    ) -> Result<Service<Q, R>, TopicError> {
+        Hub::service(&self.inner.hub, name)
     }
 
     /// Opens or creates the topic `name` with `options`.

@@ -6,5 +6,6 @@ pub(crate) mod meta;
 pub(crate) mod model;
 pub(crate) mod name;
 pub(crate) mod receipt;
+pub(crate) mod reply;
 pub(crate) mod subject;
 pub(crate) mod trace;

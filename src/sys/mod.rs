@@ -2,6 +2,7 @@
 //! every layer — fences, core pinning, panic containment, the engine's typed
 //! errors.
 
+pub(crate) mod call_error;
 pub(crate) mod contain;
 pub(crate) mod context;
 pub(crate) mod epoch;

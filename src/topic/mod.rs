@@ -16,6 +16,7 @@ pub(crate) mod pattern;
 pub(crate) mod pattern_parts;
 pub(crate) mod publish;
 pub(crate) mod publish_async;
+pub(crate) mod service;
 pub(crate) mod shared;
 pub(crate) mod stream;
 pub(crate) mod subscribe;

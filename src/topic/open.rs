@@ -26,11 +26,16 @@ pub(crate) fn dead_letter_name(topic: &str) -> String {
     format!("{topic}{DEAD_LETTER_SUFFIX}")
 }
 
+/// The first token of every service's internal topic name
+/// ([`Service`](crate::Service)): `$service.<name>`.
+pub(crate) const SERVICE_PREFIX: &str = "$service.";
+
 /// Whether `name` is one of the engine's internal topics, which pattern
-/// subscriptions never match: a dead-letter topic (and, as they come, the
-/// internal topics of other engine features, named here).
+/// subscriptions never match: a dead-letter topic or a service's topic
+/// (and, as they come, the internal topics of other engine features, named
+/// here).
 pub(crate) fn is_internal(name: &str) -> bool {
-    name.ends_with(DEAD_LETTER_SUFFIX)
+    name.ends_with(DEAD_LETTER_SUFFIX) || name.starts_with(SERVICE_PREFIX)
 }
 
 impl<T: Clone + Send + 'static> Topic<T> {
@@ -80,7 +85,23 @@ impl Hub {
                 reason,
             });
         }
+        if name.starts_with(SERVICE_PREFIX) {
+            return Err(TopicError::InvalidName {
+                name: name.to_owned(),
+                reason: "the '$service.' prefix is reserved for services' internal topics; \
+                         open a service with Engine::service",
+            });
+        }
         Hub::open_valid(this, name, options)
+    }
+
+    /// Opens or creates an internal topic (a service's): `name` is built
+    /// by the engine from a checked name.
+    pub(crate) fn open_internal<T: Clone + Send + 'static>(
+        this: &Arc<Self>,
+        name: &str,
+    ) -> Result<Topic<T>, TopicError> {
+        Hub::open_valid(this, name, None)
     }
 
     /// Opens or creates the dead-letter topic of `topic`: its name may be

@@ -1,0 +1,245 @@
+//! Reply slots: the one-shot cell a service request carries from its caller
+//! to the member that answers it.
+//!
+//! A call puts its query in a [`ReplySlot`] and publishes a [`Request`] (an
+//! `Arc` of the slot) on the service's internal topic. The member that gets
+//! the request [takes](ReplySlot::take_query) the query, runs the handler and
+//! [answers](ReplySlot::answer); the caller waits on the slot's condition
+//! variable (blocking calls) or its waker (async calls).
+//!
+//! # States
+//!
+//! 1. `Query(q)`: published, not yet taken by a member.
+//! 2. `Taken`: a member runs the handler.
+//! 3. `Done(answer)`: answered; the caller takes it.
+//! 4. `Unanswered(q)`: the request was dropped with its query untaken (no
+//!    member, the last member left, shutdown discarded it): the query goes
+//!    back to the caller.
+//! 5. `Abandoned`: the caller gave up (timeout, dropped future); a member
+//!    that gets the request skips the handler, a late answer is discarded.
+//!
+//! A request dropped in state 2 (its member never answered) is answered with
+//! a failure, so no caller waits forever.
+//!
+//! # Reuse
+//!
+//! Slots are reused as receipts' trackers are (see `event::receipt`): each
+//! thread keeps a few per query/reply type and takes one that nobody else
+//! holds any more (`Arc::get_mut` succeeds: the request's last holder is
+//! gone, and the acquire in that check orders its accesses before the reuse).
+
+use std::any::{Any, TypeId};
+use std::cell::RefCell;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use crate::loom::future::AtomicWaker;
+use crate::loom::sync::{Arc, Condvar, Mutex};
+
+/// Slots a thread keeps for reuse per query/reply type.
+const POOL: usize = 4;
+
+/// A slot's state; see [States](self#states).
+enum State<Q, R> {
+    Query(Q),
+    Taken,
+    Done(Result<R, String>),
+    Unanswered(Q),
+    Abandoned,
+}
+
+/// What a caller finds in a slot once it is settled.
+pub(crate) enum Settled<Q, R> {
+    /// The member's answer: the reply or the handler's failure message.
+    Answered(Result<R, String>),
+    /// Nobody took the query; here it is back.
+    Unanswered(Q),
+}
+
+/// The one-shot cell between a caller and the member answering it.
+pub(crate) struct ReplySlot<Q, R> {
+    state: Mutex<State<Q, R>>,
+    /// Notified when the state leaves `Query`/`Taken` (blocking callers).
+    settled: Condvar,
+    /// Woken when the state leaves `Query`/`Taken` (async callers).
+    waker: AtomicWaker,
+}
+
+impl<Q, R> ReplySlot<Q, R> {
+    fn new(query: Q) -> Self {
+        ReplySlot {
+            state: Mutex::new(State::Query(query)),
+            settled: Condvar::new(),
+            waker: AtomicWaker::new(),
+        }
+    }
+
+    /// Takes the query to answer it; `None` if the caller gave up already.
+    pub(crate) fn take_query(&self) -> Option<Q> {
+        let mut state = self.state.lock();
+        match std::mem::replace(&mut *state, State::Taken) {
+            State::Query(q) => Some(q),
+            other => {
+                *state = other;
+                None
+            }
+        }
+    }
+
+    /// Answers a taken query; discarded if the caller gave up meanwhile.
+    pub(crate) fn answer(&self, answer: Result<R, String>) {
+        let mut state = self.state.lock();
+        if matches!(*state, State::Taken) {
+            *state = State::Done(answer);
+            drop(state);
+            self.wake();
+        }
+    }
+
+    fn wake(&self) {
+        self.settled.notify_all();
+        self.waker.wake();
+    }
+
+    /// Takes the settled outcome, if the slot is settled.
+    fn take_settled(state: &mut State<Q, R>) -> Option<Settled<Q, R>> {
+        match std::mem::replace(state, State::Abandoned) {
+            State::Done(answer) => Some(Settled::Answered(answer)),
+            State::Unanswered(q) => Some(Settled::Unanswered(q)),
+            other => {
+                *state = other;
+                None
+            }
+        }
+    }
+
+    /// Waits until the slot is settled or `deadline` passes. On timeout the
+    /// caller gives up (the slot is `Abandoned`) and `None` comes back.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<Settled<Q, R>> {
+        let mut state = self.state.lock();
+        loop {
+            if let Some(settled) = Self::take_settled(&mut state) {
+                return Some(settled);
+            }
+            match deadline {
+                None => state = self.settled.wait(state),
+                Some(deadline) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        *state = State::Abandoned;
+                        return None;
+                    }
+                    state = self.settled.wait_timeout(state, deadline - now);
+                }
+            }
+        }
+    }
+
+    /// Polls for the settled outcome: registers the waker, *then* checks
+    /// (under the lock that `answer` takes before its wake), so no wake-up
+    /// is lost.
+    pub(crate) fn poll_settled(&self, cx: &mut Context<'_>) -> Poll<Settled<Q, R>> {
+        self.waker.register_by_ref(cx.waker());
+        let mut state = self.state.lock();
+        match Self::take_settled(&mut state) {
+            Some(settled) => Poll::Ready(settled),
+            None => Poll::Pending,
+        }
+    }
+
+    /// The caller gives up: a member skips the query, a late answer is
+    /// discarded.
+    pub(crate) fn abandon(&self) {
+        *self.state.lock() = State::Abandoned;
+    }
+}
+
+/// A service request as its internal topic carries it: an `Arc` of the
+/// reply slot, which holds the query. Exactly one member gets it (a
+/// service's subscriptions are one group, and patterns never match its
+/// topic), so it is cloned only if the engine ever copies it; dropping the
+/// request settles a slot nobody settled (see [States](self#states)).
+pub(crate) struct Request<Q, R> {
+    pub(crate) slot: Arc<ReplySlot<Q, R>>,
+}
+
+impl<Q, R> Clone for Request<Q, R> {
+    fn clone(&self) -> Self {
+        Request {
+            slot: self.slot.clone(),
+        }
+    }
+}
+
+impl<Q, R> Drop for Request<Q, R> {
+    fn drop(&mut self) {
+        let slot = &self.slot;
+        let mut state = slot.state.lock();
+        let settled = match std::mem::replace(&mut *state, State::Abandoned) {
+            State::Query(q) => State::Unanswered(q),
+            State::Taken => State::Done(Err("the member handling the request stopped \
+                 without answering (it panicked or was dropped)"
+                .to_owned())),
+            other => {
+                *state = other;
+                return;
+            }
+        };
+        *state = settled;
+        drop(state);
+        slot.wake();
+    }
+}
+
+#[cfg(not(loom))]
+crate::loom::thread_local! {
+    static SLOTS: RefCell<Vec<(TypeId, Box<dyn Any>)>> = const { RefCell::new(Vec::new()) };
+}
+
+// loom's `thread_local!` has no `const` form.
+#[cfg(loom)]
+crate::loom::thread_local! {
+    static SLOTS: RefCell<Vec<(TypeId, Box<dyn Any>)>> = RefCell::new(Vec::new());
+}
+
+/// A request for `query` and the caller's slot: from this thread's pool when
+/// one is free (no allocation), otherwise a new one (kept in the pool while
+/// it has room).
+pub(crate) fn request<Q: Send + 'static, R: Send + 'static>(
+    query: Q,
+) -> (Request<Q, R>, Arc<ReplySlot<Q, R>>) {
+    let mut query = Some(query);
+    let pooled = SLOTS.try_with(|pools| {
+        let mut pools = pools.try_borrow_mut().ok()?;
+        let id = TypeId::of::<ReplySlot<Q, R>>();
+        let at = match pools.iter().position(|(t, _)| *t == id) {
+            Some(at) => at,
+            None => {
+                let fresh: Vec<Arc<ReplySlot<Q, R>>> = Vec::new();
+                pools.push((id, Box::new(fresh)));
+                pools.len() - 1
+            }
+        };
+        let pool = pools[at].1.downcast_mut::<Vec<Arc<ReplySlot<Q, R>>>>()?;
+        for slot in pool.iter_mut() {
+            // Acquire (inside `get_mut`): every former holder's last access
+            // happens before this reuse.
+            if let Some(free) = Arc::get_mut(slot) {
+                *free.state.lock() = State::Query(query.take()?);
+                return Some(slot.clone());
+            }
+        }
+        let fresh = Arc::new(ReplySlot::new(query.take()?));
+        if pool.len() < POOL {
+            pool.push(fresh.clone());
+        }
+        Some(fresh)
+    });
+    let slot = match (pooled.ok().flatten(), query) {
+        (Some(slot), _) => slot,
+        // During thread teardown the pool may be gone.
+        (None, Some(q)) => Arc::new(ReplySlot::new(q)),
+        (None, None) => unreachable!("the query is moved into a slot only on success"),
+    };
+    (Request { slot: slot.clone() }, slot)
+}
