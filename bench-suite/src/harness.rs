@@ -7,6 +7,7 @@
 //! handled its last event (recorded by that consumer), not events pushed into
 //! a ring.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -450,6 +451,109 @@ pub fn measure_round_trip(ctx: &Ctx, rig: RoundTripRig, warm: u64, count: u64) -
     let r = client
         .join()
         .unwrap_or_else(|_| Err("the client thread panicked".into()));
+    if let Err(e) = r {
+        if !e.starts_with("stuck") {
+            let _ = teardown();
+        }
+        return Err(e);
+    }
+    teardown()?;
+    let hist = slot
+        .lock()
+        .map_err(|_| "the client panicked".to_string())?
+        .take()
+        .ok_or("no histogram came back")?;
+    Ok(Latency::of(&hist))
+}
+
+/// One request/response round trip made from a tokio task (S9): sends `v`
+/// and resolves once the reply (pinbus: the receipt's completion) arrived.
+pub trait AsyncCall: Send + 'static {
+    /// One round trip.
+    fn call(&mut self, v: u64) -> impl Future<Output = Res<()>> + Send + '_;
+}
+
+/// An async round-trip topology: the client (moved into the client task)
+/// and the server behind it.
+pub struct AsyncRoundTripRig<C> {
+    /// The client side, awaited by the client task.
+    pub client: C,
+    /// Stops the server once the client task is done (after `client` is
+    /// dropped).
+    pub teardown: Teardown,
+}
+
+impl<C> std::fmt::Debug for AsyncRoundTripRig<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncRoundTripRig").finish_non_exhaustive()
+    }
+}
+
+/// Spawns a thread pinned to `core` that builds a tokio current-thread
+/// runtime (no I/O or time driver: an idle runtime parks on a condition
+/// variable), spawns `task` on it as a task, and runs the runtime until the
+/// task is done. S9 runs every task, pinbus's and the peers', this way.
+pub fn task_thread<F>(name: &str, core: Option<usize>, task: F) -> Res<thread::JoinHandle<Res<()>>>
+where
+    F: Future<Output = Res<()>> + Send + 'static,
+{
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(move || -> Res<()> {
+            cores::pin(core);
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| format!("tokio runtime: {e}"))?;
+            rt.block_on(async move {
+                tokio::spawn(task)
+                    .await
+                    .unwrap_or_else(|_| Err("a task panicked".into()))
+            })
+        })
+        .map_err(|e| format!("cannot spawn a task thread: {e}"))
+}
+
+/// Joins a [`task_thread`].
+pub fn join_task(join: thread::JoinHandle<Res<()>>) -> Res<()> {
+    join.join()
+        .unwrap_or_else(|_| Err("a task thread panicked".into()))
+}
+
+/// S9's round trip: `warm + count` calls back to back (closed loop) from a
+/// tokio task on a current-thread runtime whose thread is pinned like
+/// producer 0; each call's latency, from before the request to after the
+/// reply, goes into the same HDR histogram as S2's and S8's.
+pub fn measure_async_round_trip<C: AsyncCall>(
+    ctx: &Ctx,
+    rig: AsyncRoundTripRig<C>,
+    warm: u64,
+    count: u64,
+) -> Res<Latency> {
+    use crate::probe::{histogram_slot, LatencyTally};
+    let AsyncRoundTripRig {
+        mut client,
+        teardown,
+    } = rig;
+    let deadline = Instant::now() + ctx.timeout;
+    let slot = histogram_slot();
+    let mut tally = LatencyTally::new(warm, slot.clone());
+    let task = async move {
+        for i in 0..warm + count {
+            let sent = now_ns();
+            client.call(i).await?;
+            tally.on(sent);
+            if i % 1024 == 0 && Instant::now() > deadline {
+                return Err(format!(
+                    "stuck: {i} of {} round trips in time",
+                    warm + count
+                ));
+            }
+        }
+        tally.on(SENTINEL);
+        drop(client);
+        Ok(())
+    };
+    let r = join_task(task_thread("client", cores::producer(0), task)?);
     if let Err(e) = r {
         if !e.starts_with("stuck") {
             let _ = teardown();

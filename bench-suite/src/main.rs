@@ -1,6 +1,6 @@
 //! `pinbus-bench`: the macro benchmark of pinbus against its peers
 //! (crossbeam-channel, flume, the `disruptor` crate, tokio broadcast and the
-//! raw SPSC ring rtrb), every peer measured in the same process run with the
+//! raw SPSC ring rtrb; tokio mpsc in the async scenario S9), every peer measured in the same process run with the
 //! same payload, capacity and pinning.
 //!
 //! ```text
@@ -73,6 +73,20 @@ Scenarios (each runs pinbus and every selected peer in this process):
       request ring whose handler publishes into a reply ring the client
       busy-polls; rtrb: two rings, both ends busy-poll; crossbeam-channel:
       two bounded channels, blocking recv on both ends (parking column).
+  S9  Async, every task on a tokio current-thread runtime of its own thread.
+      Round trip (closed loop, p50 / p99 / p99.9 / max): a client task on the
+      producer core; pinbus: publish_tracked(v)? then receipt.await, the
+      subscriber a plain handler doing black_box on one worker on the
+      consumer core, BusySpin or Park (a column each); tokio-mpsc: a bounded
+      mpsc request carrying a oneshot sender to a server task on the
+      consumer core that black_boxes the value and replies (measured again in
+      each column). Round trips: --events / 100 (at least 1,000).
+      Stream: a producer thread sends u64s, a task on the consumer core
+      drains them into the tally. pinbus: publish on a Block topic,
+      subscribe_stream() + StreamExt::next (its worker, BusySpin, shares the
+      consumer core with the task); tokio-mpsc: bounded, blocking_send ->
+      recv().await; tokio-broadcast: send -> recv().await, Lagged counted as
+      lost (broadcast is lossy; pinbus and mpsc are lossless).
 
 Throughput is events handled by the consumer(s) per second, from the first
 measured send to the last event handled, after a warm-up. Producers are pinned
@@ -84,7 +98,7 @@ to the first core(s), consumers / pinbus workers to the last; capacity
 #[command(
     name = "pinbus-bench",
     version,
-    about = "Macro benchmark: pinbus against crossbeam-channel, flume, disruptor, tokio broadcast and rtrb",
+    about = "Macro benchmark: pinbus against crossbeam-channel, flume, disruptor, tokio broadcast and mpsc, and rtrb",
     after_long_help = SCENARIOS,
     after_help = "Run with --help for a description of every scenario."
 )]
@@ -102,7 +116,8 @@ struct Cli {
     peers: Vec<Peer>,
 
     /// Measured events per case, overriding every scenario's default
-    /// (S2: latency samples).
+    /// (S2: latency samples, S8: round trips, S9: stream events, and a
+    /// hundredth of them as S9's round trips).
     #[arg(long, value_name = "N")]
     events: Option<u64>,
 
@@ -292,19 +307,22 @@ fn run(cli: Cli) -> Res<()> {
         .into_iter()
         .filter(|p| *p == Peer::Pinbus || cli.peers.is_empty() || cli.peers.contains(p))
         .collect();
-    // Measured events per scenario: S1 S2 S3 S4 S5 S6 S7 S8 (S2: samples,
-    // S8: round trips).
+    // Measured events per scenario: S1 S2 S3 S4 S5 S6 S7 S8 S9 (S2:
+    // samples, S8: round trips, S9: stream events; its round trips are a
+    // hundredth of them).
     let mut events = if cli.quick {
         [
             10_000_000, 100_000, 2_000_000, 8_000_000, 8_000_000, 10_000_000, 2_000_000, 20_000,
+            2_000_000,
         ]
     } else {
         [
-            40_000_000, 400_000, 8_000_000, 30_000_000, 30_000_000, 40_000_000, 10_000_000, 100_000,
+            40_000_000, 400_000, 8_000_000, 30_000_000, 30_000_000, 40_000_000, 10_000_000,
+            100_000, 10_000_000,
         ]
     };
     if let Some(e) = cli.events {
-        events = [e; 8];
+        events = [e; 9];
     }
     let plan = Plan {
         events,
@@ -364,6 +382,7 @@ fn run(cli: Cli) -> Res<()> {
                 .map(|(case, _)| {
                     peers
                         .iter()
+                        .filter(|p| scenarios::takes_part(**p, *s))
                         .filter(|p| scenarios::not_applicable(**p, case).is_none())
                         .count()
                 })
@@ -379,9 +398,14 @@ fn run(cli: Cli) -> Res<()> {
     let mut results = Vec::new();
     for s in &scenarios {
         let mut cases = Vec::new();
+        let in_s: Vec<Peer> = peers
+            .iter()
+            .copied()
+            .filter(|p| scenarios::takes_part(*p, *s))
+            .collect();
         for (case, label) in scenarios::cases(*s, &plan) {
             let mut per_peer = Vec::new();
-            for peer in &peers {
+            for peer in &in_s {
                 let outcome = if let Some(reason) = scenarios::not_applicable(*peer, &case) {
                     Outcome::NotApplicable {
                         reason: reason.into(),
@@ -435,7 +459,8 @@ fn run(cli: Cli) -> Res<()> {
             pinbus_metrics: peers::pinbus::take_metrics(),
         };
         progress.finish();
-        print!("{}", report::render(&result, &peer_names));
+        let names: Vec<&'static str> = in_s.iter().map(|p| p.name()).collect();
+        print!("{}", report::render(&result, &names));
         if let Some(m) = &result.pinbus_metrics {
             println!("- {}", report::metrics_line(m));
         }

@@ -2,7 +2,8 @@
 //! written as SVG `<text>`, so no font files or system libraries are needed).
 //!
 //! One chart per throughput scenario (a bar per case and peer, M events/s)
-//! and one for latency (a bar per peer and percentile, log scale).
+//! and one per latency scenario (a bar per peer and percentile, log scale);
+//! S9, which has both kinds of case, gets both charts.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,7 @@ fn color(peer: &str) -> RGBColor {
         "crossbeam-channel" => RGBColor(0x2c, 0xa0, 0x2c),
         "flume" => RGBColor(0xff, 0x7f, 0x0e),
         "tokio-broadcast" => RGBColor(0x94, 0x67, 0xbd),
+        "tokio-mpsc" => RGBColor(0x8c, 0x56, 0x4b),
         _ => RGBColor(0x7f, 0x7f, 0x7f),
     }
 }
@@ -200,23 +202,29 @@ pub fn write(report: &Report, dir: &Path) -> Result<Vec<PathBuf>, String> {
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let mut files = Vec::new();
     for s in &report.scenarios {
-        let lat = latency_bars(s);
-        let (bars_, unit, log, name) = if lat.is_empty() {
+        // A chart per kind the scenario measured (S9 has both).
+        let charts = [
+            (
+                latency_bars(s),
+                "ns (log scale)",
+                true,
+                format!("{}-latency.svg", s.id),
+            ),
             (
                 throughput_bars(s),
                 "M events/s",
                 false,
                 format!("{}-throughput.svg", s.id),
-            )
-        } else {
-            (lat, "ns (log scale)", true, format!("{}-latency.svg", s.id))
-        };
-        if bars_.is_empty() {
-            continue;
+            ),
+        ];
+        for (bars_, unit, log, name) in charts {
+            if bars_.is_empty() {
+                continue;
+            }
+            let path = dir.join(name);
+            bars(&path, &format!("{} — {}", s.id, s.title), unit, &bars_, log)?;
+            files.push(path);
         }
-        let path = dir.join(name);
-        bars(&path, &format!("{} — {}", s.id, s.title), unit, &bars_, log)?;
-        files.push(path);
     }
     Ok(files)
 }

@@ -258,7 +258,15 @@ fn table(header: &[String], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// Renders one scenario's table and notes.
+/// Whether `case` measured latency (else it is a throughput column).
+fn is_latency(case: &CaseResult) -> bool {
+    case.results
+        .iter()
+        .any(|r| matches!(r.outcome, Outcome::Latency { .. }))
+}
+
+/// Renders one scenario's tables and notes: a latency table for its latency
+/// cases and a throughput table for the others (S9 has both).
 pub fn render(s: &ScenarioResult, peers: &[&'static str]) -> String {
     let mut out = format!("\n### {} — {}\n\n", s.id, s.title);
     let mut notes: Vec<String> = Vec::new();
@@ -267,29 +275,27 @@ pub fn render(s: &ScenarioResult, peers: &[&'static str]) -> String {
             notes.push(n);
         }
     };
-    let latency = s.cases.iter().any(|c| {
-        c.results
-            .iter()
-            .any(|r| matches!(r.outcome, Outcome::Latency { .. }))
-    });
-    if latency {
+    let (lat_cases, tp_cases): (Vec<&CaseResult>, Vec<&CaseResult>) =
+        s.cases.iter().partition(|c| is_latency(c));
+    if !lat_cases.is_empty() {
         let header: Vec<String> = ["peer", "p50", "p99", "p99.9", "max", "p50 peer/pinbus"]
             .iter()
             .map(|s| s.to_string())
             .collect();
+        let many = lat_cases.len() > 1;
         let mut rows = Vec::new();
-        for case in &s.cases {
+        for case in &lat_cases {
             let base = match case.pinbus() {
                 Some(Outcome::Latency { median, .. }) => Some(median.p50),
                 _ => None,
             };
             for r in &case.results {
-                let name = if s.cases.len() > 1 {
+                let name = if many {
                     format!("{} · {}", r.peer, case.label)
                 } else {
                     r.peer.to_string()
                 };
-                if s.cases.len() > 1 && matches!(r.outcome, Outcome::NotApplicable { .. }) {
+                if many && matches!(r.outcome, Outcome::NotApplicable { .. }) {
                     // The peer has its row in the other column.
                     continue;
                 }
@@ -316,10 +322,14 @@ pub fn render(s: &ScenarioResult, peers: &[&'static str]) -> String {
         }
         out += &table(&header, &rows);
         out += "\n(p50 peer/pinbus > 1: pinbus has the lower median latency)\n";
-    } else {
+    }
+    if !tp_cases.is_empty() {
+        if !lat_cases.is_empty() {
+            out.push('\n');
+        }
         let churn = s.id == "S6";
         let mut header = vec!["peer".to_string()];
-        header.extend(s.cases.iter().map(|c| c.label.clone()));
+        header.extend(tp_cases.iter().map(|c| c.label.clone()));
         if churn {
             header.push("drop with churn".into());
             header.push("churn cycles/s".into());
@@ -329,7 +339,7 @@ pub fn render(s: &ScenarioResult, peers: &[&'static str]) -> String {
             let mut row = vec![peer.to_string()];
             let mut rates = Vec::new();
             let mut churn_rate = None;
-            for case in &s.cases {
+            for case in &tp_cases {
                 let Some(r) = case.results.iter().find(|r| r.peer == *peer) else {
                     row.push("".into());
                     continue;
@@ -371,15 +381,39 @@ pub fn render(s: &ScenarioResult, peers: &[&'static str]) -> String {
                 });
                 row.push(churn_rate.map_or("".into(), |c| format!("{c:.0}")));
             }
+            if !lat_cases.is_empty() && all_na(&row) {
+                // Not in any of these columns: its reason is in the notes
+                // (S9: the latency columns' peers are not all stream peers).
+                continue;
+            }
             rows.push(row);
         }
         out += &table(&header, &rows);
         out += "\n(N×) = pinbus / peer in the same column: above 1, pinbus is faster.\n";
     }
+    if s.id == "S9" {
+        note(
+            "stream: pinbus (EventStream) and tokio-mpsc are lossless (a full buffer makes the \
+             producer wait); tokio-broadcast is lossy (a lagging receiver loses the oldest events, \
+             counted 'lost', and its send never waits), so its rate is not a like-for-like figure"
+                .into(),
+        );
+        note(
+            "round trip: tokio-mpsc's server task parks its runtime thread when idle in both \
+             columns; it is measured again in each, so each ratio is to a run beside it"
+                .into(),
+        );
+    }
     for n in notes {
         out += &format!("- {n}\n");
     }
     out
+}
+
+/// Whether a table row has only `n/a` cells (and is dropped when the
+/// scenario mixes tables: S9's latency-only peers).
+fn all_na(row: &[String]) -> bool {
+    row.len() > 1 && row[1..].iter().all(|c| c == "n/a")
 }
 
 /// A cell for a non-measurement, noting the reason.
@@ -443,6 +477,10 @@ pub fn title(s: Scenario, plan: &Plan) -> String {
         Scenario::S8 => "request round trip, closed loop (send → reply); \
              pinbus: publish_and_wait, workers(1) pinned, BusySpin (spinning) | Park (parking)"
             .into(),
+        Scenario::S9 => "async, tasks on tokio current-thread runtimes: round trip from a task \
+             (pinbus: publish_tracked + receipt.await; tokio: mpsc request + oneshot reply) \
+             and a u64 stream into a task (events handled/s)"
+            .into(),
     }
 }
 
@@ -464,6 +502,68 @@ mod tests {
         assert_eq!(nanos(3_200), "3.2 µs");
         assert_eq!(ratio(1.349), "1.35×");
         assert_eq!(ratio(0.0421), "0.042×");
+    }
+
+    #[test]
+    fn a_scenario_with_both_kinds_renders_both_tables() {
+        let lat = Latency {
+            p50: 1_000,
+            p99: 2_000,
+            p999: 3_000,
+            max: 4_000,
+            mean: 1_100.0,
+            samples: 10,
+        };
+        let tp = Throughput {
+            rate: 1e6,
+            handled: 10,
+            secs: 1e-5,
+            lagged: 0,
+            allocations: 0,
+            allocations_per_publish: 0.0,
+            churn_per_s: None,
+        };
+        let s = ScenarioResult {
+            id: "S9",
+            title: "t".into(),
+            cases: vec![
+                CaseResult {
+                    label: "round trip".into(),
+                    results: vec![
+                        PeerResult {
+                            peer: "pinbus",
+                            outcome: Outcome::latency(vec![lat.clone()]),
+                        },
+                        PeerResult {
+                            peer: "rtrb",
+                            outcome: Outcome::NotApplicable { reason: "r".into() },
+                        },
+                    ],
+                },
+                CaseResult {
+                    label: "stream".into(),
+                    results: vec![
+                        PeerResult {
+                            peer: "pinbus",
+                            outcome: Outcome::throughput(vec![tp]),
+                        },
+                        PeerResult {
+                            peer: "rtrb",
+                            outcome: Outcome::NotApplicable { reason: "r".into() },
+                        },
+                    ],
+                },
+            ],
+            pinbus_metrics: None,
+        };
+        let out = render(&s, &["pinbus", "rtrb"]);
+        assert!(out.contains("| p50 "), "{out}");
+        assert!(out.contains("1.0 µs"), "{out}");
+        assert!(out.contains("1.00 M/s"), "{out}");
+        // n/a in every throughput column of a mixed scenario: no row there
+        // (its single-column latency table keeps it), a note.
+        assert_eq!(out.matches("| rtrb ").count(), 1, "{out}");
+        assert!(out.contains("rtrb: n/a (r)"), "{out}");
     }
 
     #[test]

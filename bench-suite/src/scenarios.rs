@@ -5,14 +5,15 @@ use clap::ValueEnum;
 use serde::Serialize;
 
 use crate::harness::{
-    measure, measure_latency, measure_round_trip, Ctx, Latency, Load, Res, Throughput,
+    measure, measure_async_round_trip, measure_latency, measure_round_trip, Ctx, Latency, Load,
+    Res, Throughput,
 };
 use crate::payload::{Line, Payload};
 use crate::peers::channel::{self, Channel};
 use crate::peers::mpmc::{Crossbeam, Flume};
 use crate::peers::rtrb::Rtrb;
 use crate::peers::tokio_broadcast::TokioBroadcast;
-use crate::peers::{disruptor, pinbus, request, Peer};
+use crate::peers::{disruptor, pinbus, request, tokio_async, Peer};
 
 /// A scenario of the suite.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ValueEnum, Serialize)]
@@ -34,11 +35,14 @@ pub enum Scenario {
     S7,
     /// Request round trip (pinbus publish_and_wait): p50/p99/p99.9/max.
     S8,
+    /// Async: round trip into a tokio task (receipt.await vs mpsc + oneshot)
+    /// and stream consumption by a task (subscribe_stream vs mpsc, broadcast).
+    S9,
 }
 
 impl Scenario {
     /// Every scenario in order.
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::S1,
         Scenario::S2,
         Scenario::S3,
@@ -47,6 +51,7 @@ impl Scenario {
         Scenario::S6,
         Scenario::S7,
         Scenario::S8,
+        Scenario::S9,
     ];
 
     /// `"S1"` ...
@@ -60,6 +65,7 @@ impl Scenario {
             Scenario::S6 => "S6",
             Scenario::S7 => "S7",
             Scenario::S8 => "S8",
+            Scenario::S9 => "S9",
         }
     }
 }
@@ -67,9 +73,10 @@ impl Scenario {
 /// The shape of the suite: counts and topology sizes.
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
-    /// Measured events per case (S2: latency samples, S8: round trips),
+    /// Measured events per case (S2: latency samples, S8: round trips,
+    /// S9: stream events; its round trips are [`Plan::async_round_trips`]),
     /// by scenario.
-    pub events: [u64; 8],
+    pub events: [u64; 9],
     /// Producers in S4 and S5.
     pub producers: u64,
     /// Topics in S5.
@@ -82,6 +89,12 @@ impl Plan {
     /// Measured events of `s`.
     pub fn events(&self, s: Scenario) -> u64 {
         self.events[s as usize]
+    }
+
+    /// Measured round trips of S9's round-trip case: a hundredth of its
+    /// stream events, at least 1,000 (20,000 with `--quick`, as S8).
+    pub fn async_round_trips(&self) -> u64 {
+        (self.events(Scenario::S9) / 100).max(1_000)
     }
 }
 
@@ -118,6 +131,14 @@ pub enum Case {
         /// The parking column.
         park: bool,
     },
+    /// S9: round trip from a tokio task, pinbus's worker BusySpin or
+    /// (`park`) Park; tokio mpsc + oneshot in both columns.
+    AsyncRoundTrip {
+        /// pinbus's worker parks when idle.
+        park: bool,
+    },
+    /// S9: a task drains a stream of u64 published by a producer thread.
+    Stream,
 }
 
 /// The cases of `s`.
@@ -160,7 +181,24 @@ pub fn cases(s: Scenario, plan: &Plan) -> Vec<(Case, String)> {
             (Case::RoundTrip { park: false }, "spinning".into()),
             (Case::RoundTrip { park: true }, "parking".into()),
         ],
+        Scenario::S9 => vec![
+            (
+                Case::AsyncRoundTrip { park: false },
+                "round trip, pinbus worker BusySpin".into(),
+            ),
+            (
+                Case::AsyncRoundTrip { park: true },
+                "round trip, pinbus worker Park".into(),
+            ),
+            (Case::Stream, "u64 stream into a task".into()),
+        ],
     }
+}
+
+/// Whether `peer` has a row in `s` at all: tokio mpsc is S9's async peer
+/// only (the other scenarios measure threads, not tasks).
+pub fn takes_part(peer: Peer, s: Scenario) -> bool {
+    peer != Peer::TokioMpsc || s == Scenario::S9
 }
 
 /// Why `peer` does not take part in `case`, if it does not.
@@ -184,6 +222,16 @@ pub fn not_applicable(peer: Peer, case: &Case) -> Option<&'static str> {
         }
         (Case::RoundTrip { park: true }, Peer::Disruptor | Peer::Rtrb) => {
             Some("busy-polling: in the spinning column")
+        }
+        (Case::AsyncRoundTrip { .. }, Peer::Tokio) => {
+            Some("a broadcast has no reply path: S9 measures mpsc + oneshot")
+        }
+        (
+            Case::AsyncRoundTrip { .. } | Case::Stream,
+            Peer::Disruptor | Peer::Crossbeam | Peer::Flume | Peer::Rtrb,
+        ) => Some("no async receive: S9 measures tokio's channels"),
+        (_, Peer::TokioMpsc) if !matches!(case, Case::AsyncRoundTrip { .. } | Case::Stream) => {
+            Some("S9 only")
         }
         _ => None,
     }
@@ -232,6 +280,7 @@ pub fn run(ctx: &Ctx, plan: &Plan, case: &Case, peer: Peer) -> Res<Measured> {
                 Peer::Flume => channel::latency::<Flume>(ctx, warm)?,
                 Peer::Tokio => channel::latency::<TokioBroadcast>(ctx, warm)?,
                 Peer::Rtrb => channel::latency::<Rtrb>(ctx, warm)?,
+                Peer::TokioMpsc => return Err("not applicable".into()),
             };
             measure_latency(ctx, rig, warm, count).map(Measured::Latency)
         }
@@ -245,6 +294,7 @@ pub fn run(ctx: &Ctx, plan: &Plan, case: &Case, peer: Peer) -> Res<Measured> {
                 Peer::Flume => channel::fanout::<Flume>(ctx, load, n)?,
                 Peer::Tokio => channel::fanout::<TokioBroadcast>(ctx, load, n)?,
                 Peer::Rtrb => channel::fanout::<Rtrb>(ctx, load, n)?,
+                Peer::TokioMpsc => return Err("not applicable".into()),
             };
             measure::<u64>(ctx, rig, load).map(Measured::Throughput)
         }
@@ -257,6 +307,7 @@ pub fn run(ctx: &Ctx, plan: &Plan, case: &Case, peer: Peer) -> Res<Measured> {
                 Peer::Flume => channel::many_to_one::<Flume>(ctx, load)?,
                 Peer::Tokio => channel::many_to_one::<TokioBroadcast>(ctx, load)?,
                 Peer::Rtrb => channel::many_to_one::<Rtrb>(ctx, load)?,
+                Peer::TokioMpsc => return Err("not applicable".into()),
             };
             measure::<u64>(ctx, rig, load).map(Measured::Throughput)
         }
@@ -275,7 +326,7 @@ pub fn run(ctx: &Ctx, plan: &Plan, case: &Case, peer: Peer) -> Res<Measured> {
                 Peer::Flume => channel::many_topics::<Flume>(ctx, load, topics)?,
                 Peer::Tokio => channel::many_topics::<TokioBroadcast>(ctx, load, topics)?,
                 Peer::Rtrb => channel::many_topics::<Rtrb>(ctx, load, topics)?,
-                Peer::Disruptor => return Err("not applicable".into()),
+                Peer::Disruptor | Peer::TokioMpsc => return Err("not applicable".into()),
             };
             measure::<u64>(ctx, rig, load).map(Measured::Throughput)
         }
@@ -300,7 +351,7 @@ pub fn run(ctx: &Ctx, plan: &Plan, case: &Case, peer: Peer) -> Res<Measured> {
                 Peer::Crossbeam => channel::pipeline::<Crossbeam>(ctx, load, per_hop)?,
                 Peer::Flume => channel::pipeline::<Flume>(ctx, load, per_hop)?,
                 Peer::Rtrb => channel::pipeline::<Rtrb>(ctx, load, per_hop)?,
-                Peer::Tokio => return Err("not applicable".into()),
+                Peer::Tokio | Peer::TokioMpsc => return Err("not applicable".into()),
             };
             measure::<u64>(ctx, rig, load).map(Measured::Throughput)
         }
@@ -317,8 +368,41 @@ pub fn run(ctx: &Ctx, plan: &Plan, case: &Case, peer: Peer) -> Res<Measured> {
             };
             measure_round_trip(ctx, rig, warm, count).map(Measured::Latency)
         }
+        Case::AsyncRoundTrip { park } => {
+            let count = plan.async_round_trips();
+            let warm = (count / 10).max(1_000);
+            let idle = if *park {
+                ::pinbus::IdleStrategy::Park
+            } else {
+                ::pinbus::IdleStrategy::BusySpin
+            };
+            match peer {
+                Peer::Pinbus => {
+                    measure_async_round_trip(ctx, pinbus::async_round_trip(ctx, idle)?, warm, count)
+                }
+                Peer::TokioMpsc => {
+                    measure_async_round_trip(ctx, tokio_async::mpsc_round_trip(ctx)?, warm, count)
+                }
+                _ => return Err("not applicable".into()),
+            }
+            .map(Measured::Latency)
+        }
+        Case::Stream => {
+            let load = load(ctx, plan.events(Scenario::S9), 1, 1, 1);
+            let rig = match peer {
+                Peer::Pinbus => pinbus::stream(ctx, load, STREAM_IDLE)?,
+                Peer::TokioMpsc => tokio_async::mpsc_stream(ctx, load)?,
+                Peer::Tokio => tokio_async::broadcast_stream(ctx, load)?,
+                _ => return Err("not applicable".into()),
+            };
+            measure::<u64>(ctx, rig, load).map(Measured::Throughput)
+        }
     }
 }
+
+/// The idle strategy of pinbus's worker in S9's stream case (it shares the
+/// consumer core with the task).
+pub const STREAM_IDLE: ::pinbus::IdleStrategy = ::pinbus::IdleStrategy::BusySpin;
 
 /// S1 for payload `P`.
 fn s1<P: Payload>(ctx: &Ctx, plan: &Plan, peer: Peer, batch: bool) -> Res<Measured> {
@@ -334,6 +418,7 @@ fn s1<P: Payload>(ctx: &Ctx, plan: &Plan, peer: Peer, batch: bool) -> Res<Measur
             debug_assert!(<Rtrb as Channel>::BATCH || !batch);
             channel::one_to_one::<Rtrb, P>(ctx, load, batch, false)?
         }
+        Peer::TokioMpsc => return Err("not applicable".into()),
     };
     measure::<P>(ctx, rig, load).map(Measured::Throughput)
 }
@@ -371,7 +456,7 @@ mod tests {
     #[test]
     fn every_peer_runs_s1_single() {
         let plan = Plan {
-            events: [20_000; 8],
+            events: [20_000; 9],
             producers: 2,
             topics: 4,
             fanout: 2,
@@ -380,7 +465,10 @@ mod tests {
             line: false,
             batch: false,
         };
-        for peer in Peer::ALL {
+        for peer in Peer::ALL
+            .into_iter()
+            .filter(|p| takes_part(*p, Scenario::S1))
+        {
             match run(&ctx(), &plan, &case, peer) {
                 // tokio broadcast drops what a starved receiver has not read
                 // (possible on a loaded 2-core box), so every measured event
@@ -400,14 +488,16 @@ mod tests {
     #[test]
     fn every_applicable_case_runs_once() {
         let plan = Plan {
-            events: [8_000, 2_000, 8_000, 8_000, 8_000, 8_000, 8_000, 2_000],
+            events: [
+                8_000, 2_000, 8_000, 8_000, 8_000, 8_000, 8_000, 2_000, 200_000,
+            ],
             producers: 2,
             topics: 4,
             fanout: 2,
         };
         for s in Scenario::ALL {
             for (case, label) in cases(s, &plan) {
-                for peer in Peer::ALL {
+                for peer in Peer::ALL.into_iter().filter(|p| takes_part(*p, s)) {
                     if not_applicable(peer, &case).is_none() {
                         if let Err(e) = run(&ctx(), &plan, &case, peer) {
                             panic!("{label} {peer:?}: {e}");

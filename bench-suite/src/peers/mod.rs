@@ -9,6 +9,7 @@ pub mod mpmc;
 pub mod pinbus;
 pub mod request;
 pub mod rtrb;
+pub mod tokio_async;
 pub mod tokio_broadcast;
 
 /// A system under test.
@@ -27,18 +28,23 @@ pub enum Peer {
     /// tokio::sync::broadcast (lossy: counts events lost to lag).
     #[value(alias = "tokio-broadcast", alias = "broadcast")]
     Tokio,
+    /// tokio::sync::mpsc, bounded, from tasks (with a oneshot reply in the
+    /// round trip): the async peer of S9, measured only there.
+    #[value(alias = "mpsc")]
+    TokioMpsc,
     /// rtrb, a raw SPSC ring: the practical limit.
     Rtrb,
 }
 
 impl Peer {
     /// Every peer, pinbus first.
-    pub const ALL: [Peer; 6] = [
+    pub const ALL: [Peer; 7] = [
         Peer::Pinbus,
         Peer::Disruptor,
         Peer::Crossbeam,
         Peer::Flume,
         Peer::Tokio,
+        Peer::TokioMpsc,
         Peer::Rtrb,
     ];
 
@@ -50,6 +56,7 @@ impl Peer {
             Peer::Crossbeam => "crossbeam-channel",
             Peer::Flume => "flume",
             Peer::Tokio => "tokio-broadcast",
+            Peer::TokioMpsc => "tokio-mpsc",
             Peer::Rtrb => "rtrb",
         }
     }

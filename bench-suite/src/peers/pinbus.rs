@@ -7,7 +7,9 @@
 //! every engine comes from that configuration instead. S7's thread-per-hop
 //! case takes `workers(3)`, unpinned, a topic per worker; S8 takes the
 //! built-in engine with `IdleStrategy::BusySpin` or `IdleStrategy::Park`
-//! (both ignore `--config`: the idle strategy is what S8 compares).
+//! (both ignore `--config`: the idle strategy is what S8 compares). S9
+//! takes the same two engines for its round trip, and the built-in engine
+//! (`--config` ignored) for its stream.
 
 use std::sync::{Arc, Mutex};
 
@@ -16,8 +18,11 @@ use pinbus::{
 };
 
 use crate::cores;
+use futures_util::StreamExt;
+
 use crate::harness::{
-    ChurnFn, Ctx, LatencyRig, Load, Res, Rig, RoundTripRig, SendFn, Sub, Teardown,
+    join_task, task_thread, AsyncCall, AsyncRoundTripRig, ChurnFn, Ctx, LatencyRig, Load, Res, Rig,
+    RoundTripRig, SendFn, Sub, Teardown,
 };
 use crate::payload::Payload;
 use crate::probe::{histogram_slot, LatencyTally, Probe, Tally};
@@ -319,5 +324,88 @@ pub fn round_trip(ctx: &Ctx, idle: IdleStrategy) -> Res<RoundTripRig> {
                 .map_err(|e| format!("pinbus publish_and_wait: {e}"))
         }),
         teardown: shutdown(engine, vec![handle]),
+    })
+}
+
+/// S9's async client: `publish_tracked(v)?` then `receipt.await` (the
+/// worker that completes the event wakes the task).
+#[derive(Debug)]
+pub struct AsyncClient {
+    topic: Topic<u64>,
+}
+
+impl AsyncCall for AsyncClient {
+    async fn call(&mut self, v: u64) -> Res<()> {
+        let receipt = self
+            .topic
+            .publish_tracked(v)
+            .map_err(|e| format!("pinbus publish_tracked: {e}"))?;
+        receipt.await;
+        Ok(())
+    }
+}
+
+/// S9 round trip: a task awaits the receipt of each tracked publish to a
+/// topic whose one subscriber does trivial work (`black_box` of the value),
+/// on one worker pinned to the consumer core with `idle` (as S8).
+pub fn async_round_trip(ctx: &Ctx, idle: IdleStrategy) -> Res<AsyncRoundTripRig<AsyncClient>> {
+    let engine = engine_with(ctx, 1, idle)?;
+    let topic = topic::<u64>(&engine, "bench.s9.call")?;
+    let handle = topic
+        .subscribe(|ev: &Event<u64>| {
+            std::hint::black_box(**ev);
+        })
+        .map_err(|e| format!("pinbus subscribe: {e}"))?;
+    // A handle kept until after shutdown, so the final metrics list the
+    // topic (the client's handle is gone by then).
+    let keep = topic.clone();
+    let stop = shutdown(engine, vec![handle]);
+    Ok(AsyncRoundTripRig {
+        client: AsyncClient { topic },
+        teardown: Box::new(move || {
+            stop()?;
+            drop(keep);
+            Ok(())
+        }),
+    })
+}
+
+/// S9 stream: the producer `publish`es on a `Block` topic; a task on the
+/// consumer core drains `subscribe_stream()` with `StreamExt::next` and
+/// feeds the tally. The stream's worker (built-in engine: one worker on the
+/// consumer core, `idle`) shares that core with the task.
+pub fn stream(ctx: &Ctx, load: Load, idle: IdleStrategy) -> Res<Rig> {
+    let engine = engine_with(ctx, 1, idle)?;
+    let topic = topic::<u64>(&engine, "bench.s9.stream")?;
+    let (warm, total) = load.marks(1);
+    let probe = Probe::new();
+    let mut tally = Tally::new(probe.clone(), warm, total);
+    let mut events = topic
+        .subscribe_stream()
+        .map_err(|e| format!("pinbus subscribe_stream: {e}"))?;
+    let join = task_thread("consumer", cores::consumer(), async move {
+        while let Some(ev) = events.next().await {
+            tally.add(Payload::sum(&*ev));
+            if tally.finished() {
+                return Ok(());
+            }
+        }
+        Err("pinbus: the stream ended before the last event".into())
+    })?;
+    let stop = shutdown(engine, Vec::new());
+    // Kept until after shutdown, so the final metrics list the topic.
+    let keep = topic.clone();
+    Ok(Rig {
+        subs: vec![Sub { probe, warm, total }],
+        producers: vec![publisher(topic, None)],
+        churn: None,
+        teardown: Box::new(move || {
+            join_task(join)?;
+            stop()?;
+            drop(keep);
+            Ok(())
+        }),
+        copies: 1,
+        per_subscriber: false,
     })
 }
