@@ -400,9 +400,10 @@ pub fn run(ctx: &Ctx, plan: &Plan, case: &Case, peer: Peer) -> Res<Measured> {
     }
 }
 
-/// The idle strategy of pinbus's worker in S9's stream case (it shares the
-/// consumer core with the task).
-pub const STREAM_IDLE: ::pinbus::IdleStrategy = ::pinbus::IdleStrategy::BusySpin;
+/// The idle strategy of pinbus's worker in S9's stream case: it shares the
+/// consumer core with the task, so it must not spin while the task could
+/// run (`Park`: it sleeps when idle or waiting for room in the stream).
+pub const STREAM_IDLE: ::pinbus::IdleStrategy = ::pinbus::IdleStrategy::Park;
 
 /// S1 for payload `P`.
 fn s1<P: Payload>(ctx: &Ctx, plan: &Plan, peer: Peer, batch: bool) -> Res<Measured> {

@@ -28,7 +28,15 @@
 //!
 //! - Events: the ring's own stamp Release/Acquire pair.
 //! - Task wake-up: the handler pushes, then `waker.wake()`; `poll_next`
-//!   registers its waker, then pops again ("register, then re-check").
+//!   registers its waker, then pops again ("register, then re-check"). A
+//!   plain or pattern stream wakes its task once per drained batch, after
+//!   pushing the batch's last event ([`Event::end_of_batch`]): its handler
+//!   is called for every event of each batch it takes part in (events of
+//!   one ring reach a subscription from its start version on, so the
+//!   batch's last event is never skipped while an earlier one was pushed),
+//!   so every push is followed by a wake before the worker moves on. A full
+//!   ring wakes at once. A group member may not get its batch's last
+//!   event: it wakes per event.
 //! - Worker wake-up (store-buffering shape, asymmetric fences as for
 //!   parking, [`fence`](crate::sys::fence)): the waiting handler stores
 //!   `room_wanted`, runs `fence::heavy()`, then re-tries the push (which
@@ -36,7 +44,11 @@
 //!   `fence::light()`, then loads `room_wanted`. One of the two sees the
 //!   other. The wait itself is a condvar under `room_lock`, with a short
 //!   timeout that only bounds how late a shutdown that starts meanwhile is
-//!   noticed.
+//!   noticed. The stream wakes a waiting handler once it has taken half a
+//!   ring since its last wake-up, or when it finds the ring dry, so the
+//!   handler refills half the ring per wake-up rather than one slot; a
+//!   stream that stops polling before either leaves the handler to its
+//!   timeout, after which it finds the room it freed.
 //! - `spilled` is stored (Release) after the handler's last ring push and
 //!   loaded (Acquire) by `poll_next` *before* it pops the ring, so when it
 //!   sees the flag it also sees every event pushed to the ring before the
@@ -110,6 +122,12 @@ struct StreamSender<T> {
     ring: Producer<Event<T>>,
     shared: Arc<StreamShared<T>>,
     runtime: Arc<Runtime>,
+    /// Wake the task once per drained batch (on the batch's last event)
+    /// rather than per event: for streams whose handler sees every event
+    /// of each batch it takes part in (plain and pattern subscriptions). A
+    /// group member may not get its batch's last event, so it wakes per
+    /// event.
+    per_batch: bool,
 }
 
 impl<T: Clone> StreamSender<T> {
@@ -127,10 +145,17 @@ impl<T: Clone> StreamSender<T> {
             // Only this thread stores `spilled`: Relaxed suffices here.
             return self.spill(owned);
         }
+        let wake_now = !self.per_batch || ev.end_of_batch();
         let mut owned = match self.ring.push(owned) {
-            Ok(()) => return shared.waker.wake(),
+            Ok(()) => {
+                if wake_now {
+                    shared.waker.wake();
+                }
+                return;
+            }
             Err(owned) => owned,
         };
+        // Full: the task must run to make room, whatever the batch.
         shared.waker.wake();
         loop {
             // Acquire: pairs with the stream's Release store in `Drop`.
@@ -149,6 +174,9 @@ impl<T: Clone> StreamSender<T> {
             owned = match self.ring.push(owned) {
                 Ok(()) => {
                     shared.room_wanted.store(false, Ordering::Relaxed);
+                    if wake_now {
+                        shared.waker.wake();
+                    }
                     return;
                 }
                 Err(owned) => owned,
@@ -160,7 +188,12 @@ impl<T: Clone> StreamSender<T> {
             drop(shared.room_cv.wait_timeout(held, ROOM_RECHECK));
             shared.room_wanted.store(false, Ordering::Relaxed);
             owned = match self.ring.push(owned) {
-                Ok(()) => return,
+                Ok(()) => {
+                    if wake_now {
+                        shared.waker.wake();
+                    }
+                    return;
+                }
                 Err(owned) => owned,
             };
         }
@@ -195,8 +228,8 @@ impl<T> Drop for StreamSender<T> {
 /// The subscription's handler, on its worker, moves a copy of each event
 /// (one `T::clone`; wrap large payloads in `Arc`) into a bounded buffer of
 /// up to [`STREAM_BUFFER`] events; the stream yields them in the
-/// subscription's order. The task is woken by the worker that buffers an
-/// event: no polling loop.
+/// subscription's order. The task is woken by the worker that buffers
+/// events, once per batch it drained: no polling loop.
 ///
 /// ## Backpressure
 ///
@@ -252,6 +285,11 @@ pub struct EventStream<T> {
     ring: Consumer<Event<T>>,
     shared: Arc<StreamShared<T>>,
     sub: Option<Subscription>,
+    /// Events taken since the stream last woke a waiting handler: it wakes
+    /// one only every half ring (or when the ring runs dry), so a handler
+    /// waiting for room refills half the ring per wake-up instead of one
+    /// slot (a wake-up per event costs a context switch each).
+    since_wake: usize,
 }
 
 impl<T> EventStream<T> {
@@ -265,13 +303,27 @@ impl<T> EventStream<T> {
                 // The head store is done; pairs with `fence::heavy()` in
                 // `StreamSender::send`.
                 fence::light();
-                if shared.room_wanted.load(fence::AFTER_LIGHT) {
+                self.since_wake += 1;
+                if self.since_wake >= self.ring.capacity() / 2
+                    && shared.room_wanted.load(fence::AFTER_LIGHT)
+                {
+                    self.since_wake = 0;
                     shared.wake_worker();
                 }
                 ev
             }
-            None if spilled => shared.spill.lock().pop_front()?,
-            None => return None,
+            None => {
+                // Dry: a handler that waits must hear of the room now.
+                fence::light();
+                if shared.room_wanted.load(fence::AFTER_LIGHT) {
+                    self.since_wake = 0;
+                    shared.wake_worker();
+                }
+                if !spilled {
+                    return None;
+                }
+                shared.spill.lock().pop_front()?
+            }
         };
         drop(ev.receipt.take());
         Some(ev)
@@ -346,6 +398,7 @@ impl<T> Receiving<T> {
             ring: self.ring,
             shared: self.shared,
             sub: Some(sub),
+            since_wake: 0,
         }
     }
 }
@@ -353,6 +406,7 @@ impl<T> Receiving<T> {
 /// A stream's two ends: the handler to subscribe, and the stream's end.
 fn stream_parts<T: Clone + Send + 'static>(
     runtime: &Arc<Runtime>,
+    per_batch: bool,
 ) -> (impl FnMut(&Event<T>) + Send + 'static, Receiving<T>) {
     let capacity = STREAM_BUFFER.min(runtime.lane_capacity).max(1);
     let (tx, rx) = ring::channel(capacity.next_power_of_two());
@@ -370,6 +424,7 @@ fn stream_parts<T: Clone + Send + 'static>(
         ring: tx,
         shared: shared.clone(),
         runtime: runtime.clone(),
+        per_batch,
     };
     let rx = Receiving { ring: rx, shared };
     (move |ev: &Event<T>| sender.send(ev), rx)
@@ -402,7 +457,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// # Ok(()) }
     /// ```
     pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
-        let (handler, rx) = stream_parts(&self.shared.runtime);
+        let (handler, rx) = stream_parts(&self.shared.runtime, true);
         let sub = TopicShared::subscribe_plain(
             &self.shared,
             chain(handler, Identity),
@@ -436,7 +491,7 @@ impl<T: Clone + Send + 'static> Group<T> {
     /// # Ok(()) }
     /// ```
     pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
-        let (handler, rx) = stream_parts(&self.topic.shared.runtime);
+        let (handler, rx) = stream_parts(&self.topic.shared.runtime, false);
         let sub = TopicShared::subscribe_group(
             &self.topic.shared,
             &self.name,
@@ -471,7 +526,7 @@ impl<T: Clone + Send + 'static> Pattern<T> {
     /// # Ok(()) }
     /// ```
     pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
-        let (handler, rx) = stream_parts(&self.hub.runtime);
+        let (handler, rx) = stream_parts(&self.hub.runtime, true);
         let sub = self.subscribe_parts(
             None,
             chain(handler, Identity),
@@ -504,7 +559,7 @@ impl<T: Clone + Send + 'static> PatternGroup<T> {
     /// # Ok(()) }
     /// ```
     pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
-        let (handler, rx) = stream_parts(&self.pattern().hub.runtime);
+        let (handler, rx) = stream_parts(&self.pattern().hub.runtime, false);
         let sub = self.subscribe_member(chain(handler, Identity), SubscribeOptions::new())?;
         Ok(rx.with(sub))
     }
