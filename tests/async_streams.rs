@@ -280,3 +280,46 @@ fn a_pattern_stream_yields_from_every_matching_topic_and_its_group_splits_them()
     let report = engine.shutdown();
     assert!(report.complete);
 }
+
+/// Guarantee 1 for groups: a stream member dropped while it holds events
+/// it took from the group and never yielded hands them back, so the other
+/// member gets every event exactly once.
+#[test]
+fn a_dropped_group_stream_hands_its_unyielded_events_back_to_the_group() {
+    // Events lost for the group would leave `busy` waiting forever.
+    let _dog = common::watchdog("hand back", Duration::from_secs(120));
+    let engine = engine(2, IdleStrategy::Park, 1024);
+    let topic = engine.topic::<u64>("stream.hand_back").unwrap();
+    let group = topic.group("pair");
+    // The first member, never polled, is alone while the first events
+    // arrive: it takes them all, fills its buffer and waits for room with
+    // one more in hand.
+    let idle = group.subscribe_stream().unwrap();
+    const FIRST: u64 = 300;
+    for i in 0..FIRST {
+        topic.publish(i).unwrap();
+    }
+    let mut busy = group.subscribe_stream().unwrap();
+    const N: u64 = 3_000;
+    let t = topic.clone();
+    let producer = std::thread::spawn(move || {
+        for i in FIRST..N {
+            t.publish(i).unwrap();
+        }
+    });
+    let mut got = Vec::new();
+    futures::executor::block_on(async {
+        while got.len() < 200 {
+            got.push(*busy.next().await.unwrap());
+        }
+        drop(idle);
+        while (got.len() as u64) < N {
+            got.push(*busy.next().await.unwrap());
+        }
+    });
+    producer.join().unwrap();
+    got.sort_unstable();
+    assert_eq!(got, (0..N).collect::<Vec<_>>(), "every event exactly once");
+    drop(busy);
+    assert!(engine.shutdown().complete);
+}

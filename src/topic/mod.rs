@@ -19,6 +19,7 @@ pub(crate) mod publish_async;
 pub(crate) mod service;
 pub(crate) mod shared;
 pub(crate) mod stream;
+pub(crate) mod stream_back;
 pub(crate) mod subscribe;
 pub(crate) mod targets;
 pub(crate) mod view;

@@ -68,6 +68,7 @@ use super::groups::Group;
 use super::handle::Topic;
 use super::pattern::{Pattern, PatternGroup};
 use super::shared::TopicShared;
+use super::stream_back::HandBack;
 use super::subscribe::chain;
 use crate::core::ring::{self, Consumer, Producer};
 use crate::event::meta::Event;
@@ -160,9 +161,9 @@ impl<T: Clone> StreamSender<T> {
         loop {
             // Acquire: pairs with the stream's Release store in `Drop`.
             if shared.dropped.load(Ordering::Acquire) {
-                // The subscription is going away before it got to this
-                // event; dropping it completes its receipt share.
-                return;
+                // The stream is going away: keep the event with the others
+                // it did not yield (a group member hands them back).
+                return shared.spill.lock().push_back(owned);
             }
             if self.runtime.state() != RUNNING {
                 return self.spill(owned);
@@ -183,7 +184,7 @@ impl<T: Clone> StreamSender<T> {
             };
             if shared.dropped.load(Ordering::Acquire) {
                 shared.room_wanted.store(false, Ordering::Relaxed);
-                return;
+                return shared.spill.lock().push_back(owned);
             }
             drop(shared.room_cv.wait_timeout(held, ROOM_RECHECK));
             shared.room_wanted.store(false, Ordering::Relaxed);
@@ -285,6 +286,8 @@ pub struct EventStream<T> {
     ring: Consumer<Event<T>>,
     shared: Arc<StreamShared<T>>,
     sub: Option<Subscription>,
+    /// A group member's group, to hand its unyielded events back to.
+    hand_back: Option<HandBack<T>>,
     /// Events taken since the stream last woke a waiting handler: it wakes
     /// one only every half ring (or when the ring runs dry), so a handler
     /// waiting for room refills half the ring per wake-up instead of one
@@ -374,7 +377,12 @@ impl<T> Drop for EventStream<T> {
         if let Some(sub) = self.sub.take() {
             sub.unsubscribe();
         }
-        // The ring and the spill drop what they hold with `self`.
+        // The handler is gone: a group member hands back what it took and
+        // did not yield; otherwise the ring and the spill drop what they
+        // hold with `self` (a removed subscription's events).
+        if let Some(back) = self.hand_back.take() {
+            back.give(&mut self.ring, &mut self.shared.spill.lock());
+        }
     }
 }
 
@@ -398,6 +406,7 @@ impl<T> Receiving<T> {
             ring: self.ring,
             shared: self.shared,
             sub: Some(sub),
+            hand_back: None,
             since_wake: 0,
         }
     }
@@ -470,7 +479,10 @@ impl<T: Clone + Send + 'static> Topic<T> {
 impl<T: Clone + Send + 'static> Group<T> {
     /// Adds an [`EventStream`] as one member of the group: it yields the
     /// events the group hands this member. Dropping the stream removes the
-    /// member.
+    /// member, and the events it took but did not yield go back to the
+    /// group (the next member to claim takes them first), so the group
+    /// loses none — unless it was the last member (then, as for any group
+    /// whose last member leaves, they are discarded and counted).
     ///
     /// # Errors
     ///
@@ -498,7 +510,9 @@ impl<T: Clone + Send + 'static> Group<T> {
             chain(handler, Identity),
             SubscribeOptions::new(),
         )?;
-        Ok(rx.with(sub))
+        let mut stream = rx.with(sub);
+        stream.hand_back = HandBack::of(&self.topic.shared, &self.name);
+        Ok(stream)
     }
 }
 

@@ -1,0 +1,86 @@
+//! What a consumer group's stream member hands back when it is dropped.
+//!
+//! A stream member takes events from the group like any member (its handler
+//! moves them into the stream's buffer), so the events it buffered and did
+//! not yield yet were taken from the group. Dropping the stream must not
+//! lose them for the group (guarantee 1: each event to exactly one member):
+//! once the member's subscription is removed (its handler will not run
+//! again), they go back to the group's lane, where the next member to claim
+//! takes them first, in their order. If the member was the group's last,
+//! they are discarded, as the rest of the lane is.
+
+use std::collections::VecDeque;
+
+use super::shared::TopicShared;
+use crate::core::ring::Consumer;
+use crate::event::meta::Event;
+use crate::lane::rings::Lane;
+use crate::lane::tag::Delivered;
+use crate::loom::sync::atomic::Ordering;
+use crate::loom::sync::Arc;
+
+/// The group a stream member belongs to, found by its lane.
+pub(super) struct HandBack<T> {
+    topic: Arc<TopicShared<T>>,
+    lane: Arc<Lane<T>>,
+}
+
+impl<T: Clone + Send + 'static> HandBack<T> {
+    /// The group `name` of `topic`, which has a live member (the caller's).
+    pub(super) fn of(topic: &Arc<TopicShared<T>>, name: &str) -> Option<HandBack<T>> {
+        let control = topic.control.lock();
+        let g = control.groups.iter().find(|g| &*g.name == name)?;
+        let lane = control.lane(g.lane)?.clone();
+        Some(HandBack {
+            topic: topic.clone(),
+            lane,
+        })
+    }
+}
+
+impl<T> HandBack<T> {
+    /// Gives the group what `ring` and `spill` still hold (the member's
+    /// subscription is gone: nothing is added meanwhile).
+    pub(super) fn give(self, ring: &mut Consumer<Event<T>>, spill: &mut VecDeque<Event<T>>) {
+        let mut events: Vec<Event<T>> = Vec::new();
+        while let Some((_, ev)) = ring.pop() {
+            events.push(ev);
+        }
+        events.extend(spill.drain(..));
+        if events.is_empty() {
+            return;
+        }
+        let Some(group) = self
+            .lane
+            .group
+            .as_ref()
+            .filter(|_| self.lane.has_consumers())
+        else {
+            // The last member left: the group's lane was discarded too.
+            let n = events.len() as u64;
+            self.topic.discarded.fetch_add(n, Ordering::Relaxed);
+            return;
+        };
+        group.give_back(events.into_iter().map(|ev| {
+            let Event {
+                meta,
+                value,
+                receipt,
+                ..
+            } = ev;
+            let d = Delivered {
+                seq: meta.seq,
+                version: meta.version,
+                published: meta.published,
+                tracker: receipt,
+                lineage: meta.lineage,
+                end_of_batch: false,
+            };
+            (value, d)
+        }));
+        // Members elsewhere may be parked with nothing else to wake them.
+        for w in &self.topic.runtime.workers {
+            w.unpark();
+        }
+    }
+}
