@@ -553,7 +553,10 @@ impl<T: Clone + Send + 'static> Pattern<T> {
 
 impl<T: Clone + Send + 'static> PatternGroup<T> {
     /// Adds an [`EventStream`] as one member of the group that spans the
-    /// pattern's topics. Dropping the stream removes the member.
+    /// pattern's topics. Dropping the stream removes the member; unlike a
+    /// topic's group stream ([`Group::subscribe_stream`]), it does not yet
+    /// hand the events it took and did not yield back to the group: drain
+    /// it before dropping it where the group must not lose them.
     ///
     /// # Errors
     ///
