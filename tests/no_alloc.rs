@@ -120,6 +120,28 @@ fn allocations_in_steady_state(idle: IdleStrategy, fan_out: bool) -> usize {
     after - before
 }
 
+/// Allocations counted while `calls` request/reply calls run on a warm
+/// service (two members on two workers).
+fn allocations_per_service_calls(idle: IdleStrategy, calls: u64) -> usize {
+    let engine = Engine::builder().workers(2).idle(idle).build().unwrap();
+    let doubler = engine.service::<u64, u64>("no_alloc.double").unwrap();
+    for _ in 0..2 {
+        doubler.serve(|q: &pinbus::Event<u64>| **q * 2).unwrap();
+    }
+    // Warm-up: rings, snapshot, the thread's reply slots.
+    for i in 0..1_000 {
+        assert_eq!(doubler.call(i).unwrap(), i * 2);
+    }
+    let before = ALLOCATIONS.load(Ordering::SeqCst);
+    for i in 0..calls {
+        let answer = doubler.call(i).unwrap();
+        assert!(answer == i * 2, "a wrong answer");
+    }
+    let after = ALLOCATIONS.load(Ordering::SeqCst);
+    engine.shutdown();
+    after - before
+}
+
 #[test]
 fn publish_and_dispatch_allocate_nothing_in_steady_state() {
     // One test function: the allocation counter is process-wide, so nothing
@@ -138,6 +160,11 @@ fn publish_and_dispatch_allocate_nothing_in_steady_state() {
             allocations_in_steady_state(idle, true),
             0,
             "fan-out + group, {idle:?}"
+        );
+        assert_eq!(
+            allocations_per_service_calls(idle, 5_000),
+            0,
+            "service calls, {idle:?}"
         );
     }
 }

@@ -67,8 +67,17 @@ pub(crate) struct ReplySlot<Q, R> {
 
 impl<Q, R> ReplySlot<Q, R> {
     fn new(query: Q) -> Self {
+        Self::with(State::Query(query))
+    }
+
+    /// A spare slot for the pool (holds nothing until reused).
+    fn spare() -> Self {
+        Self::with(State::Abandoned)
+    }
+
+    fn with(state: State<Q, R>) -> Self {
         ReplySlot {
-            state: Mutex::new(State::Query(query)),
+            state: Mutex::new(state),
             settled: Condvar::new(),
             waker: AtomicWaker::new(),
         }
@@ -232,6 +241,13 @@ pub(crate) fn request<Q: Send + 'static, R: Send + 'static>(
         let fresh = Arc::new(ReplySlot::new(query.take()?));
         if pool.len() < POOL {
             pool.push(fresh.clone());
+            // Fill the pool at once: a member drops its `Arc` just after it
+            // answers, so the slot a caller just used can still be held
+            // when it calls again; a spare is then free, and no later call
+            // allocates.
+            while pool.len() < POOL {
+                pool.push(Arc::new(ReplySlot::spare()));
+            }
         }
         Some(fresh)
     });
