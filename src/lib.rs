@@ -71,6 +71,7 @@ pub use crate::topic::delayed::Timer;
 pub use crate::topic::groups::Group;
 pub use crate::topic::handle::Topic;
 pub use crate::topic::intercept;
+pub use crate::topic::keyed::KeyedGroup;
 pub use crate::topic::options::{Backpressure, TopicOptions};
 pub use crate::topic::pattern::{Pattern, PatternGroup};
 pub use crate::topic::publish_async::{Publish, PublishTracked};
@@ -87,5 +88,6 @@ pub mod internals {
     pub use crate::core::snapshot::SnapshotCell;
     pub use crate::core::token::thread_token;
     pub use crate::event::model::receipt_with_shares;
+    pub use crate::lane::keyed::ModelPartitions;
     pub use crate::time::timer::{TimerKey, TimerReport, TimerService, TimerShutdown, TimerTask};
 }

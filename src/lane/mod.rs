@@ -2,6 +2,7 @@
 //! side data an event carries beside its ring slot.
 
 pub(crate) mod consumer;
+pub(crate) mod keyed;
 pub(crate) mod producer;
 pub(crate) mod rings;
 pub(crate) mod room;

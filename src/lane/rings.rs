@@ -65,10 +65,11 @@ use std::collections::VecDeque;
 use crate::core::ring::Probe;
 
 use crate::lane::consumer::LaneConsumer;
+use crate::lane::keyed::Partitions;
 use crate::lane::room::RoomSignal;
 use crate::lane::tag::Delivered;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::loom::sync::Mutex;
+use crate::loom::sync::{Arc, Mutex};
 
 pub(crate) struct Lane<T> {
     /// Index of the lane within its topic (and of its producer in a slot
@@ -171,6 +172,9 @@ impl<T> Lane<T> {
 /// their handlers in parallel while each event is taken exactly once.
 pub(crate) struct GroupSide<T> {
     pub(crate) claim: Mutex<GroupClaim<T>>,
+    /// A keyed group's partitions ([`keyed`](crate::lane::keyed)), set by
+    /// its first member; `None` for a plain group.
+    pub(crate) keyed: Mutex<Option<Arc<Partitions<T>>>>,
     /// Events a worker took but could not deliver (its members left): handed
     /// to the next claimer before anything else.
     pub(crate) returned: Mutex<VecDeque<(T, Delivered)>>,
@@ -190,9 +194,29 @@ impl<T> GroupSide<T> {
                 rings: Vec::new(),
                 cursor: 0,
             }),
+            keyed: Mutex::new(None),
             returned: Mutex::new(VecDeque::new()),
             has_returned: AtomicBool::new(false),
         }
+    }
+
+    /// [`claim`](GroupSide::claim) for a keyed group: the events go into
+    /// their partitions while the claim lock is held, so each partition
+    /// gets them in claim order; returns how many.
+    pub(crate) fn claim_keyed(
+        &self,
+        lane: &Lane<T>,
+        max: usize,
+        parts: &Partitions<T>,
+        scratch: &mut Vec<(T, Delivered)>,
+        on_take: impl FnMut(),
+    ) -> usize {
+        let mut claim = self.claim.lock();
+        let n = self.claim_locked(&mut claim, lane, max, scratch, on_take);
+        for (value, d) in scratch.drain(..) {
+            parts.push(value, d);
+        }
+        n
     }
 
     pub(crate) fn returned_is_empty(&self) -> bool {
@@ -210,9 +234,21 @@ impl<T> GroupSide<T> {
         lane: &Lane<T>,
         max: usize,
         out: &mut Vec<(T, Delivered)>,
-        mut on_take: impl FnMut(),
+        on_take: impl FnMut(),
     ) -> usize {
         let mut claim = self.claim.lock();
+        self.claim_locked(&mut claim, lane, max, out, on_take)
+    }
+
+    /// The body of [`claim`](GroupSide::claim), under the claim lock.
+    fn claim_locked(
+        &self,
+        claim: &mut GroupClaim<T>,
+        lane: &Lane<T>,
+        max: usize,
+        out: &mut Vec<(T, Delivered)>,
+        mut on_take: impl FnMut(),
+    ) -> usize {
         let mut marked = false;
         let start_len = out.len();
         if self.has_returned.load(Ordering::Acquire) {
@@ -260,7 +296,12 @@ impl<T> GroupSide<T> {
     /// a panicking `Drop` (counted in `stray`) loses nothing else.
     pub(crate) fn sweep(&self, lane: &Lane<T>, stray: &mut u64) -> u64 {
         let mut swept = 0;
-        let mut taken = Vec::new();
+        let keyed = self.keyed.lock().clone();
+        let mut taken = keyed.map(|k| k.drain_all()).unwrap_or_default();
+        swept += taken.len() as u64;
+        for ev in taken.drain(..) {
+            crate::sys::contain::contain(stray, move || drop(ev));
+        }
         loop {
             let n = self.claim(lane, 256, &mut taken, || {});
             if n == 0 {
@@ -276,6 +317,11 @@ impl<T> GroupSide<T> {
     /// Whether any ring of the group holds events (racy hint).
     pub(crate) fn has_ready(&self, lane: &Lane<T>) -> bool {
         self.has_returned.load(Ordering::Acquire) || lane.has_fresh() || !lane.is_empty()
+    }
+
+    /// This group's partitions, if it is keyed.
+    pub(crate) fn partitions(&self) -> Option<Arc<Partitions<T>>> {
+        self.keyed.lock().clone()
     }
 
     /// Gives back events that no member on the calling worker can take.

@@ -19,6 +19,7 @@ use crate::event::meta::Event;
 use crate::event::name::TopicName;
 use crate::event::trace;
 use crate::lane::consumer::LaneConsumer;
+use crate::lane::keyed::Partitions;
 use crate::lane::rings::Lane;
 use crate::lane::tag::Delivered;
 use crate::loom::sync::Arc;
@@ -254,6 +255,10 @@ pub(crate) struct GroupDrain<T> {
     runtime: Arc<Runtime>,
     /// Counts of members removed before the worker exits.
     retired: Totals,
+    /// A keyed group's partitions ([`keyed`](crate::lane::keyed)).
+    keyed: Option<Arc<Partitions<T>>>,
+    /// Partition to try first next time (fairness between keys).
+    next_part: usize,
 }
 
 impl<T: Send + 'static> GroupDrain<T> {
@@ -264,6 +269,7 @@ impl<T: Send + 'static> GroupDrain<T> {
         salt: u64,
         runtime: Arc<Runtime>,
     ) -> Self {
+        let keyed = lane.group.as_ref().and_then(|g| g.partitions());
         GroupDrain {
             lane,
             topic,
@@ -273,9 +279,65 @@ impl<T: Send + 'static> GroupDrain<T> {
             next: 0,
             buf: Vec::with_capacity(GROUP_BATCH),
             stray: 0,
+            keyed,
+            next_part: 0,
             runtime,
             retired: Totals::default(),
         }
+    }
+
+    /// A keyed group's pass: claims a batch into the partitions, then
+    /// handles the events of every partition it can take (no other member
+    /// holds it), one at a time (K1), at most `max` events in all.
+    fn drain_keyed(&mut self, parts: &Partitions<T>, cx: &mut DrainCx<'_>) -> Drained {
+        let Some(group) = self.lane.group.as_ref() else {
+            return Drained::Events(0);
+        };
+        let max = cx.batch.min(GROUP_BATCH);
+        let claimed = group.claim_keyed(&self.lane, max, parts, &mut self.buf, || cx.consuming());
+        if claimed > 0 {
+            // The claim freed room: waiting async producers look again.
+            self.lane.room.consumed();
+        }
+        if claimed == 0 && !parts.has_queued() {
+            return Drained::Events(0);
+        }
+        cx.consuming();
+        let clock = cx.clock();
+        let n = parts.len();
+        let start = self.next_part;
+        self.next_part = (start + 1) % n;
+        let mut budget = max;
+        for k in 0..n {
+            let p = (start + k) % n;
+            let served = parts.serve(p, &mut budget, |value, mut d, last| {
+                let Some(m) = self.pick() else {
+                    return Err((value, d));
+                };
+                d.end_of_batch = last;
+                let ev = event(value, d, self.name, self.salt, clock);
+                self.members[m].call_guarded(&ev);
+                ev.drop_contained(&mut self.stray);
+                Ok(())
+            });
+            if !served {
+                // Every local member left: the partition waits for members
+                // elsewhere.
+                for w in &self.runtime.workers {
+                    w.unpark();
+                }
+                break;
+            }
+            if budget == 0 {
+                break;
+            }
+        }
+        let handled = max - budget;
+        cx.count_clock(handled);
+        for m in &self.members {
+            m.publish_counts();
+        }
+        Drained::Events(handled.max(claimed).max(1))
     }
 
     /// The next live member, round robin.
@@ -332,6 +394,9 @@ impl<T: Send + 'static> Drain for GroupDrain<T> {
         if !self.members.iter().any(HandlerEntry::is_live) {
             return Drained::Events(0);
         }
+        if let Some(parts) = self.keyed.clone() {
+            return self.drain_keyed(&parts, cx);
+        }
         let Some(group) = self.lane.group.as_ref() else {
             return Drained::Events(0);
         };
@@ -354,11 +419,12 @@ impl<T: Send + 'static> Drain for GroupDrain<T> {
 
     fn has_work(&mut self) -> bool {
         self.members.iter().any(HandlerEntry::is_live)
-            && self
-                .lane
-                .group
-                .as_ref()
-                .is_some_and(|g| g.has_ready(&self.lane))
+            && (self.keyed.as_ref().is_some_and(|k| k.has_queued())
+                || self
+                    .lane
+                    .group
+                    .as_ref()
+                    .is_some_and(|g| g.has_ready(&self.lane)))
     }
 
     fn remove(&mut self, id: u64) -> bool {

@@ -457,6 +457,16 @@ pub enum SubscribeError {
         /// What to do instead.
         instead: &'static str,
     },
+    /// A keyed group refused the member: `what` says why, `instead` what to do.
+    #[error("consumer group {} {what}: {instead}", shown(group, Quote::Single))]
+    KeyedGroup {
+        /// The group.
+        group: String,
+        /// What is refused.
+        what: &'static str,
+        /// What to do instead.
+        instead: &'static str,
+    },
 }
 
 /// A publish that did not happen. The event comes back in the error, so

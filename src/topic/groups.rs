@@ -7,6 +7,7 @@ use super::shared::TopicShared;
 use super::subscribe::chain;
 use super::targets::LiveSub;
 use crate::event::meta::Event;
+use crate::lane::keyed::{KeyFn, Partitions, PARTITIONS};
 use crate::lane::rings::Lane;
 use crate::layer::outcome::HandlerOutcome;
 use crate::layer::Layers;
@@ -29,6 +30,29 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         handler: BoxedHandler<T>,
         options: SubscribeOptions,
     ) -> Result<Subscription, SubscribeError> {
+        Self::subscribe_group_keyed(this, group, handler, options, None)
+    }
+
+    /// [`subscribe_group`](TopicShared::subscribe_group) for a member of a
+    /// keyed group (`keyed`: its key), or of a plain one (`None`).
+    pub(super) fn subscribe_group_keyed(
+        this: &Arc<Self>,
+        group: &str,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+        keyed: Option<KeyFn<T>>,
+    ) -> Result<Subscription, SubscribeError> {
+        let refuse = |what, instead| SubscribeError::KeyedGroup {
+            group: group.to_owned(),
+            what,
+            instead,
+        };
+        if keyed.is_some() && options.retry.is_some() {
+            return Err(refuse(
+                "is keyed and cannot take a retry policy (a retry would break the order per key)",
+                "retry inside the handler, or use a plain group",
+            ));
+        }
         if let Some(reason) = invalid_group_name(group) {
             return Err(SubscribeError::InvalidGroupName {
                 name: group.to_owned(),
@@ -51,6 +75,31 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
             return Err(this.closed());
         }
         let g = control.group(group, workers, this.runtime.lane_capacity);
+        let first = control.groups[g].members.iter().all(|&m| m == 0);
+        if let Some(side) = control
+            .lane(control.groups[g].lane)
+            .and_then(|l| l.group.as_ref())
+        {
+            let mut parts = side.keyed.lock();
+            match (parts.is_some(), &keyed) {
+                (false, Some(key)) if first => {
+                    *parts = Some(Arc::new(Partitions::new(key.clone(), PARTITIONS)));
+                }
+                (false, Some(_)) => {
+                    return Err(refuse(
+                        "has plain members",
+                        "give the keyed group a name of its own",
+                    ))
+                }
+                (true, None) => {
+                    return Err(refuse(
+                        "is keyed",
+                        "subscribe through topic.group(name).keyed(key)",
+                    ))
+                }
+                _ => {}
+            }
+        }
         let entry = &mut control.groups[g];
         let w = options
             .worker

@@ -9,6 +9,7 @@ pub(crate) mod delayed;
 pub(crate) mod groups;
 pub(crate) mod handle;
 pub mod intercept;
+pub(crate) mod keyed;
 pub(crate) mod names;
 pub(crate) mod open;
 pub(crate) mod options;
