@@ -33,6 +33,7 @@ use std::hash::{Hash, Hasher};
 use crate::lane::tag::Delivered;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Mutex};
+use crate::sys::mix::mix64;
 
 /// Partitions of a keyed group (more than members ever are, so keys spread).
 pub(crate) const PARTITIONS: usize = 64;
@@ -46,15 +47,49 @@ pub(crate) type KeyFn<T> = Arc<KeyHash<T>>;
 /// Makes a [`KeyFn`] from a key extractor.
 pub(crate) fn key_fn<T, K: Hash>(key: impl Fn(&T) -> K + Send + Sync + 'static) -> KeyFn<T> {
     Arc::new(KeyHash(Box::new(move |value: &T| {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = MixHasher(0);
         key(value).hash(&mut h);
-        h.finish()
+        mix64(h.0)
     })))
+}
+
+/// A cheap hasher for partition choice (not for hash tables facing
+/// adversaries: keys only pick one of a few dozen partitions): each word
+/// folded in with a multiply, finished by [`mix64`].
+struct MixHasher(u64);
+
+impl Hasher for MixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
 }
 
 struct Partition<T> {
     queue: Mutex<VecDeque<(T, Delivered)>>,
     busy: AtomicBool,
+    /// Events in `queue`, kept beside it (`Relaxed`: a hint that spares a
+    /// pass the lock of an empty partition; a pusher serves its own push).
+    len: AtomicUsize,
 }
 
 /// The partitions of one keyed group (module docs).
@@ -73,6 +108,7 @@ impl<T> Partitions<T> {
                 .map(|_| Partition {
                     queue: Mutex::new(VecDeque::new()),
                     busy: AtomicBool::new(false),
+                    len: AtomicUsize::new(0),
                 })
                 .collect(),
             queued: AtomicUsize::new(0),
@@ -92,7 +128,11 @@ impl<T> Partitions<T> {
     /// claim lock, so queues fill in claim order); returns the partition.
     pub(crate) fn push(&self, value: T, d: Delivered) -> usize {
         let p = self.partition_of(&value);
-        self.parts[p].queue.lock().push_back((value, d));
+        let part = &self.parts[p];
+        let mut queue = part.queue.lock();
+        queue.push_back((value, d));
+        part.len.store(queue.len(), Ordering::Relaxed);
+        drop(queue);
         self.queued.fetch_add(1, Ordering::Relaxed);
         p
     }
@@ -123,23 +163,36 @@ impl<T> Partitions<T> {
         &self,
         p: usize,
         budget: &mut usize,
+        scratch: &mut VecDeque<(T, Delivered)>,
         mut handle: impl FnMut(T, Delivered, bool) -> Result<(), (T, Delivered)>,
     ) -> bool {
+        if self.parts[p].len.load(Ordering::Relaxed) == 0 {
+            // Empty when looked at: a later push is served by its pusher.
+            return true;
+        }
         let Some(mut held) = self.try_take(p) else {
             return true;
         };
         loop {
+            // One lock per run of events, not per event: the holder alone
+            // pops (K1), so taking several at once keeps their order.
             while *budget > 0 {
-                let Some((value, d)) = held.pop() else {
+                let now_empty = held.take(*budget, scratch);
+                if scratch.is_empty() {
                     break;
-                };
-                *budget -= 1;
-                let last = *budget == 0 || held.is_empty();
-                if let Err(back) = handle(value, d, last) {
-                    *budget += 1;
-                    held.unpop(back);
-                    let _ = held.release();
-                    return false;
+                }
+                while let Some((value, d)) = scratch.pop_front() {
+                    *budget -= 1;
+                    let last = *budget == 0 || (now_empty && scratch.is_empty());
+                    if let Err(back) = handle(value, d, last) {
+                        *budget += 1;
+                        held.unpop(std::iter::once(back).chain(scratch.drain(..)));
+                        let _ = held.release();
+                        return false;
+                    }
+                }
+                if now_empty {
+                    break;
                 }
             }
             // Released, then looked at again: nothing is stranded (K2).
@@ -157,7 +210,9 @@ impl<T> Partitions<T> {
     pub(crate) fn drain_all(&self) -> Vec<(T, Delivered)> {
         let mut all = Vec::new();
         for part in self.parts.iter() {
-            all.extend(part.queue.lock().drain(..));
+            let mut queue = part.queue.lock();
+            all.extend(queue.drain(..));
+            part.len.store(0, Ordering::Relaxed);
         }
         self.queued.fetch_sub(all.len(), Ordering::Relaxed);
         all
@@ -171,24 +226,35 @@ pub(crate) struct Held<'a, T> {
 }
 
 impl<T> Held<'_, T> {
-    /// The partition's next event, if any.
-    pub(crate) fn pop(&mut self) -> Option<(T, Delivered)> {
-        let ev = self.parts.parts[self.p].queue.lock().pop_front();
-        if ev.is_some() {
-            self.parts.queued.fetch_sub(1, Ordering::Relaxed);
+    /// Moves up to `max` of the partition's oldest events into `into`;
+    /// returns whether the queue is empty after.
+    pub(crate) fn take(&mut self, max: usize, into: &mut VecDeque<(T, Delivered)>) -> bool {
+        let part = &self.parts.parts[self.p];
+        let mut queue = part.queue.lock();
+        let n = max.min(queue.len());
+        into.extend(queue.drain(..n));
+        part.len.store(queue.len(), Ordering::Relaxed);
+        let empty = queue.is_empty();
+        drop(queue);
+        if n > 0 {
+            self.parts.queued.fetch_sub(n, Ordering::Relaxed);
         }
-        ev
+        empty
     }
 
-    /// Whether the partition's queue is empty now.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.parts.parts[self.p].queue.lock().is_empty()
-    }
-
-    /// Puts an event it could not hand to a member back at the front.
-    pub(crate) fn unpop(&mut self, ev: (T, Delivered)) {
-        self.parts.parts[self.p].queue.lock().push_front(ev);
-        self.parts.queued.fetch_add(1, Ordering::Relaxed);
+    /// Puts events it could not hand to a member back at the front, in
+    /// their order.
+    pub(crate) fn unpop(&mut self, events: impl DoubleEndedIterator<Item = (T, Delivered)>) {
+        let part = &self.parts.parts[self.p];
+        let mut queue = part.queue.lock();
+        let before = queue.len();
+        for ev in events.rev() {
+            queue.push_front(ev);
+        }
+        let added = queue.len() - before;
+        part.len.store(queue.len(), Ordering::Relaxed);
+        drop(queue);
+        self.parts.queued.fetch_add(added, Ordering::Relaxed);
     }
 
     /// Releases the partition; returns whether events arrived meanwhile
@@ -238,7 +304,8 @@ impl ModelPartitions {
     /// Serves partition `p` with `handle`, at most `budget` events.
     pub fn serve(&self, p: usize, budget: usize, mut handle: impl FnMut(u32)) {
         let mut budget = budget;
-        self.0.serve(p, &mut budget, |v, _, _| {
+        let mut scratch = VecDeque::new();
+        self.0.serve(p, &mut budget, &mut scratch, |v, _, _| {
             handle(v);
             Ok(())
         });

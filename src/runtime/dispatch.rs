@@ -13,6 +13,7 @@
 //! the next handler.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::event::meta::Event;
@@ -259,6 +260,8 @@ pub(crate) struct GroupDrain<T> {
     keyed: Option<Arc<Partitions<T>>>,
     /// Partition to try first next time (fairness between keys).
     next_part: usize,
+    /// Events taken from a partition, being handled.
+    part_buf: VecDeque<(T, Delivered)>,
 }
 
 impl<T: Send + 'static> GroupDrain<T> {
@@ -281,6 +284,7 @@ impl<T: Send + 'static> GroupDrain<T> {
             stray: 0,
             keyed,
             next_part: 0,
+            part_buf: VecDeque::new(),
             runtime,
             retired: Totals::default(),
         }
@@ -310,7 +314,8 @@ impl<T: Send + 'static> GroupDrain<T> {
         let mut budget = max;
         for k in 0..n {
             let p = (start + k) % n;
-            let served = parts.serve(p, &mut budget, |value, mut d, last| {
+            let mut scratch = std::mem::take(&mut self.part_buf);
+            let served = parts.serve(p, &mut budget, &mut scratch, |value, mut d, last| {
                 let Some(m) = self.pick() else {
                     return Err((value, d));
                 };
@@ -320,6 +325,7 @@ impl<T: Send + 'static> GroupDrain<T> {
                 ev.drop_contained(&mut self.stray);
                 Ok(())
             });
+            self.part_buf = scratch;
             if !served {
                 // Every local member left: the partition waits for members
                 // elsewhere.
