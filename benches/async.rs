@@ -15,7 +15,8 @@
 //!   `topic.publish_async(v).await` on a `Block` topic, the task drains
 //!   `subscribe_stream()` with `StreamExt::next`; `tokio_mpsc` = bounded
 //!   `send(v).await`, the task `recv().await`s), then waits until the task
-//!   has counted them all. pinbus's worker and the task share the last core.
+//!   has counted them all. pinbus's worker and the task share the last core
+//!   (the worker parks, so it does not spin while the task could run).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -37,6 +38,20 @@ fn runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("tokio runtime")
+}
+
+/// [`engine`] with a parking worker.
+fn parking_engine() -> pinbus::Engine {
+    let pinning = cores()
+        .1
+        .map_or(pinbus::Pinning::None, |c| pinbus::Pinning::Cores(vec![c]));
+    pinbus::Engine::builder()
+        .workers(1)
+        .pinning(pinning)
+        .idle(pinbus::IdleStrategy::Park)
+        .lane_capacity(CAPACITY)
+        .build()
+        .expect("bench engine")
 }
 
 /// A thread on the last core running `task` on its own current-thread
@@ -110,7 +125,10 @@ fn async_stream(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.measurement_time(Duration::from_secs(5));
 
-    let engine = engine();
+    // The worker shares the last core with the consumer task: it parks when
+    // idle or waiting for room in the stream, so it never spins while the
+    // task could run (as pinbus-bench's S9 stream).
+    let engine = parking_engine();
     let topic = engine
         .topic_with::<u64>(
             "bench.async.stream",
