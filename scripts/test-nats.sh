@@ -39,4 +39,4 @@ fi
 
 echo "nats-server: $server ($("$server" --version)); python: $python"
 PINBUS_NATS_SERVER="$server" PINBUS_NATS_PY="$python" PINBUS_REQUIRE_NATS=1 \
-    cargo test --features nats --test nats_bridge --test nats_faults --test nats_cross_language --test nats_production
+    cargo test --features nats --test nats_bridge --test nats_faults --test nats_cross_language --test nats_production --test nats_service

@@ -4,17 +4,19 @@
 //!
 //! Python comes from `$PINBUS_NATS_PY`, or the venv that
 //! `scripts/nats_py/venv.sh` makes under target/ (scripts/test-nats.sh and
-//! scripts/test-all.sh run it first). Without it the tests print why they
-//! are skipped, unless PINBUS_REQUIRE_NATS=1.
+//! scripts/test-all.sh run it first); without it the tests fail, saying
+//! how to make it (tests/support/nats_py.rs).
 
+#[path = "support/nats_py.rs"]
+mod nats_py;
 #[path = "support/nats_server.rs"]
 mod nats_server;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use nats_py::{python, script};
 use nats_server::NatsServer;
 use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
 use pinbus::{Engine, IdleStrategy, TraceContext, TraceId};
@@ -28,42 +30,6 @@ struct Order {
 }
 
 const N: u64 = 1_000;
-
-fn script(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("scripts/nats_py")
-        .join(name)
-}
-
-/// The Python with nats-py, or `None` (skip) when not set up.
-fn python() -> Option<PathBuf> {
-    let candidate = std::env::var_os("PINBUS_NATS_PY")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let venv =
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/nats-py-venv/bin/python");
-            venv.is_file().then_some(venv)
-        });
-    let works = candidate.as_ref().is_some_and(|py| {
-        Command::new(py)
-            .args(["-c", "import nats"])
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if works {
-        return candidate;
-    }
-    if nats_server::required() {
-        panic!(
-            "PINBUS_REQUIRE_NATS=1 but no Python with nats-py: run `bash scripts/nats_py/venv.sh` \
-             (or set PINBUS_NATS_PY)"
-        );
-    }
-    eprintln!(
-        "SKIPPED: no Python with nats-py; `bash scripts/nats_py/venv.sh` makes one under target/"
-    );
-    None
-}
 
 fn engine() -> Engine {
     Engine::builder()
@@ -79,7 +45,7 @@ fn options() -> BridgeOptions {
 
 #[test]
 fn a_python_publisher_feeds_a_typed_rust_import() {
-    let Some(py) = python() else { return };
+    let py = python();
     let Some(server) = NatsServer::start() else {
         return;
     };
@@ -134,7 +100,7 @@ fn a_python_publisher_feeds_a_typed_rust_import() {
 
 #[test]
 fn a_python_consumer_reads_what_a_rust_export_sent() {
-    let Some(py) = python() else { return };
+    let py = python();
     let Some(server) = NatsServer::start() else {
         return;
     };

@@ -17,9 +17,13 @@
 //!    back to the caller.
 //! 5. `Abandoned`: the caller gave up (timeout, dropped future); a member
 //!    that gets the request skips the handler, a late answer is discarded.
+//! 6. `Deferred`: a member took the query and answers later, from another
+//!    thread, through a [`Responder`] (the NATS bridge's remote members).
+//! 7. `Expired`: a deferred answer did not come in its member's time limit.
 //!
 //! A request dropped in state 2 (its member never answered) is answered with
-//! a failure, so no caller waits forever.
+//! a failure, so no caller waits forever; in state 6 the [`Responder`] owns
+//! the answer, and answers with a failure if it is dropped unused.
 //!
 //! # Reuse
 //!
@@ -46,6 +50,8 @@ enum State<Q, R> {
     Done(Result<R, String>),
     Unanswered(Q),
     Abandoned,
+    Deferred,
+    Expired,
 }
 
 /// What a caller finds in a slot once it is settled.
@@ -54,6 +60,8 @@ pub(crate) enum Settled<Q, R> {
     Answered(Result<R, String>),
     /// Nobody took the query; here it is back.
     Unanswered(Q),
+    /// A deferred member's time limit passed without an answer.
+    Expired,
 }
 
 /// The one-shot cell between a caller and the member answering it.
@@ -97,9 +105,15 @@ impl<Q, R> ReplySlot<Q, R> {
 
     /// Answers a taken query; discarded if the caller gave up meanwhile.
     pub(crate) fn answer(&self, answer: Result<R, String>) {
+        self.settle(State::Done(answer));
+    }
+
+    /// Moves a taken (or deferred) query's slot to `settled` and wakes the
+    /// caller; nothing if the caller gave up meanwhile.
+    fn settle(&self, settled: State<Q, R>) {
         let mut state = self.state.lock();
-        if matches!(*state, State::Taken) {
-            *state = State::Done(answer);
+        if matches!(*state, State::Taken | State::Deferred) {
+            *state = settled;
             drop(state);
             self.wake();
         }
@@ -115,6 +129,7 @@ impl<Q, R> ReplySlot<Q, R> {
         match std::mem::replace(state, State::Abandoned) {
             State::Done(answer) => Some(Settled::Answered(answer)),
             State::Unanswered(q) => Some(Settled::Unanswered(q)),
+            State::Expired => Some(Settled::Expired),
             other => {
                 *state = other;
                 None
@@ -163,6 +178,54 @@ impl<Q, R> ReplySlot<Q, R> {
     }
 }
 
+/// The right to answer a deferred request, from any thread, at any time:
+/// [`Request::defer`] hands it out with the query. Dropped without an
+/// answer, it answers with a failure, so no caller waits forever.
+pub(crate) struct Responder<Q, R> {
+    slot: Option<Arc<ReplySlot<Q, R>>>,
+}
+
+impl<Q, R> Responder<Q, R> {
+    /// Answers the call (the reply, or the failure's text).
+    pub(crate) fn answer(mut self, answer: Result<R, String>) {
+        if let Some(slot) = self.slot.take() {
+            slot.settle(State::Done(answer));
+        }
+    }
+
+    /// Gives the query back untaken: the caller sees no server.
+    pub(crate) fn hand_back(mut self, query: Q) {
+        if let Some(slot) = self.slot.take() {
+            slot.settle(State::Unanswered(query));
+        }
+    }
+
+    /// The member's time limit passed: the caller sees a timeout.
+    pub(crate) fn expire(mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.settle(State::Expired);
+        }
+    }
+
+    /// Whether the caller gave up (timed out, dropped its future): the
+    /// answer would be discarded.
+    pub(crate) fn abandoned(&self) -> bool {
+        self.slot
+            .as_ref()
+            .is_none_or(|slot| matches!(*slot.state.lock(), State::Abandoned))
+    }
+}
+
+impl<Q, R> Drop for Responder<Q, R> {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot.take() {
+            slot.settle(State::Done(Err(
+                "the member answering the request stopped before its reply came".to_owned(),
+            )));
+        }
+    }
+}
+
 /// A service request as its internal topic carries it: an `Arc` of the
 /// reply slot, which holds the query. Exactly one member gets it (a
 /// service's subscriptions are one group, and patterns never match its
@@ -170,6 +233,26 @@ impl<Q, R> ReplySlot<Q, R> {
 /// request settles a slot nobody settled (see [States](self#states)).
 pub(crate) struct Request<Q, R> {
     pub(crate) slot: Arc<ReplySlot<Q, R>>,
+}
+
+impl<Q, R> Request<Q, R> {
+    /// Takes the query to answer it later through the [`Responder`];
+    /// `None` if the caller gave up already (or another member took it).
+    pub(crate) fn defer(&self) -> Option<(Q, Responder<Q, R>)> {
+        let mut state = self.slot.state.lock();
+        match std::mem::replace(&mut *state, State::Deferred) {
+            State::Query(q) => Some((
+                q,
+                Responder {
+                    slot: Some(self.slot.clone()),
+                },
+            )),
+            other => {
+                *state = other;
+                None
+            }
+        }
+    }
 }
 
 impl<Q, R> Clone for Request<Q, R> {
@@ -258,4 +341,61 @@ pub(crate) fn request<Q: Send + 'static, R: Send + 'static>(
         (None, None) => unreachable!("the query is moved into a slot only on success"),
     };
     (Request { slot: slot.clone() }, slot)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn settled(slot: &ReplySlot<u32, u32>) -> Option<Settled<u32, u32>> {
+        slot.wait(Some(Instant::now()))
+    }
+
+    #[test]
+    fn a_deferred_request_is_settled_by_its_responder_not_by_the_request() {
+        let (req, slot) = super::request::<u32, u32>(7);
+        let (query, responder) = req.defer().expect("the query is there");
+        assert_eq!(query, 7);
+        assert!(req.defer().is_none(), "taken once");
+        drop(req); // the worker is done with the event: no settlement
+        assert!(settled(&slot).is_none());
+        // `wait` with a passed deadline abandoned the slot; start over.
+        let (req, slot) = super::request::<u32, u32>(7);
+        let (_, responder2) = req.defer().unwrap();
+        drop(req);
+        responder2.answer(Ok(49));
+        assert!(matches!(slot.wait(None), Some(Settled::Answered(Ok(49)))));
+        assert!(responder.abandoned(), "the first caller gave up");
+    }
+
+    #[test]
+    fn a_responder_hands_back_expires_or_fails_when_dropped() {
+        let (req, slot) = super::request::<u32, u32>(1);
+        let (q, responder) = req.defer().unwrap();
+        responder.hand_back(q);
+        assert!(matches!(slot.wait(None), Some(Settled::Unanswered(1))));
+
+        let (req, slot) = super::request::<u32, u32>(2);
+        let (_, responder) = req.defer().unwrap();
+        responder.expire();
+        assert!(matches!(slot.wait(None), Some(Settled::Expired)));
+
+        let (req, slot) = super::request::<u32, u32>(3);
+        let (_, responder) = req.defer().unwrap();
+        drop(responder);
+        match slot.wait(None) {
+            Some(Settled::Answered(Err(text))) => assert!(text.contains("stopped"), "{text}"),
+            _ => panic!("a dropped responder answers with a failure"),
+        }
+    }
+
+    #[test]
+    fn an_answer_after_the_caller_gave_up_is_discarded() {
+        let (req, slot) = super::request::<u32, u32>(4);
+        let (_, responder) = req.defer().unwrap();
+        slot.abandon();
+        assert!(responder.abandoned());
+        responder.answer(Ok(16));
+        assert!(settled(&slot).is_none());
+    }
 }

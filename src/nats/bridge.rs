@@ -11,6 +11,7 @@ use super::conn::ConnState;
 use super::error::BridgeError;
 use super::handles::{ExportShared, ImportShared};
 use super::options::BridgeOptions;
+use super::service_link::ServiceShared;
 use super::stats::{BridgeStats, Counters};
 use crate::loom::sync::{Arc, Mutex};
 use crate::Engine;
@@ -104,6 +105,7 @@ pub(crate) struct Inner {
     pub(crate) server_errors: broadcast::Sender<String>,
     pub(crate) exports: Mutex<Vec<Arc<ExportShared>>>,
     pub(crate) imports: Mutex<Vec<Arc<ImportShared>>>,
+    pub(crate) services: Mutex<Vec<Arc<ServiceShared>>>,
     pub(crate) closed: Mutex<bool>,
     /// Set when the close timeout has passed: export tasks count what they
     /// still hold as failed and end.
@@ -134,6 +136,7 @@ impl Bridge {
             server_errors,
             exports: Mutex::new(Vec::new()),
             imports: Mutex::new(Vec::new()),
+            services: Mutex::new(Vec::new()),
             closed: Mutex::new(false),
             abort: Arc::new(watch::channel(false).0),
         });
@@ -189,6 +192,12 @@ impl Bridge {
             *closed = true;
         }
         let deadline = Instant::now() + self.inner.options.close_timeout;
+        // Services first: remote stand-ins leave their services (their
+        // calls in flight fail when the runtime stops), served subjects
+        // take no more requests.
+        for s in self.inner.services.lock().drain(..) {
+            s.stop();
+        }
         let imports: Vec<_> = self.inner.imports.lock().clone();
         for i in &imports {
             i.stop_and_join();
@@ -258,6 +267,7 @@ impl fmt::Debug for Bridge {
             .field("instance_id", &format_args!("{:016x}", self.inner.instance))
             .field("exports", &self.inner.exports.lock().len())
             .field("imports", &self.inner.imports.lock().len())
+            .field("services", &self.inner.services.lock().len())
             .finish_non_exhaustive()
     }
 }

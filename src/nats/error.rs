@@ -142,7 +142,10 @@ pub enum BridgeError {
         problem: String,
     },
     /// The local subscription that feeds an export could not be made.
-    #[error("cannot subscribe to local topic {topic:?} for export: {reason}")]
+    #[error(
+        "cannot subscribe to local topic or service {topic:?} for the bridge (an export or a \
+         remote service): {reason}"
+    )]
     Subscribe {
         /// The topic name.
         topic: String,

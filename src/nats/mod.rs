@@ -123,6 +123,7 @@ mod client;
 mod export_setup;
 mod import_setup;
 mod report;
+mod service_setup;
 
 mod drain;
 
@@ -142,6 +143,10 @@ mod permission;
 mod placement;
 mod probe;
 mod rejected;
+mod remote;
+mod serve;
+mod service_link;
+mod service_options;
 mod stats;
 mod stream;
 mod subject;
@@ -153,4 +158,6 @@ pub use handles::{Export, Import};
 pub use link_options::{ExportOptions, ImportOptions};
 pub use options::{BridgeOptions, DiscardPolicy, Storage};
 pub use rejected::RejectedMessage;
+pub use service_link::ServiceLink;
+pub use service_options::ServiceOptions;
 pub use stats::{BridgeStats, LinkKind, LinkStats};

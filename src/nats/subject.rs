@@ -25,6 +25,20 @@ pub(crate) fn validate(subject: &str, wildcards: bool) -> Result<(), BridgeError
     })
 }
 
+/// A service link's subject: one concrete subject, like an export's.
+pub(crate) fn validate_service(subject: &str) -> Result<(), BridgeError> {
+    subject::check(subject, false).map_err(|problem| BridgeError::InvalidSubject {
+        subject: subject.to_owned(),
+        reason: match problem {
+            Problem::Wildcard => {
+                "a service is called and answered on one concrete subject; wildcards ('*', \
+                 '>') belong in import filters and stream subjects"
+            }
+            other => other.reason(),
+        },
+    })
+}
+
 /// Whether every subject that `filter` matches is also matched by `pattern`
 /// (both may hold wildcards; a literal subject is a filter matching itself).
 pub(crate) fn covers(pattern: &str, filter: &str) -> bool {

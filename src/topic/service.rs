@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::event::meta::Event;
 use crate::event::name::{invalid_topic_name, TopicName};
-use crate::event::reply::{self, ReplySlot, Request, Settled};
+use crate::event::reply::{self, ReplySlot, Request, Responder, Settled};
 use crate::layer::outcome::ReplyOutcome;
 use crate::loom::sync::Arc;
 use crate::runtime::subscription::Subscription;
@@ -154,6 +154,28 @@ impl<Q: Send + 'static, R: Send + 'static> Service<Q, R> {
         )
     }
 
+    /// Adds a member that answers later, from any thread: `handler` gets
+    /// each query with its [`Responder`] and the request's trace context,
+    /// and must not block (it runs on the member's worker). The NATS
+    /// bridge's remote services are such members.
+    pub(crate) fn serve_deferred<F>(
+        &self,
+        mut handler: F,
+        options: crate::SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError>
+    where
+        F: FnMut(Q, Responder<Q, R>, crate::TraceContext) + Send + 'static,
+    {
+        self.topic.group(MEMBERS).subscribe_with(
+            move |request: &Event<Request<Q, R>>| {
+                if let Some((query, responder)) = request.value.defer() {
+                    handler(query, responder, request.trace_context());
+                }
+            },
+            options,
+        )
+    }
+
     /// Calls the service and waits for the reply.
     ///
     /// # Errors
@@ -272,6 +294,7 @@ impl<Q: Send + 'static, R: Send + 'static> Service<Q, R> {
             Settled::Answered(answer) => answer.map_err(CallError::Failed),
             Settled::Unanswered(q) if self.running() => Err(CallError::NoServer(q)),
             Settled::Unanswered(_) => Err(CallError::Closed),
+            Settled::Expired => Err(CallError::Timeout),
         }
     }
 

@@ -1,0 +1,247 @@
+//! Setting up service links: [`Bridge::serve`] and [`Bridge::remote`]
+//! (core NATS request/reply, no JetStream).
+
+use super::bridge::{block_on, Bridge};
+use super::codec::{Codec, Json};
+use super::error::BridgeError;
+use super::remote::{self, Remote};
+use super::serve::Serve;
+use super::service_link::{Direction, ServiceLink, ServiceShared};
+use super::service_options::ServiceOptions;
+use super::subject;
+use crate::loom::sync::atomic::AtomicUsize;
+use crate::loom::sync::Arc;
+use crate::{Service, SubscribeOptions};
+
+impl Bridge {
+    /// Answers the NATS requests on `subject` with `service`'s members, as
+    /// JSON, with the default [`ServiceOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As [`serve_with`](Bridge::serve_with).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default())?;
+    /// let square = engine.service::<u64, u64>("math.square")?;
+    /// square.serve(|n| **n * **n)?;
+    /// bridge.serve(&square, "math.square")?;
+    /// // Any NATS client now gets `144` for a request `12` on math.square,
+    /// // e.g. `nats req math.square 12`.
+    /// # Ok(()) }
+    /// ```
+    pub fn serve<Q, R>(
+        &self,
+        service: &Service<Q, R>,
+        subject: &str,
+    ) -> Result<ServiceLink, BridgeError>
+    where
+        Q: Send + 'static,
+        R: Send + 'static,
+        Json: Codec<Q> + Codec<R>,
+    {
+        self.serve_with(service, subject, ServiceOptions::new())
+    }
+
+    /// Answers the NATS requests on `subject` with `service`'s members.
+    ///
+    /// The bridge subscribes to `subject` in the queue group
+    /// [`ServiceOptions::queue_group`] (processes in the same group share
+    /// the requests) and answers each request with a local
+    /// [`call`](Service::call_async): the reply encoded with the codec
+    /// (`Content-Type` header), or an error reply in the NATS services
+    /// convention, an empty body with the headers `Nats-Service-Error` (the
+    /// text) and `Nats-Service-Error-Code`: 400 for a query the codec
+    /// cannot decode, 500 when the handler failed, 503 when no member
+    /// serves the service, 504 past [`ServiceOptions::timeout`]. The
+    /// subscription is in place (the server has it) when this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`BridgeError::InvalidSubject`] for a subject with wildcards or bad
+    /// tokens, [`BridgeError::InvalidOption`], [`BridgeError::Connect`]
+    /// when the subscription could not be made, [`BridgeError::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions};
+    /// use std::time::Duration;
+    /// use pinbus::nats::ServiceOptions;
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default())?;
+    /// let quotes = engine.service::<String, f64>("pricing.quote")?;
+    /// quotes.serve(|sku| if sku.is_empty() { Err("empty SKU") } else { Ok(9.99) })?;
+    /// let options = ServiceOptions::new().queue_group("pricing").timeout(Duration::from_secs(1));
+    /// bridge.serve_with(&quotes, "pricing.quote", options)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn serve_with<Q, R, C>(
+        &self,
+        service: &Service<Q, R>,
+        subject: &str,
+        options: ServiceOptions<C>,
+    ) -> Result<ServiceLink, BridgeError>
+    where
+        Q: Send + 'static,
+        R: Send + 'static,
+        C: Codec<Q> + Codec<R>,
+    {
+        self.check_open()?;
+        options.validate()?;
+        subject::validate_service(subject)?;
+        let client = self.inner.js.client();
+        let (c, s, group) = (client.clone(), subject.to_owned(), options.queue_group);
+        let requests = block_on(self.handle()?, async move {
+            let requests = c.queue_subscribe(s, group).await?;
+            // The server has the subscription once the flush returns.
+            c.flush().await?;
+            Ok::<_, async_nats::Error>(requests)
+        })?
+        .map_err(|e| BridgeError::Connect {
+            url: self.inner.url.clone(),
+            reason: format!("cannot subscribe to {subject:?} to serve it: {e}"),
+        })?;
+        let shared = Arc::new(ServiceShared::new(
+            subject,
+            service.name(),
+            Direction::Serve,
+        ));
+        let serve = Serve {
+            client,
+            service: service.clone(),
+            codec: Arc::new(options.codec),
+            timeout: options.timeout,
+            max_in_flight: options.max_in_flight,
+            shared: shared.clone(),
+        };
+        *shared.task.lock() = Some(self.handle()?.spawn(serve.run(requests)));
+        self.inner.services.lock().push(shared.clone());
+        Ok(ServiceLink { shared })
+    }
+
+    /// Makes `service` stand for the remote service answering on
+    /// `subject`, as JSON, with the default [`ServiceOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As [`remote_with`](Bridge::remote_with).
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default())?;
+    /// let square = engine.service::<u64, u64>("math.square")?;
+    /// bridge.remote(&square, "math.square")?;
+    /// // Answered by whichever process serves math.square, in any language.
+    /// let n = square.call(12)?;
+    /// # let _ = n;
+    /// # Ok(()) }
+    /// ```
+    pub fn remote<Q, R>(
+        &self,
+        service: &Service<Q, R>,
+        subject: &str,
+    ) -> Result<ServiceLink, BridgeError>
+    where
+        Q: Send + 'static,
+        R: Send + 'static,
+        Json: Codec<Q> + Codec<R>,
+    {
+        self.remote_with(service, subject, ServiceOptions::new())
+    }
+
+    /// Makes `service` stand for the remote service answering on
+    /// `subject`: a member joins it that sends each call as a core NATS
+    /// request (body in the codec, `Content-Type` and `traceparent`
+    /// headers) and answers the call with the reply, from the bridge's
+    /// runtime (the member's worker never waits on NATS). `call`,
+    /// `call_timeout` and `call_async` then work as for a local service:
+    /// an error reply (`Nats-Service-Error`) is [`CallError::Failed`]
+    /// with its text; NATS's "no responders" and error code 503 are
+    /// [`CallError::NoServer`] with the query back; no reply within
+    /// [`ServiceOptions::timeout`] (or error code 504) is
+    /// [`CallError::Timeout`]. Local members may serve alongside: calls
+    /// spread over all members.
+    ///
+    /// [`CallError::Failed`]: crate::CallError::Failed
+    /// [`CallError::NoServer`]: crate::CallError::NoServer
+    /// [`CallError::Timeout`]: crate::CallError::Timeout
+    ///
+    /// # Errors
+    ///
+    /// [`BridgeError::InvalidSubject`], [`BridgeError::InvalidOption`],
+    /// [`BridgeError::Subscribe`] when the engine is shut down,
+    /// [`BridgeError::Closed`].
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions};
+    /// use std::time::Duration;
+    /// use pinbus::CallError;
+    /// use pinbus::nats::ServiceOptions;
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default())?;
+    /// let quotes = engine.service::<String, f64>("pricing.quote")?;
+    /// bridge.remote_with(&quotes, "eu.pricing.quote",
+    ///     ServiceOptions::new().timeout(Duration::from_millis(200)))?;
+    /// match quotes.call("sku-1".to_owned()) {
+    ///     Ok(price) => println!("{price}"),
+    ///     Err(CallError::NoServer(sku)) => println!("nobody prices {sku} right now"),
+    ///     Err(e) => println!("{e}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn remote_with<Q, R, C>(
+        &self,
+        service: &Service<Q, R>,
+        subject: &str,
+        options: ServiceOptions<C>,
+    ) -> Result<ServiceLink, BridgeError>
+    where
+        Q: Send + 'static,
+        R: Send + 'static,
+        C: Codec<Q> + Codec<R>,
+    {
+        self.check_open()?;
+        options.validate()?;
+        subject::validate_service(subject)?;
+        let shared = Arc::new(ServiceShared::new(
+            subject,
+            service.name(),
+            Direction::Remote,
+        ));
+        let remote = Arc::new(Remote {
+            client: self.inner.js.client(),
+            subject: async_nats::Subject::from(subject),
+            codec: options.codec,
+            timeout: options.timeout,
+            max_in_flight: options.max_in_flight,
+            in_flight: AtomicUsize::new(0),
+            shared: shared.clone(),
+        });
+        let member = remote::member::<Q, R, C>(remote, self.handle()?.clone());
+        let sub_options = SubscribeOptions::new().name(format!("nats-remote:{subject}"));
+        let member =
+            service
+                .serve_deferred(member, sub_options)
+                .map_err(|e| BridgeError::Subscribe {
+                    topic: service.name().to_owned(),
+                    reason: e.to_string(),
+                })?;
+        *shared.member.lock() = Some(member);
+        self.inner.services.lock().push(shared.clone());
+        Ok(ServiceLink { shared })
+    }
+}
