@@ -285,6 +285,9 @@ fn remote_errors_no_responder_no_member_timeout_stop() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("max_in_flight(0)"), "{err}");
+    // Serving and standing for the same service on one subject would loop.
+    let err = bs.remote(&slow, "pricing.slow").unwrap_err().to_string();
+    assert!(err.contains("go round"), "{err}");
 }
 
 #[test]

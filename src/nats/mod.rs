@@ -112,6 +112,15 @@
 //! imports publish under that context, so the local event keeps the remote
 //! trace id and has the remote event's span as its parent.
 //!
+//! # Request/reply
+//!
+//! [`Bridge::serve`] answers the core NATS requests on a subject with a
+//! local [`Service`](crate::Service) (JSON by default, error replies with
+//! the `Nats-Service-Error` and `Nats-Service-Error-Code` headers), so any
+//! NATS client can call it; [`Bridge::remote`] makes a local `Service`
+//! stand for one that another process (in any language) serves. See
+//! [`ServiceOptions`] and `docs/nats.md`.
+//!
 //! # Running across machines
 //!
 //! See `docs/nats.md`: a three-node NATS cluster with JetStream, one URL

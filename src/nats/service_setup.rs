@@ -96,6 +96,7 @@ impl Bridge {
         self.check_open()?;
         options.validate()?;
         subject::validate_service(subject)?;
+        self.refuse_loop(service.name(), subject, Direction::Remote)?;
         let client = self.inner.js.client();
         let (c, s, group) = (client.clone(), subject.to_owned(), options.queue_group);
         let requests = block_on(self.handle()?, async move {
@@ -217,6 +218,7 @@ impl Bridge {
         self.check_open()?;
         options.validate()?;
         subject::validate_service(subject)?;
+        self.refuse_loop(service.name(), subject, Direction::Serve)?;
         let shared = Arc::new(ServiceShared::new(
             subject,
             service.name(),
@@ -243,5 +245,31 @@ impl Bridge {
         *shared.member.lock() = Some(member);
         self.inner.services.lock().push(shared.clone());
         Ok(ServiceLink { shared })
+    }
+
+    /// Refuses to link `service` to `subject` one way when this bridge
+    /// links them the other way (`other`): each call would go round between
+    /// the served subject and the remote stand-in until it timed out.
+    fn refuse_loop(
+        &self,
+        service: &str,
+        subject: &str,
+        other: Direction,
+    ) -> Result<(), BridgeError> {
+        let services = self.inner.services.lock();
+        let looped = services
+            .iter()
+            .any(|s| s.direction == other && s.subject == subject && s.service == service);
+        if looped {
+            return Err(BridgeError::InvalidOption {
+                problem: format!(
+                    "service {service:?} is both served on and answered through NATS subject \
+                     {subject:?} by this bridge: calls would go round between the two until \
+                     they time out; serve it in one process and call it through `remote` in \
+                     the others, or use two subjects"
+                ),
+            });
+        }
+        Ok(())
     }
 }
