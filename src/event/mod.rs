@@ -7,5 +7,6 @@ pub(crate) mod model;
 pub(crate) mod name;
 pub(crate) mod receipt;
 pub(crate) mod reply;
+pub(crate) mod reuse;
 pub(crate) mod subject;
 pub(crate) mod trace;

@@ -34,10 +34,9 @@
 //!
 //! # No allocation per tracked publish
 //!
-//! Trackers are reused: each thread keeps a few in a pool (filled at its
-//! first tracked publish) and takes one that nobody else holds any more (`Arc::get_mut` succeeds: every receipt
-//! and lane share of its last use is gone, and the acquire in that check
-//! orders their last accesses before the reuse).
+//! Trackers are reused (`event::reuse`): each thread keeps a few, filled at
+//! its first tracked publish, and takes one that nobody else holds any
+//! more (every receipt and lane share of its last use is gone).
 //!
 //! # Awaiting
 //!
@@ -56,6 +55,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::event::reuse;
 use crate::loom::future::AtomicWaker;
 use crate::loom::hint::spin_loop;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -125,10 +125,6 @@ impl Tracker {
     }
 }
 
-/// Trackers a thread keeps for reuse (a thread that waits for one publish
-/// at a time needs one; a few cover short pipelines of receipts).
-const POOL: usize = 4;
-
 #[cfg(not(loom))]
 crate::loom::thread_local! {
     static TRACKERS: RefCell<Vec<Arc<Tracker>>> = const { RefCell::new(Vec::new()) };
@@ -146,26 +142,13 @@ crate::loom::thread_local! {
 pub(crate) fn tracked(engine: u64, spin: bool, lanes: usize) -> Receipt {
     let reused = TRACKERS.try_with(|pool| {
         let mut pool = pool.try_borrow_mut().ok()?;
-        for t in pool.iter_mut() {
-            // Acquire (inside `get_mut`): every former holder's last access
-            // happens before this reset.
-            if let Some(free) = Arc::get_mut(t) {
-                *free = Tracker::new(engine, spin, lanes);
-                return Some(t.clone());
-            }
-        }
-        let fresh = Arc::new(Tracker::new(engine, spin, lanes));
-        if pool.len() < POOL {
-            pool.push(fresh.clone());
-            // Fill the pool at once: a lane drops its `Arc` just after the
-            // count reaches zero, so the tracker a waiter just used can
-            // still be held when it publishes again; a spare one is then
-            // free, and no later publish allocates.
-            while pool.len() < POOL {
-                pool.push(Arc::new(Tracker::new(engine, spin, 0)));
-            }
-        }
-        Some(fresh)
+        Some(reuse::take(
+            &mut pool,
+            (),
+            |free, ()| *free = Tracker::new(engine, spin, lanes),
+            |()| Tracker::new(engine, spin, lanes),
+            || Tracker::new(engine, spin, 0),
+        ))
     });
     let tracker = reused
         .ok()

@@ -27,21 +27,18 @@
 //!
 //! # Reuse
 //!
-//! Slots are reused as receipts' trackers are (see `event::receipt`): each
-//! thread keeps a few per query/reply type and takes one that nobody else
-//! holds any more (`Arc::get_mut` succeeds: the request's last holder is
-//! gone, and the acquire in that check orders its accesses before the reuse).
+//! Slots are reused as receipts' trackers are (`event::reuse`): each thread
+//! keeps a few per query/reply type and takes one that nobody else holds
+//! any more.
 
 use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use crate::event::reuse;
 use crate::loom::future::AtomicWaker;
 use crate::loom::sync::{Arc, Condvar, Mutex};
-
-/// Slots a thread keeps for reuse per query/reply type.
-const POOL: usize = 4;
 
 /// A slot's state; see [States](self#states).
 enum State<Q, R> {
@@ -50,7 +47,9 @@ enum State<Q, R> {
     Done(Result<R, String>),
     Unanswered(Q),
     Abandoned,
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // used by the NATS bridge
     Deferred,
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // used by the NATS bridge
     Expired,
 }
 
@@ -61,6 +60,7 @@ pub(crate) enum Settled<Q, R> {
     /// Nobody took the query; here it is back.
     Unanswered(Q),
     /// A deferred member's time limit passed without an answer.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // used by the NATS bridge
     Expired,
 }
 
@@ -181,10 +181,12 @@ impl<Q, R> ReplySlot<Q, R> {
 /// The right to answer a deferred request, from any thread, at any time:
 /// [`Request::defer`] hands it out with the query. Dropped without an
 /// answer, it answers with a failure, so no caller waits forever.
+#[cfg_attr(not(feature = "nats"), allow(dead_code))] // used by the NATS bridge
 pub(crate) struct Responder<Q, R> {
     slot: Option<Arc<ReplySlot<Q, R>>>,
 }
 
+#[cfg_attr(not(feature = "nats"), allow(dead_code))] // used by the NATS bridge
 impl<Q, R> Responder<Q, R> {
     /// Answers the call (the reply, or the failure's text).
     pub(crate) fn answer(mut self, answer: Result<R, String>) {
@@ -235,6 +237,7 @@ pub(crate) struct Request<Q, R> {
     pub(crate) slot: Arc<ReplySlot<Q, R>>,
 }
 
+#[cfg_attr(not(feature = "nats"), allow(dead_code))] // used by the NATS bridge
 impl<Q, R> Request<Q, R> {
     /// Takes the query to answer it later through the [`Responder`];
     /// `None` if the caller gave up already (or another member took it).
@@ -313,26 +316,13 @@ pub(crate) fn request<Q: Send + 'static, R: Send + 'static>(
             }
         };
         let pool = pools[at].1.downcast_mut::<Vec<Arc<ReplySlot<Q, R>>>>()?;
-        for slot in pool.iter_mut() {
-            // Acquire (inside `get_mut`): every former holder's last access
-            // happens before this reuse.
-            if let Some(free) = Arc::get_mut(slot) {
-                *free.state.lock() = State::Query(query.take()?);
-                return Some(slot.clone());
-            }
-        }
-        let fresh = Arc::new(ReplySlot::new(query.take()?));
-        if pool.len() < POOL {
-            pool.push(fresh.clone());
-            // Fill the pool at once: a member drops its `Arc` just after it
-            // answers, so the slot a caller just used can still be held
-            // when it calls again; a spare is then free, and no later call
-            // allocates.
-            while pool.len() < POOL {
-                pool.push(Arc::new(ReplySlot::spare()));
-            }
-        }
-        Some(fresh)
+        Some(reuse::take(
+            pool,
+            query.take()?,
+            |free, q| *free.state.lock() = State::Query(q),
+            ReplySlot::new,
+            ReplySlot::spare,
+        ))
     });
     let slot = match (pooled.ok().flatten(), query) {
         (Some(slot), _) => slot,

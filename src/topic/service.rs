@@ -158,6 +158,7 @@ impl<Q: Send + 'static, R: Send + 'static> Service<Q, R> {
     /// each query with its [`Responder`] and the request's trace context,
     /// and must not block (it runs on the member's worker). The NATS
     /// bridge's remote services are such members.
+    #[cfg_attr(not(feature = "nats"), allow(dead_code))] // used by the NATS bridge
     pub(crate) fn serve_deferred<F>(
         &self,
         mut handler: F,
