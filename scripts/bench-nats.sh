@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Export and import throughput of the NATS bridge on loopback (the figures
-# in docs/benchmarks.md, "NATS bridge"). Starts its own nats-server (file
-# store in a temp dir, free port), runs examples/nats_producer and
-# examples/nats_consumer in release mode, prints one JSON line per run.
+# Export and import throughput of the NATS bridge on loopback, and the
+# request/reply round trip (the figures in docs/benchmarks.md, "NATS
+# bridge"). Starts its own nats-server (file store in a temp dir, free
+# port), runs examples/nats_producer, nats_consumer and nats_call in release
+# mode, prints one JSON line per run.
 #
 #   bash scripts/bench-nats.sh [events per run, default 200000] [runs, default 3]
 set -euo pipefail
@@ -16,7 +17,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 pid=$!
 trap 'kill -9 $pid 2>/dev/null; rm -rf "$store"' EXIT
 url="nats://127.0.0.1:$port"
-cargo build --release --features nats --example nats_producer --example nats_consumer >&2
+cargo build --release --features nats --example nats_producer --example nats_consumer \
+    --example nats_call >&2
 for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 echo "# $("$server" --version), $(nproc) cores, $count events per run, file storage" >&2
 for codec in json binary; do
@@ -33,4 +35,10 @@ for codec in json binary; do
             fi
         done
     done
+done
+# Request/reply (core NATS): a served Service called through a remote
+# stand-in, and the bare async-nats request/respond pair, same run.
+for run in $(seq "$runs"); do
+    ./target/release/examples/nats_call --url "$url" --count 20000 --json \
+        | sed "s/}$/,\"run\":$run}/"
 done
