@@ -73,7 +73,7 @@ where
         us.sort_by(f64::total_cmp);
         let start = Instant::now();
         let calls = futures::stream::iter(0..count as u64)
-            .map(|i| call(i))
+            .map(&call)
             .buffer_unordered(64);
         let answered = calls.count().await;
         assert_eq!(answered, count);
