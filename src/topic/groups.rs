@@ -4,7 +4,7 @@ use std::fmt;
 
 use super::handle::Topic;
 use super::shared::TopicShared;
-use super::subscribe::chain;
+use super::subscribe::SubscribeChain;
 use super::targets::LiveSub;
 use crate::event::meta::Event;
 use crate::lane::keyed::{KeyFn, Partitions, PARTITIONS};
@@ -299,13 +299,17 @@ impl<T: Clone + Send + 'static> Group<T> {
         R: HandlerOutcome + 'static,
         L: Layers<T>,
     {
-        let (options, layers) = options.split();
-        TopicShared::subscribe_group(
-            &self.topic.shared,
-            &self.name,
-            chain(handler, layers),
-            options,
-        )
+        self.subscribe_via(handler, options)
+    }
+}
+
+impl<T: Clone + Send + 'static> SubscribeChain<T> for Group<T> {
+    fn subscribe_boxed(
+        &self,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        TopicShared::subscribe_group(&self.topic.shared, &self.name, handler, options)
     }
 }
 

@@ -30,7 +30,7 @@ use crate::topic::groups::invalid_group_name;
 use crate::topic::names::{Hub, PatternEntry};
 use crate::topic::open::is_internal;
 use crate::topic::pattern_parts::{Parts, PatternDetach};
-use crate::topic::subscribe::chain;
+use crate::topic::subscribe::SubscribeChain;
 
 /// A wildcard filter over topic names, for events of type `T`: its
 /// subscriptions receive the events of every topic of type `T` whose name
@@ -193,9 +193,7 @@ impl<T: Clone + Send + 'static> Pattern<T> {
         R: HandlerOutcome + 'static,
         L: Layers<T>,
     {
-        let (options, layers) = options.split();
-        let w = options.worker.unwrap_or(self.home);
-        self.subscribe_parts(None, chain(handler, layers), options, w)
+        self.subscribe_via(handler, options)
     }
 
     /// A consumer group across every topic the pattern matches: each event
@@ -396,12 +394,29 @@ impl<T: Clone + Send + 'static> PatternGroup<T> {
         R: HandlerOutcome + 'static,
         L: Layers<T>,
     {
-        let (options, layers) = options.split();
-        self.subscribe_member(chain(handler, layers), options)
+        self.subscribe_via(handler, options)
     }
 
+    /// The pattern the group spans.
+    pub(super) fn pattern(&self) -> &Pattern<T> {
+        &self.pattern
+    }
+}
+
+impl<T: Clone + Send + 'static> SubscribeChain<T> for Pattern<T> {
+    fn subscribe_boxed(
+        &self,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        let w = options.worker.unwrap_or(self.home);
+        self.subscribe_parts(None, handler, options, w)
+    }
+}
+
+impl<T: Clone + Send + 'static> SubscribeChain<T> for PatternGroup<T> {
     /// Adds the member `handler` (name checked, worker chosen).
-    pub(super) fn subscribe_member(
+    fn subscribe_boxed(
         &self,
         handler: BoxedHandler<T>,
         options: SubscribeOptions,
@@ -418,11 +433,6 @@ impl<T: Clone + Send + 'static> PatternGroup<T> {
             .worker
             .unwrap_or_else(|| (p.home + p.placed.fetch_add(1, Ordering::Relaxed)) % workers);
         p.subscribe_parts(Some(&self.name), handler, options, w)
-    }
-
-    /// The pattern the group spans.
-    pub(super) fn pattern(&self) -> &Pattern<T> {
-        &self.pattern
     }
 }
 

@@ -241,16 +241,47 @@ impl<T: Clone + Send + 'static> Detach for PlainDetach<T> {
 /// A checked retry policy and the dead-letter topic it feeds.
 pub(super) type Prepared<T> = (RetryPolicy, Topic<DeadLetter<T>>);
 
-/// The handler with its layers around it, as the one boxed call a worker
-/// makes per event.
-pub(super) fn chain<T, F, R, L>(handler: F, layers: L) -> BoxedHandler<T>
-where
-    T: 'static,
-    F: FnMut(&Event<T>) -> R + Send + 'static,
-    R: HandlerOutcome + 'static,
-    L: Layers<T>,
-{
-    solo::boxed(layers.wrap(Handler::new(handler)))
+/// What every public subscribing handle is to the engine: [`Topic`],
+/// [`Group`](crate::Group), [`KeyedGroup`](crate::KeyedGroup),
+/// [`Pattern`](crate::Pattern) and [`PatternGroup`](crate::PatternGroup)
+/// each say how a handler chain becomes a subscription
+/// ([`subscribe_boxed`](SubscribeChain::subscribe_boxed)), and their
+/// `subscribe`, `subscribe_with` and `subscribe_stream` all go through
+/// the one wrapping step, [`subscribe_via`](SubscribeChain::subscribe_via).
+pub(super) trait SubscribeChain<T: 'static> {
+    /// Subscribes `handler`, its layers already around it, with `options`
+    /// (their layers taken out).
+    fn subscribe_boxed(
+        &self,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError>;
+
+    /// Wraps `handler` in the options' layers, as the one boxed call a
+    /// worker makes per event, and subscribes it.
+    fn subscribe_via<F, R, L>(
+        &self,
+        handler: F,
+        options: SubscribeOptions<L>,
+    ) -> Result<Subscription, SubscribeError>
+    where
+        F: FnMut(&Event<T>) -> R + Send + 'static,
+        R: HandlerOutcome + 'static,
+        L: Layers<T>,
+    {
+        let (options, layers) = options.split();
+        self.subscribe_boxed(solo::boxed(layers.wrap(Handler::new(handler))), options)
+    }
+}
+
+impl<T: Clone + Send + 'static> SubscribeChain<T> for Topic<T> {
+    fn subscribe_boxed(
+        &self,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        TopicShared::subscribe_plain(&self.shared, handler, options)
+    }
 }
 
 impl<T: Clone + Send + 'static> Topic<T> {
@@ -287,7 +318,6 @@ impl<T: Clone + Send + 'static> Topic<T> {
         R: HandlerOutcome + 'static,
         L: Layers<T>,
     {
-        let (options, layers) = options.split();
-        TopicShared::subscribe_plain(&self.shared, chain(handler, layers), options)
+        self.subscribe_via(handler, options)
     }
 }
