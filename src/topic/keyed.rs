@@ -6,7 +6,7 @@ use std::hash::Hash;
 
 use super::groups::Group;
 use super::shared::TopicShared;
-use super::subscribe::SubscribeChain;
+use super::subscribe::{OpenDeadLetters, SubscribeChain};
 use crate::event::meta::Event;
 use crate::lane::keyed::{key_fn, KeyFn};
 use crate::layer::outcome::HandlerOutcome;
@@ -149,12 +149,13 @@ impl<T: Clone + Send + 'static> SubscribeChain<T> for KeyedGroup<T> {
         handler: BoxedHandler<T>,
         options: SubscribeOptions,
     ) -> Result<Subscription, SubscribeError> {
-        TopicShared::subscribe_group_keyed(
+        TopicShared::subscribe_group(
             &self.group.topic.shared,
             &self.group.name,
             handler,
             options,
             Some(self.key.clone()),
+            OpenDeadLetters::AtSubscribe,
         )
     }
 }
