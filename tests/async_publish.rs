@@ -6,14 +6,57 @@
 mod common;
 
 use std::future::Future;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use common::{engine, eventually, Log};
-use pinbus::{Backpressure, IdleStrategy, PublishError, TopicOptions};
+use pinbus::{Backpressure, Engine, IdleStrategy, PublishError, Topic, TopicOptions};
+
+/// What most tests start from: a one-worker engine with lanes of 2 slots,
+/// and a topic whose one subscriber is stuck until `release` is sent to or
+/// dropped, then logs what it handles.
+struct Stuck {
+    engine: Engine,
+    topic: Topic<u64>,
+    log: Log<u64>,
+    release: mpsc::Sender<()>,
+    /// Events `0..accepted` taken before the lane was full (0 unless
+    /// filled).
+    accepted: u64,
+}
+
+/// The [`Stuck`] setup for topic `name` with `backpressure`; with `fill`,
+/// the lane (and the event the handler holds) is filled by `try_publish`.
+fn stuck_topic(name: &str, backpressure: Backpressure, fill: bool) -> Stuck {
+    let engine = engine(1, IdleStrategy::Park, 2);
+    let topic = engine
+        .topic_with::<u64>(name, TopicOptions::default().backpressure(backpressure))
+        .unwrap();
+    let log = Log::new();
+    let (release, rx) = mpsc::channel::<()>();
+    let rx = Mutex::new(rx);
+    let l = log.clone();
+    topic
+        .subscribe(move |ev| {
+            let _ = rx.lock().unwrap().recv();
+            l.push(**ev);
+        })
+        .unwrap();
+    let mut accepted = 0;
+    while fill && topic.try_publish(accepted).is_ok() {
+        accepted += 1;
+    }
+    Stuck {
+        engine,
+        topic,
+        log,
+        release,
+        accepted,
+    }
+}
 
 /// A waker that counts its wake-ups.
 struct Count(AtomicU64);
@@ -23,160 +66,64 @@ impl Wake for Count {
     }
 }
 
-/// A handler stuck until `release` is dropped or sent to.
-fn gate() -> (mpsc::Sender<()>, impl FnMut(&pinbus::Event<u64>) + Send) {
-    let (tx, rx) = mpsc::channel::<()>();
-    let rx = Mutex::new(rx);
-    (tx, move |_: &pinbus::Event<u64>| {
-        let _ = rx.lock().unwrap().recv();
-    })
+/// Polls futures by hand with a [`Count`] waker.
+struct Poller {
+    count: Arc<Count>,
+    waker: Waker,
 }
 
-#[test]
-fn a_full_block_topic_makes_publish_async_pending_and_room_wakes_it() {
-    let engine = engine(1, IdleStrategy::Park, 2);
-    let topic = engine.topic::<u64>("a.block").unwrap();
-    let log = Log::new();
-    let (release, mut stuck) = gate();
-    let l = log.clone();
-    topic
-        .subscribe(move |ev| {
-            stuck(ev);
-            l.push(**ev);
-        })
-        .unwrap();
-    // Fill the lane (and the event the handler holds).
-    let mut accepted = 0;
-    while topic.try_publish(accepted).is_ok() {
-        accepted += 1;
+impl Poller {
+    fn new() -> Self {
+        let count = Arc::new(Count(AtomicU64::new(0)));
+        let waker = Waker::from(count.clone());
+        Poller { count, waker }
     }
-    let count = Arc::new(Count(AtomicU64::new(0)));
-    let waker = Waker::from(count.clone());
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = pin!(topic.publish_async(accepted));
-    assert!(fut.as_mut().poll(&mut cx).is_pending(), "no room: pending");
-    assert_eq!(count.0.load(Ordering::SeqCst), 0);
-    drop(release); // the handler runs on: room appears, the consumer wakes us
-    assert!(
-        eventually(Duration::from_secs(10), || count.0.load(Ordering::SeqCst)
-            > 0),
-        "woken by the consumer"
-    );
-    let mut done = fut.as_mut().poll(&mut cx);
-    for _ in 0..1000 {
-        if done.is_ready() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-        done = fut.as_mut().poll(&mut cx);
-    }
-    assert!(matches!(done, Poll::Ready(Ok(()))));
-    engine.shutdown();
-    let want: Vec<u64> = (0..=accepted).collect();
-    assert_eq!(log.snapshot(), want);
-}
 
-#[test]
-fn a_dropped_publish_async_future_publishes_nothing() {
-    let engine = engine(1, IdleStrategy::Park, 2);
-    let topic = engine.topic::<u64>("a.cancel").unwrap();
-    let log = Log::new();
-    let (release, mut stuck) = gate();
-    let l = log.clone();
-    topic
-        .subscribe(move |ev| {
-            stuck(ev);
-            l.push(**ev);
-        })
-        .unwrap();
-    let mut accepted = 0;
-    while topic.try_publish(accepted).is_ok() {
-        accepted += 1;
+    fn poll<F: Future>(&self, fut: Pin<&mut F>) -> Poll<F::Output> {
+        fut.poll(&mut Context::from_waker(&self.waker))
     }
-    let waker = Waker::from(Arc::new(Count(AtomicU64::new(0))));
-    let mut cx = Context::from_waker(&waker);
-    {
-        let mut fut = pin!(topic.publish_async(999));
-        assert!(fut.as_mut().poll(&mut cx).is_pending());
-    } // dropped while waiting
-    drop(release);
-    // A later publish goes through; the cancelled event never shows up.
-    futures::executor::block_on(topic.publish_async(1_000)).unwrap();
-    engine.shutdown();
-    let mut want: Vec<u64> = (0..accepted).collect();
-    want.push(1_000);
-    assert_eq!(log.snapshot(), want);
-}
 
-#[test]
-fn publish_async_on_a_fail_topic_is_try_publish() {
-    let engine = engine(1, IdleStrategy::Park, 2);
-    let topic = engine
-        .topic_with::<u64>(
-            "a.fail",
-            TopicOptions::default().backpressure(Backpressure::Fail),
-        )
-        .unwrap();
-    let (release, stuck) = gate();
-    topic.subscribe(stuck).unwrap();
-    let refused = futures::executor::block_on(async {
-        for i in 0..100 {
-            if let Err(e) = topic.publish_async(i).await {
-                return Some(e);
+    fn wakes(&self) -> u64 {
+        self.count.0.load(Ordering::SeqCst)
+    }
+
+    /// Waits to be woken, then polls until the future is ready (5 s).
+    fn woken_then_ready<F: Future>(&self, mut fut: Pin<&mut F>) -> Poll<F::Output> {
+        assert!(
+            eventually(Duration::from_secs(10), || self.wakes() > 0),
+            "woken by the consumer"
+        );
+        let mut done = self.poll(fut.as_mut());
+        for _ in 0..1000 {
+            if done.is_ready() {
+                break;
             }
+            std::thread::sleep(Duration::from_millis(5));
+            done = self.poll(fut.as_mut());
         }
-        None
-    });
-    match refused {
-        Some(PublishError::Full(_)) => {}
-        other => panic!("expected Full, got {other:?}"),
+        done
     }
-    drop(release);
-    engine.shutdown();
 }
 
-#[test]
-fn publish_async_after_shutdown_is_closed_and_a_waiting_one_learns_it() {
+/// A handler on topic `<prefix>.in` publishes 16 events to `<prefix>.out`
+/// (on its own worker, lanes of 2) with `publish` for each of 8 events; the
+/// worker must never block on it, so shutdown completes with all 128.
+fn handler_publishes(prefix: &str, publish: fn(&Topic<u64>, u64)) {
     let engine = engine(1, IdleStrategy::Park, 2);
-    let topic = engine.topic::<u64>("a.closed").unwrap();
-    let (release, stuck) = gate();
-    topic.subscribe(stuck).unwrap();
-    while topic.try_publish(0).is_ok() {}
-    let t = topic.clone();
-    let waiter = std::thread::spawn(move || futures::executor::block_on(t.publish_async(7)));
-    std::thread::sleep(Duration::from_millis(50));
-    let shutdown = std::thread::spawn(move || engine.shutdown());
-    std::thread::sleep(Duration::from_millis(50));
-    drop(release);
-    match waiter.join().unwrap() {
-        Err(PublishError::Closed(7)) | Ok(()) => {}
-        other => panic!("{other:?}"),
-    }
-    shutdown.join().unwrap();
-    assert!(matches!(
-        futures::executor::block_on(topic.publish_async(8)),
-        Err(PublishError::Closed(8))
-    ));
-}
-
-#[test]
-fn publish_async_from_a_handler_never_blocks_the_worker() {
-    let engine = engine(1, IdleStrategy::Park, 2);
-    let out = engine.topic::<u64>("a.out").unwrap();
+    let out = engine.topic::<u64>(&format!("{prefix}.out")).unwrap();
     let seen = Arc::new(AtomicU64::new(0));
     let s = seen.clone();
     out.subscribe(move |_| {
         s.fetch_add(1, Ordering::SeqCst);
     })
     .unwrap();
-    let input = engine.topic::<u64>("a.in").unwrap();
-    let o = out.clone();
+    let input = engine.topic::<u64>(&format!("{prefix}.in")).unwrap();
     input
         .subscribe(move |ev| {
             // The lane toward this same worker is tiny: most of these go to
             // the worker's backlog instead of waiting.
             for k in 0..16 {
-                futures::executor::block_on(o.publish_async(**ev * 16 + k)).unwrap();
+                publish(&out, **ev * 16 + k);
             }
         })
         .unwrap();
@@ -186,6 +133,83 @@ fn publish_async_from_a_handler_never_blocks_the_worker() {
     let report = engine.shutdown_timeout(Duration::from_secs(20));
     assert!(report.complete);
     assert_eq!(seen.load(Ordering::SeqCst), 128);
+}
+
+#[test]
+fn a_full_block_topic_makes_publish_async_pending_and_room_wakes_it() {
+    let s = stuck_topic("a.block", Backpressure::Block, true);
+    let poller = Poller::new();
+    let mut fut = pin!(s.topic.publish_async(s.accepted));
+    assert!(poller.poll(fut.as_mut()).is_pending(), "no room: pending");
+    assert_eq!(poller.wakes(), 0);
+    drop(s.release); // the handler runs on: room appears, the consumer wakes us
+    let done = poller.woken_then_ready(fut);
+    assert!(matches!(done, Poll::Ready(Ok(()))));
+    s.engine.shutdown();
+    let want: Vec<u64> = (0..=s.accepted).collect();
+    assert_eq!(s.log.snapshot(), want);
+}
+
+#[test]
+fn a_dropped_publish_async_future_publishes_nothing() {
+    let s = stuck_topic("a.cancel", Backpressure::Block, true);
+    {
+        let mut fut = pin!(s.topic.publish_async(999));
+        assert!(Poller::new().poll(fut.as_mut()).is_pending());
+    } // dropped while waiting
+    drop(s.release);
+    // A later publish goes through; the cancelled event never shows up.
+    futures::executor::block_on(s.topic.publish_async(1_000)).unwrap();
+    s.engine.shutdown();
+    let mut want: Vec<u64> = (0..s.accepted).collect();
+    want.push(1_000);
+    assert_eq!(s.log.snapshot(), want);
+}
+
+#[test]
+fn publish_async_on_a_fail_topic_is_try_publish() {
+    let s = stuck_topic("a.fail", Backpressure::Fail, false);
+    let refused = futures::executor::block_on(async {
+        for i in 0..100 {
+            if let Err(e) = s.topic.publish_async(i).await {
+                return Some(e);
+            }
+        }
+        None
+    });
+    match refused {
+        Some(PublishError::Full(_)) => {}
+        other => panic!("expected Full, got {other:?}"),
+    }
+    drop(s.release);
+    s.engine.shutdown();
+}
+
+#[test]
+fn publish_async_after_shutdown_is_closed_and_a_waiting_one_learns_it() {
+    let s = stuck_topic("a.closed", Backpressure::Block, true);
+    let t = s.topic.clone();
+    let waiter = std::thread::spawn(move || futures::executor::block_on(t.publish_async(7)));
+    std::thread::sleep(Duration::from_millis(50));
+    let shutdown = std::thread::spawn(move || s.engine.shutdown());
+    std::thread::sleep(Duration::from_millis(50));
+    drop(s.release);
+    match waiter.join().unwrap() {
+        Err(PublishError::Closed(7)) | Ok(()) => {}
+        other => panic!("{other:?}"),
+    }
+    shutdown.join().unwrap();
+    assert!(matches!(
+        futures::executor::block_on(s.topic.publish_async(8)),
+        Err(PublishError::Closed(8))
+    ));
+}
+
+#[test]
+fn publish_async_from_a_handler_never_blocks_the_worker() {
+    handler_publishes("a", |out, v| {
+        futures::executor::block_on(out.publish_async(v)).unwrap();
+    });
 }
 
 #[test]
@@ -227,103 +251,49 @@ fn a_receipt_awaited_on_tokio_is_woken_by_the_worker() {
     engine.shutdown();
 }
 
-/// A Block topic whose one lane (capacity 2) is full behind a stuck
-/// handler that logs what it handles: the topic, the log, the release.
-fn full_block_topic(
-    engine: &pinbus::Engine,
-    name: &str,
-) -> (pinbus::Topic<u64>, Log<u64>, mpsc::Sender<()>, u64) {
-    let topic = engine
-        .topic_with::<u64>(
-            name,
-            TopicOptions::default().backpressure(Backpressure::Block),
-        )
-        .unwrap();
-    let log = Log::new();
-    let (release, mut stuck) = gate();
-    let l = log.clone();
-    topic
-        .subscribe(move |ev| {
-            stuck(ev);
-            l.push(**ev);
-        })
-        .unwrap();
-    let mut accepted = 0;
-    while topic.try_publish(accepted).is_ok() {
-        accepted += 1;
-    }
-    (topic, log, release, accepted)
-}
-
 #[test]
 fn publish_tracked_async_awaits_room_then_returns_a_receipt_that_completes() {
-    let engine = engine(1, IdleStrategy::Park, 2);
-    let (topic, log, release, accepted) = full_block_topic(&engine, "t.block");
-    let count = Arc::new(Count(AtomicU64::new(0)));
-    let waker = Waker::from(count.clone());
-    let mut cx = Context::from_waker(&waker);
-    let mut fut = pin!(topic.publish_tracked_async(accepted));
-    assert!(fut.as_mut().poll(&mut cx).is_pending(), "no room: pending");
-    drop(release);
-    assert!(
-        eventually(Duration::from_secs(10), || count.0.load(Ordering::SeqCst)
-            > 0),
-        "woken by the consumer"
-    );
-    let mut done = fut.as_mut().poll(&mut cx);
-    for _ in 0..1000 {
-        if done.is_ready() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-        done = fut.as_mut().poll(&mut cx);
-    }
+    let s = stuck_topic("t.block", Backpressure::Block, true);
+    let poller = Poller::new();
+    let mut fut = pin!(s.topic.publish_tracked_async(s.accepted));
+    assert!(poller.poll(fut.as_mut()).is_pending(), "no room: pending");
+    drop(s.release);
+    let done = poller.woken_then_ready(fut);
     let Poll::Ready(Ok(receipt)) = done else {
         panic!("expected a receipt, got {done:?}");
     };
     futures::executor::block_on(receipt);
     // The receipt completed: the handler has handled the event.
-    assert_eq!(log.snapshot().last(), Some(&accepted));
-    engine.shutdown();
-    let want: Vec<u64> = (0..=accepted).collect();
-    assert_eq!(log.snapshot(), want);
+    assert_eq!(s.log.snapshot().last(), Some(&s.accepted));
+    s.engine.shutdown();
+    let want: Vec<u64> = (0..=s.accepted).collect();
+    assert_eq!(s.log.snapshot(), want);
 }
 
 #[test]
 fn a_dropped_publish_tracked_async_future_publishes_nothing() {
-    let engine = engine(1, IdleStrategy::Park, 2);
-    let (topic, log, release, accepted) = full_block_topic(&engine, "t.cancel");
-    let waker = Waker::from(Arc::new(Count(AtomicU64::new(0))));
-    let mut cx = Context::from_waker(&waker);
+    let s = stuck_topic("t.cancel", Backpressure::Block, true);
     {
-        let mut fut = pin!(topic.publish_tracked_async(999));
-        assert!(fut.as_mut().poll(&mut cx).is_pending());
+        let mut fut = pin!(s.topic.publish_tracked_async(999));
+        assert!(Poller::new().poll(fut.as_mut()).is_pending());
     } // dropped while waiting
-    drop(release);
-    let receipt = futures::executor::block_on(topic.publish_tracked_async(1_000)).unwrap();
+    drop(s.release);
+    let receipt = futures::executor::block_on(s.topic.publish_tracked_async(1_000)).unwrap();
     futures::executor::block_on(receipt);
-    let report = engine.shutdown();
-    let mut want: Vec<u64> = (0..accepted).collect();
+    let report = s.engine.shutdown();
+    let mut want: Vec<u64> = (0..s.accepted).collect();
     want.push(1_000);
-    assert_eq!(log.snapshot(), want);
-    assert_eq!(report.published, accepted + 1);
+    assert_eq!(s.log.snapshot(), want);
+    assert_eq!(report.published, s.accepted + 1);
 }
 
 #[test]
 fn publish_tracked_async_on_a_fail_topic_is_try_publish_tracked() {
-    let engine = engine(1, IdleStrategy::Park, 2);
-    let topic = engine
-        .topic_with::<u64>(
-            "t.fail",
-            TopicOptions::default().backpressure(Backpressure::Fail),
-        )
-        .unwrap();
-    let (release, stuck) = gate();
-    topic.subscribe(stuck).unwrap();
+    let s = stuck_topic("t.fail", Backpressure::Fail, false);
     let (receipts, refused) = futures::executor::block_on(async {
         let mut receipts = Vec::new();
         for i in 0..100 {
-            match topic.publish_tracked_async(i).await {
+            match s.topic.publish_tracked_async(i).await {
                 Ok(r) => receipts.push(r),
                 Err(e) => return (receipts, Some(e)),
             }
@@ -334,21 +304,27 @@ fn publish_tracked_async_on_a_fail_topic_is_try_publish_tracked() {
         matches!(refused, Some(PublishError::Full(_))),
         "{refused:?}"
     );
-    drop(release);
+    drop(s.release);
     futures::executor::block_on(async {
         for r in receipts {
             r.await;
         }
     });
-    engine.shutdown();
+    s.engine.shutdown();
 }
 
 /// The tokio scenario: a task awaiting room is pending (the runtime thread
 /// free), room lets it publish, its receipt completes once handled; a
 /// future cancelled by a timeout while waiting publishes nothing.
 fn tokio_scenario(rt: tokio::runtime::Runtime, name: &str) {
-    let engine = engine(1, IdleStrategy::Park, 2);
-    let (topic, log, release, accepted) = full_block_topic(&engine, name);
+    // Destructured: the async blocks below take the parts one by one.
+    let Stuck {
+        engine,
+        topic,
+        log,
+        release,
+        accepted,
+    } = stuck_topic(name, Backpressure::Block, true);
     let topic = Arc::new(topic);
     rt.block_on(async {
         // Cancelled while waiting for room.
@@ -410,29 +386,9 @@ fn publish_tracked_async_under_tokio_multi_thread() {
 
 #[test]
 fn publish_tracked_async_from_a_handler_never_blocks_the_worker() {
-    let engine = engine(1, IdleStrategy::Park, 2);
-    let out = engine.topic::<u64>("t.out").unwrap();
-    let seen = Arc::new(AtomicU64::new(0));
-    let s = seen.clone();
-    out.subscribe(move |_| {
-        s.fetch_add(1, Ordering::SeqCst);
-    })
-    .unwrap();
-    let input = engine.topic::<u64>("t.in").unwrap();
-    let o = out.clone();
-    input
-        .subscribe(move |ev| {
-            // The receipts are dropped, not awaited: awaiting them here
-            // would wait on this very worker.
-            for k in 0..16 {
-                drop(futures::executor::block_on(o.publish_tracked_async(**ev * 16 + k)).unwrap());
-            }
-        })
-        .unwrap();
-    for i in 0..8 {
-        input.publish(i).unwrap();
-    }
-    let report = engine.shutdown_timeout(Duration::from_secs(20));
-    assert!(report.complete);
-    assert_eq!(seen.load(Ordering::SeqCst), 128);
+    handler_publishes("t", |out, v| {
+        // The receipt is dropped, not awaited: awaiting it here would wait
+        // on this very worker.
+        drop(futures::executor::block_on(out.publish_tracked_async(v)).unwrap());
+    });
 }

@@ -2,7 +2,9 @@
 //! semantics from the matcher the bridge uses (one shared table of edge
 //! cases), existing and later topics, guarantee 5 for a topic created after
 //! the subscription, type mismatches counted, one group across topics,
-//! unsubscribe (guarantee 4), bad syntax, internal topics never matched.
+//! unsubscribe (guarantee 4), bad syntax, internal topics never matched,
+//! retries and dead letters per matching topic (an `Err` or a panic, for a
+//! pattern subscription and a pattern group member).
 
 mod common;
 
@@ -12,7 +14,10 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use common::{eventually, Log, PATIENCE};
-use pinbus::{Engine, IdleStrategy, RetryPolicy, SubscribeError, SubscribeOptions, TopicError};
+use pinbus::{
+    Engine, IdleStrategy, RetryPolicy, SubscribeError, SubscribeOptions, Subscription,
+    SubscriptionStats, TopicError,
+};
 
 // The table `event::subject` and `nats::subject` test against, too.
 #[allow(dead_code)]
@@ -245,18 +250,18 @@ fn bad_syntax_is_a_topic_error_saying_what_is_wrong() {
 }
 
 #[test]
-fn retry_is_refused_with_a_reason() {
+fn a_bad_retry_policy_or_group_name_is_refused_with_a_reason() {
     let engine = engine(1);
     let e = engine
         .pattern::<u32>("a.*")
         .unwrap()
         .subscribe_with(
             |_| Err::<(), _>("no"),
-            SubscribeOptions::new().retry(RetryPolicy::never()),
+            SubscribeOptions::new().retry(RetryPolicy::never().max_attempts(0)),
         )
         .unwrap_err();
-    assert!(matches!(e, SubscribeError::NotForPatterns { .. }), "{e}");
-    assert!(e.to_string().contains("retry"));
+    assert!(matches!(e, SubscribeError::InvalidRetry { .. }), "{e}");
+    assert!(e.to_string().contains("max_attempts"), "{e}");
     let e = engine
         .pattern::<u32>("a.*")
         .unwrap()
@@ -264,6 +269,234 @@ fn retry_is_refused_with_a_reason() {
         .subscribe(|_| ())
         .unwrap_err();
     assert!(matches!(e, SubscribeError::InvalidGroupName { .. }));
+}
+
+/// A retry policy, 1 ms between attempts.
+fn quick_retries(attempts: u32) -> RetryPolicy {
+    RetryPolicy::fixed(Duration::from_millis(1)).max_attempts(attempts)
+}
+
+/// Waits until `sub`'s counts satisfy `cond` (they are published once per
+/// batch, after receipts may have completed).
+fn wait_for_stats(sub: &Subscription, cond: impl Fn(SubscriptionStats) -> bool) {
+    assert!(
+        eventually(PATIENCE, || cond(sub.stats())),
+        "stats {:?}",
+        sub.stats()
+    );
+}
+
+/// Retries for a pattern: a failed event of a matching topic comes back to
+/// the pattern's handler with its attempt counted, on a topic that existed
+/// before the subscription and on one created after it; the third attempt
+/// succeeds and nothing is dead-lettered.
+#[test]
+fn retry_succeeds_on_the_third_attempt() {
+    let engine = engine(2);
+    let before = engine.topic::<u32>("flaky.before").unwrap();
+    let log = Log::new();
+    let l = log.clone();
+    let sub = engine
+        .pattern::<u32>("flaky.*")
+        .unwrap()
+        .subscribe_with(
+            move |ev| {
+                l.push((ev.topic().to_owned(), **ev, ev.attempt()));
+                match ev.attempt() {
+                    1 | 2 => Err(format!("attempt {} fails", ev.attempt())),
+                    _ => Ok(()),
+                }
+            },
+            SubscribeOptions::new().retry(quick_retries(5)),
+        )
+        .unwrap();
+    let after = engine.topic::<u32>("flaky.after").unwrap();
+    // A tracked event's receipt completes after its last attempt.
+    let receipts = [
+        before.publish_tracked(1).unwrap(),
+        after.publish_tracked(2).unwrap(),
+    ];
+    for r in receipts {
+        assert!(r.wait_timeout(PATIENCE), "retries did not finish");
+    }
+    let mut seen = log.snapshot();
+    seen.sort();
+    let want: Vec<_> = [("flaky.after", 2), ("flaky.before", 1)]
+        .into_iter()
+        .flat_map(|(topic, v)| (1..=3).map(move |a| (topic.to_owned(), v, a)))
+        .collect();
+    assert_eq!(seen, want);
+    wait_for_stats(&sub, |s| s.handled == 2 && s.failed == 4);
+    let stats = sub.stats();
+    assert_eq!((stats.retried, stats.dead_lettered), (4, 0), "{stats:?}");
+    for topic in [&before, &after] {
+        assert_eq!(topic.dead_letter_count(), 0);
+        assert!(topic.take_dead_letters().is_empty());
+    }
+}
+
+/// Exhausted retries dead-letter on the event's own topic, where a plain
+/// subscription to that topic dead-letters: to its dead-letter topic while
+/// that has subscribers, else into its store; the letter says which topic,
+/// which subscription, how many attempts and the last error, as a plain
+/// subscription's letter beside it does.
+#[test]
+fn exhausted_retries_dead_letter_where_a_plain_subscription_would() {
+    let engine = engine(2);
+    let declined = |ev: &pinbus::Event<u32>| Err::<(), _>(format!("declined {}", **ev));
+    let eu = engine.topic::<u32>("pay.eu").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    eu.dead_letters()
+        .unwrap()
+        .subscribe(move |dl| tx.send(dl.get().clone()).unwrap())
+        .unwrap();
+    let sub = engine
+        .pattern::<u32>("pay.*")
+        .unwrap()
+        .subscribe_with(
+            declined,
+            SubscribeOptions::new()
+                .name("payments")
+                .retry(quick_retries(3)),
+        )
+        .unwrap();
+    // Created after the pattern; nobody subscribes to its dead letters.
+    let us = engine.topic::<u32>("pay.us").unwrap();
+    us.subscribe_with(
+        declined,
+        SubscribeOptions::new()
+            .name("plain")
+            .retry(quick_retries(3)),
+    )
+    .unwrap();
+    for r in [
+        eu.publish_tracked(1).unwrap(),
+        us.publish_tracked(2).unwrap(),
+    ] {
+        assert!(r.wait_timeout(PATIENCE), "retries did not finish");
+    }
+    // pay.eu: published to its dead-letter topic's subscriber.
+    let letter = rx.recv_timeout(PATIENCE).unwrap();
+    assert_eq!(*letter.event(), 1);
+    assert_eq!(
+        (letter.topic(), letter.subscription(), letter.attempts()),
+        ("pay.eu", "payments", 3)
+    );
+    assert_eq!(letter.error(), "declined 1");
+    assert!(eu.take_dead_letters().is_empty());
+    // pay.us: kept in its store, beside the plain subscription's letter.
+    let mut kept = us.take_dead_letters();
+    kept.sort_by(|a, b| a.subscription().cmp(b.subscription()));
+    let fields: Vec<_> = kept
+        .iter()
+        .map(|d| {
+            (
+                *d.event(),
+                d.topic(),
+                d.subscription(),
+                d.attempts(),
+                d.error(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (2, "pay.us", "payments", 3, "declined 2"),
+            (2, "pay.us", "plain", 3, "declined 2"),
+        ]
+    );
+    assert_eq!((eu.dead_letter_count(), us.dead_letter_count()), (1, 2));
+    wait_for_stats(&sub, |s| s.failed == 6);
+    let stats = sub.stats();
+    assert_eq!((stats.retried, stats.dead_lettered), (4, 2), "{stats:?}");
+}
+
+/// A panic is a failed attempt like an `Err`: retried by the policy, then
+/// dead-lettered with the panic's message; the worker survives it and goes
+/// on with later events. Also for a pattern group member, whose retries
+/// come back to the member that failed.
+#[test]
+fn a_panicking_handler_under_retry_is_retried_then_dead_lettered() {
+    let engine = engine(2);
+    let log = Log::new();
+    let l = log.clone();
+    let sub = engine
+        .pattern::<u32>("risky.>")
+        .unwrap()
+        .subscribe_with(
+            move |ev| {
+                l.push((**ev, ev.attempt()));
+                // 1 panics once, 2 every time, 3 never.
+                if (**ev == 1 && ev.attempt() == 1) || **ev == 2 {
+                    panic!("boom {}", **ev);
+                }
+            },
+            SubscribeOptions::new().retry(quick_retries(2)),
+        )
+        .unwrap();
+    let topic = engine.topic::<u32>("risky.eu.orders").unwrap();
+    for v in 1..=3 {
+        let r = topic.publish_tracked(v).unwrap();
+        assert!(r.wait_timeout(PATIENCE), "event {v} not finished");
+    }
+    let mut seen = log.snapshot();
+    seen.sort();
+    assert_eq!(seen, [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)]);
+    let dead = topic.take_dead_letters();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!((*dead[0].event(), dead[0].attempts()), (2, 2));
+    assert_eq!(dead[0].error(), "handler panicked: boom 2");
+    // An unnamed pattern subscription's letters carry its generated name.
+    assert_eq!(dead[0].subscription(), sub.name());
+    wait_for_stats(&sub, |s| s.handled == 2 && s.panicked == 3);
+    let stats = sub.stats();
+    assert_eq!(
+        (stats.failed, stats.retried, stats.dead_lettered),
+        (3, 2, 1)
+    );
+
+    // A pattern group: each member's failed events come back to it alone.
+    let group = engine.pattern::<u32>("risky.>").unwrap().group("audit");
+    let members: Vec<(Log<(u32, u32)>, Subscription)> = (0..2)
+        .map(|_| {
+            let log = Log::new();
+            let l = log.clone();
+            let sub = group
+                .subscribe_with(
+                    move |ev| {
+                        l.push((**ev, ev.attempt()));
+                        if ev.attempt() == 1 {
+                            panic!("first attempt of {}", **ev);
+                        }
+                    },
+                    SubscribeOptions::new().retry(quick_retries(2)),
+                )
+                .unwrap();
+            (log, sub)
+        })
+        .collect();
+    let receipts: Vec<_> = (10..30)
+        .map(|v| topic.publish_tracked(v).unwrap())
+        .collect();
+    for r in receipts {
+        assert!(r.wait_timeout(PATIENCE), "group retries did not finish");
+    }
+    let mut handled = Vec::new();
+    for (log, sub) in &members {
+        let mine = log.snapshot();
+        for &(v, attempt) in &mine {
+            if attempt == 2 {
+                assert!(mine.contains(&(v, 1)), "retry of {v} on another member");
+                handled.push(v);
+            }
+        }
+        wait_for_stats(sub, |s| s.panicked == s.retried);
+    }
+    handled.sort();
+    assert_eq!(handled, (10..30).collect::<Vec<_>>(), "each event once");
+    assert!(topic.take_dead_letters().is_empty());
+    engine.shutdown();
 }
 
 #[test]

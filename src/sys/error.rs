@@ -444,19 +444,6 @@ pub enum SubscribeError {
         /// The topic error, as text.
         reason: String,
     },
-    /// An option that a pattern subscription does not take.
-    #[error(
-        "pattern {} cannot take {option}: {instead}",
-        shown(pattern, Quote::Single)
-    )]
-    NotForPatterns {
-        /// The pattern subscribed to.
-        pattern: String,
-        /// The option refused.
-        option: &'static str,
-        /// What to do instead.
-        instead: &'static str,
-    },
     /// A keyed group refused the member: `what` says why, `instead` what to do.
     #[error("consumer group {} {what}: {instead}", shown(group, Quote::Single))]
     KeyedGroup {

@@ -4,7 +4,7 @@ use std::fmt;
 
 use super::handle::Topic;
 use super::shared::TopicShared;
-use super::subscribe::chain;
+use super::subscribe::{OpenDeadLetters, SubscribeChain};
 use super::targets::LiveSub;
 use crate::event::meta::Event;
 use crate::lane::keyed::{KeyFn, Partitions, PARTITIONS};
@@ -24,23 +24,15 @@ use crate::runtime::workers::RUNNING;
 use crate::sys::error::SubscribeError;
 
 impl<T: Clone + Send + 'static> TopicShared<T> {
+    /// Adds a member to group `group`: of a keyed group (`keyed`: its key),
+    /// or of a plain one (`None`).
     pub(super) fn subscribe_group(
         this: &Arc<Self>,
         group: &str,
         handler: BoxedHandler<T>,
         options: SubscribeOptions,
-    ) -> Result<Subscription, SubscribeError> {
-        Self::subscribe_group_keyed(this, group, handler, options, None)
-    }
-
-    /// [`subscribe_group`](TopicShared::subscribe_group) for a member of a
-    /// keyed group (`keyed`: its key), or of a plain one (`None`).
-    pub(super) fn subscribe_group_keyed(
-        this: &Arc<Self>,
-        group: &str,
-        handler: BoxedHandler<T>,
-        options: SubscribeOptions,
         keyed: Option<KeyFn<T>>,
+        open: OpenDeadLetters,
     ) -> Result<Subscription, SubscribeError> {
         let refuse = |what, instead| SubscribeError::KeyedGroup {
             group: group.to_owned(),
@@ -63,7 +55,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         if let Some(w) = options.worker.filter(|&w| w >= workers) {
             return Err(SubscribeError::NoSuchWorker { worker: w, workers });
         }
-        let recovery = Self::prepare_recovery(this, options.retry)?;
+        let recovery = Self::prepare_recovery(this, options.retry, open)?;
         let slow = options.slow;
         let sub = Arc::new(SubShared::new(
             options.name,
@@ -299,13 +291,18 @@ impl<T: Clone + Send + 'static> Group<T> {
         R: HandlerOutcome + 'static,
         L: Layers<T>,
     {
-        let (options, layers) = options.split();
-        TopicShared::subscribe_group(
-            &self.topic.shared,
-            &self.name,
-            chain(handler, layers),
-            options,
-        )
+        self.subscribe_via(handler, options)
+    }
+}
+
+impl<T: Clone + Send + 'static> SubscribeChain<T> for Group<T> {
+    fn subscribe_boxed(
+        &self,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        let (topic, open) = (&self.topic.shared, OpenDeadLetters::AtSubscribe);
+        TopicShared::subscribe_group(topic, &self.name, handler, options, None, open)
     }
 }
 

@@ -6,11 +6,12 @@ use std::hash::Hash;
 
 use super::groups::Group;
 use super::shared::TopicShared;
-use super::subscribe::chain;
+use super::subscribe::{OpenDeadLetters, SubscribeChain};
 use crate::event::meta::Event;
 use crate::lane::keyed::{key_fn, KeyFn};
 use crate::layer::outcome::HandlerOutcome;
 use crate::layer::Layers;
+use crate::runtime::solo::BoxedHandler;
 use crate::runtime::subscription::{SubscribeOptions, Subscription};
 use crate::sys::error::SubscribeError;
 
@@ -138,13 +139,23 @@ impl<T: Clone + Send + 'static> KeyedGroup<T> {
         R: HandlerOutcome + 'static,
         L: Layers<T>,
     {
-        let (options, layers) = options.split();
-        TopicShared::subscribe_group_keyed(
+        self.subscribe_via(handler, options)
+    }
+}
+
+impl<T: Clone + Send + 'static> SubscribeChain<T> for KeyedGroup<T> {
+    fn subscribe_boxed(
+        &self,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        TopicShared::subscribe_group(
             &self.group.topic.shared,
             &self.group.name,
-            chain(handler, layers),
+            handler,
             options,
             Some(self.key.clone()),
+            OpenDeadLetters::AtSubscribe,
         )
     }
 }

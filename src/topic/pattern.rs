@@ -30,7 +30,7 @@ use crate::topic::groups::invalid_group_name;
 use crate::topic::names::{Hub, PatternEntry};
 use crate::topic::open::is_internal;
 use crate::topic::pattern_parts::{Parts, PatternDetach};
-use crate::topic::subscribe::chain;
+use crate::topic::subscribe::{check_retry, SubscribeChain};
 
 /// A wildcard filter over topic names, for events of type `T`: its
 /// subscriptions receive the events of every topic of type `T` whose name
@@ -64,6 +64,41 @@ use crate::topic::subscribe::chain;
 ///
 /// Per topic as for a plain subscription (per-producer publish order); no
 /// order between topics.
+///
+/// ## Retries and dead letters
+///
+/// With a [`RetryPolicy`](crate::RetryPolicy)
+/// ([`SubscribeOptions::retry`]), an event of topic X that the handler
+/// fails is retried by the policy and, once no attempt is left,
+/// dead-lettered on X, as a plain subscription to X would do it: to X's
+/// dead-letter topic ([`Topic::dead_letters`](crate::Topic::dead_letters))
+/// while it has subscribers, else into X's store
+/// ([`Topic::take_dead_letters`](crate::Topic::take_dead_letters)). The
+/// dead letter names the pattern subscription. One difference: a plain
+/// subscription opens X's dead-letter topic when it subscribes, a pattern
+/// subscription on X's first dead letter (the pattern joins topics as they
+/// are created, when no other topic can be opened), so a dead-letter name
+/// taken by a topic of another type is not an error at subscribe: such
+/// letters stay in X's store.
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// use pinbus::{Engine, RetryPolicy, SubscribeOptions};
+/// let engine = Engine::builder().workers(1).build()?;
+/// let policy = RetryPolicy::fixed(Duration::from_millis(1)).max_attempts(2);
+/// let sub = engine.pattern::<u32>("jobs.*")?.subscribe_with(
+///     |_| Err::<(), _>("always fails"),
+///     SubscribeOptions::new().name("all-jobs").retry(policy),
+/// )?;
+/// let render = engine.topic::<u32>("jobs.render")?;
+/// render.publish_tracked(7)?.wait()?; // complete once dead-lettered
+/// let dead = render.take_dead_letters();
+/// assert_eq!((*dead[0].event(), dead[0].attempts()), (7, 2));
+/// assert_eq!((dead[0].topic(), dead[0].subscription()), ("jobs.render", "all-jobs"));
+/// assert_eq!(sub.stats().retried, 1);
+/// # Ok(()) }
+/// ```
 ///
 /// # Examples
 ///
@@ -162,14 +197,15 @@ impl<T: Clone + Send + 'static> Pattern<T> {
     }
 
     /// [`subscribe`](Pattern::subscribe) with options (name, worker, layers,
-    /// slow threshold, latency sampling).
+    /// retry policy, slow threshold, latency sampling). A retry policy
+    /// works per topic, as described under
+    /// [Retries and dead letters](Pattern#retries-and-dead-letters).
     ///
     /// # Errors
     ///
     /// As [`subscribe`](Pattern::subscribe), plus
     /// [`SubscribeError::NoSuchWorker`], and
-    /// [`SubscribeError::NotForPatterns`] for a retry policy (retries and
-    /// dead letters are per topic: subscribe to each topic for them).
+    /// [`SubscribeError::InvalidRetry`] for a retry policy that cannot work.
     ///
     /// # Examples
     ///
@@ -193,9 +229,7 @@ impl<T: Clone + Send + 'static> Pattern<T> {
         R: HandlerOutcome + 'static,
         L: Layers<T>,
     {
-        let (options, layers) = options.split();
-        let w = options.worker.unwrap_or(self.home);
-        self.subscribe_parts(None, chain(handler, layers), options, w)
+        self.subscribe_via(handler, options)
     }
 
     /// A consumer group across every topic the pattern matches: each event
@@ -233,16 +267,14 @@ impl<T: Clone + Send + 'static> Pattern<T> {
         if w >= workers {
             return Err(SubscribeError::NoSuchWorker { worker: w, workers });
         }
-        if options.retry.is_some() {
-            return Err(SubscribeError::NotForPatterns {
-                pattern: self.filter.to_owned(),
-                option: "a retry policy",
-                instead: "retries and dead letters are per topic; subscribe to each topic \
-                          with the policy instead",
-            });
+        if let Some(policy) = &options.retry {
+            check_retry(policy)?;
         }
+        let shared = Arc::new(SubShared::new(options.name.take(), self.filter, 0));
+        // The parts carry the pattern subscription's name: its dead letters
+        // and metrics name it on every topic.
+        options.name = Some(shared.name.clone());
         options.worker = Some(w);
-        let shared = Arc::new(SubShared::new(options.name.clone(), self.filter, 0));
         let parts = Arc::new(Parts {
             runtime: runtime.clone(),
             worker: w,
@@ -379,13 +411,16 @@ impl<T: Clone + Send + 'static> PatternGroup<T> {
         self.subscribe_with(handler, SubscribeOptions::new())
     }
 
-    /// [`subscribe`](PatternGroup::subscribe) with options.
+    /// [`subscribe`](PatternGroup::subscribe) with options. With a retry
+    /// policy, a failed event of topic X comes back to the member that
+    /// failed it and is dead-lettered on X, as for a pattern subscription
+    /// ([Retries and dead letters](Pattern#retries-and-dead-letters)).
     ///
     /// # Errors
     ///
     /// As [`subscribe`](PatternGroup::subscribe), plus
     /// [`SubscribeError::NoSuchWorker`] and
-    /// [`SubscribeError::NotForPatterns`] for a retry policy.
+    /// [`SubscribeError::InvalidRetry`] for a retry policy that cannot work.
     pub fn subscribe_with<F, R, L>(
         &self,
         handler: F,
@@ -396,12 +431,29 @@ impl<T: Clone + Send + 'static> PatternGroup<T> {
         R: HandlerOutcome + 'static,
         L: Layers<T>,
     {
-        let (options, layers) = options.split();
-        self.subscribe_member(chain(handler, layers), options)
+        self.subscribe_via(handler, options)
     }
 
+    /// The pattern the group spans.
+    pub(super) fn pattern(&self) -> &Pattern<T> {
+        &self.pattern
+    }
+}
+
+impl<T: Clone + Send + 'static> SubscribeChain<T> for Pattern<T> {
+    fn subscribe_boxed(
+        &self,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        let w = options.worker.unwrap_or(self.home);
+        self.subscribe_parts(None, handler, options, w)
+    }
+}
+
+impl<T: Clone + Send + 'static> SubscribeChain<T> for PatternGroup<T> {
     /// Adds the member `handler` (name checked, worker chosen).
-    pub(super) fn subscribe_member(
+    fn subscribe_boxed(
         &self,
         handler: BoxedHandler<T>,
         options: SubscribeOptions,
@@ -418,11 +470,6 @@ impl<T: Clone + Send + 'static> PatternGroup<T> {
             .worker
             .unwrap_or_else(|| (p.home + p.placed.fetch_add(1, Ordering::Relaxed)) % workers);
         p.subscribe_parts(Some(&self.name), handler, options, w)
-    }
-
-    /// The pattern the group spans.
-    pub(super) fn pattern(&self) -> &Pattern<T> {
-        &self.pattern
     }
 }
 

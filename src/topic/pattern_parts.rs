@@ -33,6 +33,7 @@ use crate::sys::error::SubscribeError;
 use crate::topic::names::{AttachPattern, Hub, Registry};
 use crate::topic::open::is_internal;
 use crate::topic::shared::TopicShared;
+use crate::topic::subscribe::OpenDeadLetters;
 
 use crate::loom::sync::atomic::AtomicBool;
 
@@ -61,7 +62,8 @@ pub(super) struct Parts<T> {
     pub(super) worker: usize,
     /// The group, for a pattern group member.
     pub(super) group: Option<Box<str>>,
-    /// Options of each part (`worker` set to [`Parts::worker`], no retry).
+    /// Options of each part: `worker` set to [`Parts::worker`], `name` to
+    /// the pattern subscription's, the retry policy checked.
     pub(super) options: SubscribeOptions,
     /// `None` once the subscription is removed.
     pub(super) chain: Mutex<Option<SharedChain<T>>>,
@@ -81,9 +83,12 @@ impl<T: Clone + Send + 'static> Parts<T> {
         };
         let handler: BoxedHandler<T> = Box::new(PartHandler(chain));
         let options = self.options.clone();
+        // Dead letters cannot open their topic under the registry's lock:
+        // it is opened on the first one.
+        let open = OpenDeadLetters::OnFirstLetter;
         let sub = match &self.group {
-            None => TopicShared::subscribe_plain(topic, handler, options)?,
-            Some(g) => TopicShared::subscribe_group(topic, g, handler, options)?,
+            None => TopicShared::subscribe_plain(topic, handler, options, open)?,
+            Some(g) => TopicShared::subscribe_group(topic, g, handler, options, None, open)?,
         };
         self.subs.lock().push(sub);
         Ok(())

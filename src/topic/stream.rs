@@ -67,12 +67,10 @@ use futures_core::Stream;
 use super::groups::Group;
 use super::handle::Topic;
 use super::pattern::{Pattern, PatternGroup};
-use super::shared::TopicShared;
 use super::stream_back::HandBack;
-use super::subscribe::chain;
+use super::subscribe::SubscribeChain;
 use crate::core::ring::{self, Consumer, Producer};
 use crate::event::meta::Event;
-use crate::layer::Identity;
 use crate::loom::future::AtomicWaker;
 use crate::loom::sync::atomic::{AtomicBool, Ordering};
 use crate::loom::sync::{Arc, Condvar, Mutex};
@@ -467,11 +465,7 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// ```
     pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
         let (handler, rx) = stream_parts(&self.shared.runtime, true);
-        let sub = TopicShared::subscribe_plain(
-            &self.shared,
-            chain(handler, Identity),
-            SubscribeOptions::new(),
-        )?;
+        let sub = self.subscribe_via(handler, SubscribeOptions::new())?;
         Ok(rx.with(sub))
     }
 }
@@ -504,12 +498,7 @@ impl<T: Clone + Send + 'static> Group<T> {
     /// ```
     pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
         let (handler, rx) = stream_parts(&self.topic.shared.runtime, false);
-        let sub = TopicShared::subscribe_group(
-            &self.topic.shared,
-            &self.name,
-            chain(handler, Identity),
-            SubscribeOptions::new(),
-        )?;
+        let sub = self.subscribe_via(handler, SubscribeOptions::new())?;
         let mut stream = rx.with(sub);
         stream.hand_back = HandBack::of(&self.topic.shared, &self.name);
         Ok(stream)
@@ -541,12 +530,7 @@ impl<T: Clone + Send + 'static> Pattern<T> {
     /// ```
     pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
         let (handler, rx) = stream_parts(&self.hub.runtime, true);
-        let sub = self.subscribe_parts(
-            None,
-            chain(handler, Identity),
-            SubscribeOptions::new(),
-            self.home,
-        )?;
+        let sub = self.subscribe_via(handler, SubscribeOptions::new())?;
         Ok(rx.with(sub))
     }
 }
@@ -577,7 +561,7 @@ impl<T: Clone + Send + 'static> PatternGroup<T> {
     /// ```
     pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
         let (handler, rx) = stream_parts(&self.pattern().hub.runtime, false);
-        let sub = self.subscribe_member(chain(handler, Identity), SubscribeOptions::new())?;
+        let sub = self.subscribe_via(handler, SubscribeOptions::new())?;
         Ok(rx.with(sub))
     }
 }

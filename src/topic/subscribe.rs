@@ -11,7 +11,7 @@ use crate::failure::retry::RetryPolicy;
 use crate::lane::rings::Lane;
 use crate::layer::outcome::HandlerOutcome;
 use crate::layer::{Handler, Layers};
-use crate::loom::sync::Arc;
+use crate::loom::sync::{Arc, Mutex};
 use crate::runtime::dispatch::{redeliver_group, redeliver_plain, PlainDrain};
 use crate::runtime::recovery::{DeadLetterSink, OnFailure, Recovery, Redeliver};
 use crate::runtime::solo::{self, BoxedHandler};
@@ -26,17 +26,19 @@ use crate::topic::names::Hub;
 
 impl<T: Clone + Send + 'static> TopicShared<T> {
     /// The fallible half of a new subscription's failure path: checks the
-    /// retry policy and opens the dead-letter topic.
+    /// retry policy and, when `open` says so, opens the dead-letter topic.
     pub(super) fn prepare_recovery(
         this: &Arc<Self>,
         policy: Option<RetryPolicy>,
+        open: OpenDeadLetters,
     ) -> Result<Option<Prepared<T>>, SubscribeError> {
         let Some(policy) = policy else {
             return Ok(None);
         };
-        policy
-            .check()
-            .map_err(|problem| SubscribeError::InvalidRetry { problem })?;
+        check_retry(&policy)?;
+        if open == OpenDeadLetters::OnFirstLetter {
+            return Ok(Some((policy, None)));
+        }
         let dead_letters = Hub::open_dead_letters::<DeadLetter<T>>(&this.hub, this.name.as_str())
             .map_err(|e| match e {
             TopicError::Closed => this.closed(),
@@ -44,7 +46,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
                 reason: other.to_string(),
             },
         })?;
-        Ok(Some((policy, dead_letters)))
+        Ok(Some((policy, Some(dead_letters))))
     }
 
     /// The handler entry of a new subscription on drain `key` of worker `w`.
@@ -60,7 +62,7 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         let on_failure = recovery.map(|(policy, dead_letters)| {
             let sink = Box::new(DeadLetterRoute {
                 topic: this.clone(),
-                dead_letters,
+                dead_letters: Mutex::new(dead_letters),
             });
             let redeliver: Redeliver<T> = match group {
                 true => redeliver_group::<T>,
@@ -76,13 +78,14 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
         this: &Arc<Self>,
         handler: BoxedHandler<T>,
         options: SubscribeOptions,
+        open: OpenDeadLetters,
     ) -> Result<Subscription, SubscribeError> {
         let workers = this.runtime.workers.len();
         let w = options.worker.unwrap_or(this.home);
         if w >= workers {
             return Err(SubscribeError::NoSuchWorker { worker: w, workers });
         }
-        let recovery = Self::prepare_recovery(this, options.retry)?;
+        let recovery = Self::prepare_recovery(this, options.retry, open)?;
         let slow = options.slow;
         let sub = Arc::new(SubShared::new(
             options.name,
@@ -170,24 +173,63 @@ impl<T: Clone + Send + 'static> TopicShared<T> {
     }
 }
 
+/// When a new subscription with a retry policy opens its topic's
+/// dead-letter topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum OpenDeadLetters {
+    /// As it subscribes, so that a dead-letter name taken by another type
+    /// is refused then ([`SubscribeError::DeadLetterTopic`]).
+    AtSubscribe,
+    /// On its worker, when its first dead letter comes: for a pattern's
+    /// part, which subscribes under the registry's lock and so cannot open
+    /// a topic ([`pattern_parts`](crate::topic::pattern_parts), invariant
+    /// 2). Letters are kept in the topic's store until the topic opens.
+    OnFirstLetter,
+}
+
+/// Checks a retry policy; the error says what to change.
+pub(super) fn check_retry(policy: &RetryPolicy) -> Result<(), SubscribeError> {
+    policy
+        .check()
+        .map_err(|problem| SubscribeError::InvalidRetry { problem })
+}
+
 /// A subscription's dead letters: published to the topic's dead-letter
 /// topic while it has subscribers, kept in the topic's bounded store
-/// otherwise (or when the publish is refused).
+/// otherwise (or when the publish is refused, or the dead-letter topic
+/// cannot be opened).
 pub(super) struct DeadLetterRoute<T> {
     pub(super) topic: Arc<TopicShared<T>>,
-    pub(super) dead_letters: Topic<DeadLetter<T>>,
+    /// The dead-letter topic; `None` until it is opened
+    /// ([`OpenDeadLetters::OnFirstLetter`]). Only the subscription's worker
+    /// takes the lock (uncontended), and takes the registry's lock under it
+    /// to open the topic; nothing takes them the other way round.
+    pub(super) dead_letters: Mutex<Option<Topic<DeadLetter<T>>>>,
+}
+
+impl<T: Clone + Send + 'static> DeadLetterRoute<T> {
+    /// The dead-letter topic, opened now if it was not yet. `None` when it
+    /// cannot be opened: the engine is shutting down, or its name is taken
+    /// by a topic of another type.
+    fn dead_letters(&self) -> Option<Topic<DeadLetter<T>>> {
+        let mut opened = self.dead_letters.lock();
+        if opened.is_none() {
+            let topic = &self.topic;
+            *opened = Hub::open_dead_letters(&topic.hub, topic.name.as_str()).ok();
+        }
+        opened.clone()
+    }
 }
 
 impl<T: Clone + Send + 'static> DeadLetterSink<T> for DeadLetterRoute<T> {
     fn send(&self, letter: DeadLetter<T>) {
-        if self.dead_letters.shared.has_subscribers() {
-            match self.dead_letters.publish(letter) {
+        match self.dead_letters() {
+            Some(dead) if dead.shared.has_subscribers() => match dead.publish(letter) {
                 Ok(()) => self.topic.dead.count(),
                 // Closed or full: keep it rather than lose it.
                 Err(e) => self.topic.dead.keep(e.into_inner()),
-            }
-        } else {
-            self.topic.dead.keep(letter);
+            },
+            _ => self.topic.dead.keep(letter),
         }
     }
 }
@@ -238,19 +280,51 @@ impl<T: Clone + Send + 'static> Detach for PlainDetach<T> {
     }
 }
 
-/// A checked retry policy and the dead-letter topic it feeds.
-pub(super) type Prepared<T> = (RetryPolicy, Topic<DeadLetter<T>>);
+/// A checked retry policy and the dead-letter topic it feeds (`None`: not
+/// opened yet, [`OpenDeadLetters::OnFirstLetter`]).
+pub(super) type Prepared<T> = (RetryPolicy, Option<Topic<DeadLetter<T>>>);
 
-/// The handler with its layers around it, as the one boxed call a worker
-/// makes per event.
-pub(super) fn chain<T, F, R, L>(handler: F, layers: L) -> BoxedHandler<T>
-where
-    T: 'static,
-    F: FnMut(&Event<T>) -> R + Send + 'static,
-    R: HandlerOutcome + 'static,
-    L: Layers<T>,
-{
-    solo::boxed(layers.wrap(Handler::new(handler)))
+/// What every public subscribing handle is to the engine: [`Topic`],
+/// [`Group`](crate::Group), [`KeyedGroup`](crate::KeyedGroup),
+/// [`Pattern`](crate::Pattern) and [`PatternGroup`](crate::PatternGroup)
+/// each say how a handler chain becomes a subscription
+/// ([`subscribe_boxed`](SubscribeChain::subscribe_boxed)), and their
+/// `subscribe`, `subscribe_with` and `subscribe_stream` all go through
+/// the one wrapping step, [`subscribe_via`](SubscribeChain::subscribe_via).
+pub(super) trait SubscribeChain<T: 'static> {
+    /// Subscribes `handler`, its layers already around it, with `options`
+    /// (their layers taken out).
+    fn subscribe_boxed(
+        &self,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError>;
+
+    /// Wraps `handler` in the options' layers, as the one boxed call a
+    /// worker makes per event, and subscribes it.
+    fn subscribe_via<F, R, L>(
+        &self,
+        handler: F,
+        options: SubscribeOptions<L>,
+    ) -> Result<Subscription, SubscribeError>
+    where
+        F: FnMut(&Event<T>) -> R + Send + 'static,
+        R: HandlerOutcome + 'static,
+        L: Layers<T>,
+    {
+        let (options, layers) = options.split();
+        self.subscribe_boxed(solo::boxed(layers.wrap(Handler::new(handler))), options)
+    }
+}
+
+impl<T: Clone + Send + 'static> SubscribeChain<T> for Topic<T> {
+    fn subscribe_boxed(
+        &self,
+        handler: BoxedHandler<T>,
+        options: SubscribeOptions,
+    ) -> Result<Subscription, SubscribeError> {
+        TopicShared::subscribe_plain(&self.shared, handler, options, OpenDeadLetters::AtSubscribe)
+    }
 }
 
 impl<T: Clone + Send + 'static> Topic<T> {
@@ -287,7 +361,6 @@ impl<T: Clone + Send + 'static> Topic<T> {
         R: HandlerOutcome + 'static,
         L: Layers<T>,
     {
-        let (options, layers) = options.split();
-        TopicShared::subscribe_plain(&self.shared, chain(handler, layers), options)
+        self.subscribe_via(handler, options)
     }
 }
