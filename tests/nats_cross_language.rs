@@ -16,7 +16,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nats_py::{python, script};
+use nats_py::{json_lines, python, script};
 use nats_server::NatsServer;
 use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
 use pinbus::{Engine, IdleStrategy, TraceContext, TraceId};
@@ -100,7 +100,6 @@ fn a_python_publisher_feeds_a_typed_rust_import() {
 
 #[test]
 fn a_python_consumer_reads_what_a_rust_export_sent() {
-    let py = python();
     let Some(server) = NatsServer::start() else {
         return;
     };
@@ -124,27 +123,18 @@ fn a_python_consumer_reads_what_a_rust_export_sent() {
     }
     bridge.flush(Duration::from_secs(30)).unwrap();
 
-    let out = Command::new(&py)
-        .arg(script("consume.py"))
-        .args([
+    let count = N.to_string();
+    let lines = json_lines(
+        "consume.py",
+        &[
             &server.url(),
             "ORDERS",
             "orders.rust.>",
             "py-reader",
-            &N.to_string(),
+            &count,
             "30",
-        ])
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "consume.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("consume.py prints JSON lines"))
-        .collect();
     assert_eq!(lines.len() as u64, N);
     let contexts = contexts.lock().unwrap().clone();
     for (i, line) in lines.iter().enumerate() {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use nats_py::{python, script};
+use nats_py::{json_lines, python, script};
 use nats_server::{engine, NatsServer};
 use pinbus::nats::{Bridge, BridgeOptions, ServiceOptions};
 use pinbus::{CallError, Engine, Service};
@@ -38,6 +38,14 @@ fn quote(qty: u64) -> Quote {
     Quote {
         sku: format!("sku-{qty}"),
         qty,
+    }
+}
+
+/// Asserts that the call found no server and handed `query` back.
+fn assert_no_server<R: std::fmt::Debug>(result: Result<R, CallError<Quote>>, query: Quote) {
+    match result {
+        Err(CallError::NoServer(q)) => assert_eq!(q, query),
+        other => panic!("expected NoServer, got {other:?}"),
     }
 }
 
@@ -67,7 +75,6 @@ fn pricing(engine: &Engine, handled: &Arc<AtomicU64>) -> Service<Quote, Price> {
 
 #[test]
 fn a_python_client_calls_a_rust_service() {
-    let py = python();
     let server = NatsServer::start().unwrap();
     let e = engine();
     let b = bridge(&server, &e);
@@ -76,20 +83,7 @@ fn a_python_client_calls_a_rust_service() {
     let link = b.serve(&service, "pricing.quote").unwrap();
 
     let n = 200;
-    let out = Command::new(&py)
-        .arg(script("call.py"))
-        .args([&server.url(), "pricing.quote", &n.to_string()])
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "call.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let replies: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("call.py prints JSON lines"))
-        .collect();
+    let replies = json_lines("call.py", &[&server.url(), "pricing.quote", &n.to_string()]);
     assert_eq!(replies.len(), n + 1, "one reply per request");
     // qty 0: the handler's error, as an error reply.
     let refused = &replies[0];
@@ -230,20 +224,14 @@ fn remote_errors_no_responder_no_member_timeout_stop() {
     // Nobody subscribed to the subject: the query comes back at once.
     let nobody = caller.service::<Quote, Price>("nobody").unwrap();
     bc.remote(&nobody, "pricing.nobody").unwrap();
-    match nobody.call(quote(1)) {
-        Err(CallError::NoServer(q)) => assert_eq!(q, quote(1)),
-        other => panic!("expected NoServer, got {other:?}"),
-    }
+    assert_no_server(nobody.call(quote(1)), quote(1));
 
     // Served subject, but the local service has no member: 503 -> NoServer.
     let empty = serving.service::<Quote, Price>("empty").unwrap();
     bs.serve(&empty, "pricing.empty").unwrap();
     let empty_remote = caller.service::<Quote, Price>("empty").unwrap();
     bc.remote(&empty_remote, "pricing.empty").unwrap();
-    match empty_remote.call(quote(2)) {
-        Err(CallError::NoServer(q)) => assert_eq!(q, quote(2)),
-        other => panic!("expected NoServer, got {other:?}"),
-    }
+    assert_no_server(empty_remote.call(quote(2)), quote(2));
 
     // A slow member: the link's timeout answers Timeout.
     let slow = serving.service::<Quote, Price>("slow").unwrap();

@@ -93,10 +93,7 @@ impl Bridge {
         R: Send + 'static,
         C: Codec<Q> + Codec<R>,
     {
-        self.check_open()?;
-        options.validate()?;
-        subject::validate_service(subject)?;
-        self.refuse_loop(service.name(), subject, Direction::Remote)?;
+        let shared = self.new_link(service.name(), subject, &options, Direction::Serve)?;
         let client = self.inner.js.client();
         let (c, s, group) = (client.clone(), subject.to_owned(), options.queue_group);
         let requests = block_on(self.handle()?, async move {
@@ -109,11 +106,6 @@ impl Bridge {
             url: self.inner.url.clone(),
             reason: format!("cannot subscribe to {subject:?} to serve it: {e}"),
         })?;
-        let shared = Arc::new(ServiceShared::new(
-            subject,
-            service.name(),
-            Direction::Serve,
-        ));
         let serve = Serve {
             client,
             service: service.clone(),
@@ -215,15 +207,7 @@ impl Bridge {
         R: Send + 'static,
         C: Codec<Q> + Codec<R>,
     {
-        self.check_open()?;
-        options.validate()?;
-        subject::validate_service(subject)?;
-        self.refuse_loop(service.name(), subject, Direction::Serve)?;
-        let shared = Arc::new(ServiceShared::new(
-            subject,
-            service.name(),
-            Direction::Remote,
-        ));
+        let shared = self.new_link(service.name(), subject, &options, Direction::Remote)?;
         let remote = Arc::new(Remote {
             client: self.inner.js.client(),
             subject: async_nats::Subject::from(subject),
@@ -247,19 +231,24 @@ impl Bridge {
         Ok(ServiceLink { shared })
     }
 
-    /// Refuses to link `service` to `subject` one way when this bridge
-    /// links them the other way (`other`): each call would go round between
-    /// the served subject and the remote stand-in until it timed out.
-    fn refuse_loop(
+    /// The checks every service link passes, and its new shared state.
+    /// Linking `service` to `subject` one way when this bridge links them
+    /// the other way is refused: each call would go round between the
+    /// served subject and the remote stand-in until it timed out.
+    fn new_link<C>(
         &self,
         service: &str,
         subject: &str,
-        other: Direction,
-    ) -> Result<(), BridgeError> {
+        options: &ServiceOptions<C>,
+        direction: Direction,
+    ) -> Result<Arc<ServiceShared>, BridgeError> {
+        self.check_open()?;
+        options.validate()?;
+        subject::validate_service(subject)?;
         let services = self.inner.services.lock();
         let looped = services
             .iter()
-            .any(|s| s.direction == other && s.subject == subject && s.service == service);
+            .any(|s| s.direction != direction && s.subject == subject && s.service == service);
         if looped {
             return Err(BridgeError::InvalidOption {
                 problem: format!(
@@ -270,6 +259,6 @@ impl Bridge {
                 ),
             });
         }
-        Ok(())
+        Ok(Arc::new(ServiceShared::new(subject, service, direction)))
     }
 }

@@ -41,3 +41,22 @@ pub fn python() -> PathBuf {
         ),
     }
 }
+
+/// Runs `script` with `args` to its end and returns what it printed, one
+/// JSON value per line; panics with its stderr if it failed.
+pub fn json_lines(script_name: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = Command::new(python())
+        .arg(script(script_name))
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{script_name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("the script prints JSON lines"))
+        .collect()
+}
