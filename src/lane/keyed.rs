@@ -146,8 +146,8 @@ impl<T> Routing<T> {
 /// The partitions of one keyed group (module docs).
 pub(crate) struct Partitions<T> {
     key: KeyFn<T>,
-    /// `partitions` (at most 64), as a `u64` bit mask.
-    mask: u64,
+    /// How many partitions, in `1 ..= PARTITIONS`.
+    n: u64,
     routing: Mutex<Routing<T>>,
     /// Whether some queue has no holder: a hint (module docs, Orderings).
     orphans: AtomicBool,
@@ -159,7 +159,7 @@ impl<T> Partitions<T> {
         let n = partitions.clamp(1, PARTITIONS);
         Partitions {
             key,
-            mask: u64::MAX >> (64 - n),
+            n: n as u64,
             routing: Mutex::new(Routing {
                 queues: (0..n).map(|_| VecDeque::new()).collect(),
                 queued: 0,
@@ -170,17 +170,14 @@ impl<T> Partitions<T> {
         }
     }
 
-    /// How many partitions.
-    pub(crate) fn len(&self) -> usize {
-        self.mask.count_ones() as usize
-    }
-
     /// The partition of `value`'s key. A panicking key function (user code,
     /// run under the claim lock) is contained, counted in `stray`, and its
     /// event goes to partition 0.
     pub(crate) fn partition_of(&self, value: &T, stray: &mut u64) -> usize {
         let hash = contain(stray, || (self.key.0)(value)).unwrap_or(0);
-        (hash % self.len() as u64) as usize
+        // The hash's top 32 bits scaled onto `0 .. n` (multiply and shift,
+        // not a division): `< 2^32 * n / 2^32 = n`.
+        (((hash >> 32) * self.n) >> 32) as usize
     }
 
     /// Starts a member's pass (the caller holds the group's claim lock):
