@@ -204,7 +204,9 @@ impl<T> GroupSide<T> {
     /// pass ([`Partitions::begin`]: orphans first) and routes each claimed
     /// event while the claim lock is held, so partitions get their events
     /// in claim order. The pass's events end up in `local`, at most `max`;
-    /// returns how many events were taken from the lane.
+    /// returns how many events were taken from the lane. Unlike a plain
+    /// claim, user code runs under the lock: the key function, once per
+    /// event (its panics contained: [`Partitions::partition_of`]).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn claim_keyed(
         &self,
