@@ -88,6 +88,6 @@ pub mod internals {
     pub use crate::core::snapshot::SnapshotCell;
     pub use crate::core::token::thread_token;
     pub use crate::event::model::receipt_with_shares;
-    pub use crate::lane::keyed::ModelPartitions;
+    pub use crate::lane::keyed::{ModelMember, ModelPartitions};
     pub use crate::time::timer::{TimerKey, TimerReport, TimerService, TimerShutdown, TimerTask};
 }

@@ -1,41 +1,68 @@
 //! A keyed consumer group's partitions: events with equal keys are handled
 //! one at a time, in the order the group took them.
 //!
-//! A keyed group's lane is an ordinary group lane. The member that claims a
-//! batch moves each event, still under the claim lock, into the queue of
-//! its key's partition (`hash(key) % PARTITIONS`), so every partition queue
-//! holds its events in claim order — which keeps each producer's order,
-//! since a claim takes each ring's events in order. A member handles a
-//! partition's events only while it holds that partition's `busy` flag, so
-//! no two members ever handle events of one partition (and so of one key)
-//! at once; partitions spread over the members that try them.
+//! A keyed group's lane is an ordinary group lane. Its events are sorted by
+//! the key's hash into [`PARTITIONS`] partitions, and a member handles a
+//! partition's events only during a *pass* in which it holds the partition.
+//! A pass is: under the group's claim lock, take the partitions left behind
+//! by earlier passes ("orphans") with their queued events, then claim a
+//! batch from the rings and route each event; handle the pass's events
+//! (`local`, the member's own list) in order, without any lock; release
+//! every partition held. Routing an event of partition `p`:
+//!
+//! - to the claimer's `local` list if `p`'s queue is empty and `p` is free
+//!   (the claimer takes it) or already the claimer's;
+//! - else to `p`'s queue, behind what waits there: its holder is in its
+//!   pass, and whoever takes `p` next handles the queue first.
+//!
+//! All of this state (queues, which partitions are held) is guarded by one
+//! mutex taken under the claim lock, twice per pass (take and route,
+//! release) and never per event: a pass's events cost the key hash and a
+//! move into `local`, and nothing atomic. A member holds a partition for
+//! one pass only, so keys spread over the members that claim, and a
+//! membership change moves nothing (a member leaves between two passes).
 //!
 //! # Invariants
 //!
-//! - (K1) Only the holder of `busy` pops a partition's queue; it pops one
-//!   event at a time and handles it before popping the next.
-//! - (K2) No event is stranded: a holder that releases `busy` looks at the
-//!   queue again (under its mutex) and takes `busy` back if it is not
-//!   empty. A pusher pushes under the queue's mutex and then tries `busy`.
-//!   The holder's release (`Release` store) precedes its look (a lock of
-//!   the mutex); if the push came after that look, the pusher's lock of
-//!   the mutex comes after the holder's unlock, so its try (`Acquire`
-//!   compare-exchange) sees the release and succeeds. Either the holder
-//!   sees the event or the pusher takes the partition.
+//! - (K1) A partition is held by at most one member (bit `p` of
+//!   `Routing::held`, and of that member's [`Held`]), and only its holder
+//!   handles its events, from its `local` list, during the pass in which it
+//!   took it. Taking and releasing happen under the routing mutex, so one
+//!   holder's handling happens before the next holder's.
+//! - (K2) At any time, partition `p`'s events taken from the rings and not
+//!   yet handled are its holder's `local` events of `p` (the older ones)
+//!   followed by `p`'s queue, each in claim order: an event goes to `local`
+//!   only while the queue is empty, and a taker moves the queue's oldest
+//!   events first. So events are handled in claim order, which keeps each
+//!   producer's order, since a claim takes each ring's events in order.
+//! - (K3) No event is stranded: an event queued behind a holder is handled
+//!   by whoever takes the partition after the holder's pass. A queue left
+//!   behind with no holder is an orphan, flagged by the `orphans` hint,
+//!   which the releasing member's own `has_work` sees (program order), so
+//!   its worker passes again before it parks; a member whose worker lost
+//!   every member hands its events back and wakes the other workers. (A
+//!   member that leaves orphans also wakes the other workers, so that the
+//!   members that queued them take a share: keys spread.)
 //!
-//! Membership changes move nothing: there is no key-to-member map. A member
-//! that leaves does so between two handler calls (its removal is a command
-//! its worker runs between drains), so it never leaves a partition busy.
+//! # Orderings
+//!
+//! `orphans` is a `Relaxed` hint, written under the routing mutex: a reader
+//! acts on it only by taking that mutex, which orders the data. The member
+//! that wrote it reads it in program order (K3); other workers learn of
+//! orphans through their own passes or through the unpark of the hand-back
+//! path, whose wake-up orders the hint before their look.
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 
 use crate::lane::tag::Delivered;
-use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use crate::loom::sync::{Arc, Mutex};
+use crate::loom::sync::atomic::{AtomicBool, Ordering};
+use crate::loom::sync::{Arc, Mutex, MutexGuard};
+use crate::sys::contain::contain;
 use crate::sys::mix::mix64;
 
-/// Partitions of a keyed group (more than members ever are, so keys spread).
+/// Partitions of a keyed group (more than members ever are, so keys
+/// spread); one bit each in a `u64`.
 pub(crate) const PARTITIONS: usize = 64;
 
 /// Hashes an event's key.
@@ -84,194 +111,238 @@ impl Hasher for MixHasher {
     }
 }
 
-struct Partition<T> {
-    queue: Mutex<VecDeque<(T, Delivered)>>,
-    busy: AtomicBool,
-    /// Events in `queue`, kept beside it (`Relaxed`: a hint that spares a
-    /// pass the lock of an empty partition; a pusher serves its own push).
-    len: AtomicUsize,
+/// The partitions a member holds in its current pass (K1): bit `p` for
+/// partition `p`. Empty between passes.
+#[derive(Debug, Default)]
+pub(crate) struct Held(u64);
+
+impl Held {
+    /// Whether the member holds no partition.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// What the routing mutex guards (module docs).
+struct Routing<T> {
+    /// One queue per partition: events waiting behind a holder, or orphans.
+    queues: Box<[VecDeque<(T, Delivered)>]>,
+    /// Bit `p`: `queues[p]` is not empty.
+    queued: u64,
+    /// Bit `p`: a member holds partition `p` (K1).
+    held: u64,
+    /// Partition to look at first for orphans (fairness between keys), in
+    /// `0 .. queues.len()`.
+    cursor: u32,
+}
+
+impl<T> Routing<T> {
+    /// Queued partitions nobody holds.
+    fn orphans(&self) -> u64 {
+        self.queued & !self.held
+    }
 }
 
 /// The partitions of one keyed group (module docs).
 pub(crate) struct Partitions<T> {
     key: KeyFn<T>,
-    parts: Box<[Partition<T>]>,
-    /// Events in the queues, for `has_work` hints (`Relaxed`: a hint).
-    queued: AtomicUsize,
+    /// How many partitions, in `1 ..= PARTITIONS`.
+    n: u64,
+    routing: Mutex<Routing<T>>,
+    /// Whether some queue has no holder: a hint (module docs, Orderings).
+    orphans: AtomicBool,
 }
 
 impl<T> Partitions<T> {
+    /// `partitions` partitions, clamped to `1 ..= PARTITIONS`.
     pub(crate) fn new(key: KeyFn<T>, partitions: usize) -> Self {
+        let n = partitions.clamp(1, PARTITIONS);
         Partitions {
             key,
-            parts: (0..partitions.max(1))
-                .map(|_| Partition {
-                    queue: Mutex::new(VecDeque::new()),
-                    busy: AtomicBool::new(false),
-                    len: AtomicUsize::new(0),
-                })
-                .collect(),
-            queued: AtomicUsize::new(0),
+            n: n as u64,
+            routing: Mutex::new(Routing {
+                queues: (0..n).map(|_| VecDeque::new()).collect(),
+                queued: 0,
+                held: 0,
+                cursor: 0,
+            }),
+            orphans: AtomicBool::new(false),
         }
     }
 
-    /// The partition of `value`'s key.
-    pub(crate) fn partition_of(&self, value: &T) -> usize {
-        ((self.key.0)(value) % self.parts.len() as u64) as usize
+    /// The partition of `value`'s key. A panicking key function (user code,
+    /// run under the claim lock) is contained, counted in `stray`, and its
+    /// event goes to partition 0.
+    pub(crate) fn partition_of(&self, value: &T, stray: &mut u64) -> usize {
+        let hash = contain(stray, || (self.key.0)(value)).unwrap_or(0);
+        // The hash's top 32 bits scaled onto `0 .. n` (multiply and shift,
+        // not a division): `< 2^32 * n / 2^32 = n`.
+        (((hash >> 32) * self.n) >> 32) as usize
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.parts.len()
+    /// Starts a member's pass (the caller holds the group's claim lock):
+    /// moves orphans' events into `local`, taking their partitions, until
+    /// `local` holds `max` events; the returned [`Router`] routes the events
+    /// the caller claims next (module docs).
+    pub(crate) fn begin<'a>(
+        &'a self,
+        held: &'a mut Held,
+        local: &'a mut Vec<(T, Delivered)>,
+        max: usize,
+    ) -> Router<'a, T> {
+        let mut routing = self.routing.lock();
+        let n = routing.queues.len() as u32;
+        let mut orphans = routing.orphans().rotate_right(routing.cursor);
+        while orphans != 0 && local.len() < max {
+            // Bits were rotated in all 64: rotate the index back the same way.
+            let p = ((orphans.trailing_zeros() + routing.cursor) % 64) as usize;
+            orphans &= orphans - 1;
+            let bit = 1u64 << p;
+            let queue = &mut routing.queues[p];
+            let take = queue.len().min(max - local.len());
+            local.extend(queue.drain(..take));
+            if queue.is_empty() {
+                routing.queued &= !bit;
+            }
+            // Taken with its oldest events, so K2 holds.
+            routing.held |= bit;
+            held.0 |= bit;
+        }
+        routing.cursor = (routing.cursor + 1) % n;
+        Router {
+            parts: self,
+            routing,
+            held,
+            local,
+        }
     }
 
-    /// Queues an event on its key's partition (the caller holds the group's
-    /// claim lock, so queues fill in claim order); returns the partition.
-    pub(crate) fn push(&self, value: T, d: Delivered) -> usize {
-        let p = self.partition_of(&value);
-        let part = &self.parts[p];
-        let mut queue = part.queue.lock();
-        queue.push_back((value, d));
-        part.len.store(queue.len(), Ordering::Relaxed);
-        drop(queue);
-        self.queued.fetch_add(1, Ordering::Relaxed);
-        p
+    /// Ends a member's pass: releases every partition it holds (K1); what
+    /// others queued meanwhile is left as orphans (K3). Returns whether it
+    /// left any: other members claim too, and the caller wakes their
+    /// workers, so that they take a share instead of sleeping through it.
+    pub(crate) fn release(&self, held: &mut Held) -> bool {
+        if held.is_empty() {
+            return false;
+        }
+        let mut routing = self.routing.lock();
+        let left = routing.queued & held.0 != 0;
+        routing.held &= !held.0;
+        held.0 = 0;
+        self.flag_orphans(&routing);
+        left
     }
 
-    /// Whether any partition may hold events (a hint).
-    pub(crate) fn has_queued(&self) -> bool {
-        self.queued.load(Ordering::Relaxed) > 0
-    }
-
-    /// Takes partition `p` if nobody handles it now (K1).
-    pub(crate) fn try_take(&self, p: usize) -> Option<Held<'_, T>> {
-        let part = &self.parts[p];
-        // Acquire: pairs with the Release in `Held::release` (K2), and
-        // orders the previous holder's handling before ours.
-        part.busy
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .ok()
-            .map(|_| Held { parts: self, p })
-    }
-
-    /// Handles partition `p`'s events, one at a time (K1), if nobody else
-    /// does: `handle` gets each event and whether it ends the batch, and
-    /// hands back one it cannot take (no member left: it goes back to the
-    /// front and the pass stops). At most `*budget` events; the budget is
-    /// counted down. Releases the partition, then looks again (K2). Returns
-    /// `false` if `handle` handed an event back.
-    pub(crate) fn serve(
+    /// Puts `events` (a pass's unhandled `local` events, in their order: no
+    /// member on the worker can take them) back at the front of their
+    /// queues, then releases the pass's partitions. They are older than
+    /// what their queues hold (K2), so the order is kept.
+    pub(crate) fn give_back(
         &self,
-        p: usize,
-        budget: &mut usize,
-        scratch: &mut VecDeque<(T, Delivered)>,
-        mut handle: impl FnMut(T, Delivered, bool) -> Result<(), (T, Delivered)>,
-    ) -> bool {
-        if self.parts[p].len.load(Ordering::Relaxed) == 0 {
-            // Empty when looked at: a later push is served by its pusher.
-            return true;
+        held: &mut Held,
+        events: impl DoubleEndedIterator<Item = (T, Delivered)>,
+        stray: &mut u64,
+    ) {
+        let mut routing = self.routing.lock();
+        for (value, d) in events.rev() {
+            let p = self.partition_of(&value, stray);
+            routing.queues[p].push_front((value, d));
+            routing.queued |= 1 << p;
         }
-        let Some(mut held) = self.try_take(p) else {
-            return true;
-        };
-        loop {
-            // One lock per run of events, not per event: the holder alone
-            // pops (K1), so taking several at once keeps their order.
-            while *budget > 0 {
-                let now_empty = held.take(*budget, scratch);
-                if scratch.is_empty() {
-                    break;
-                }
-                while let Some((value, d)) = scratch.pop_front() {
-                    *budget -= 1;
-                    let last = *budget == 0 || (now_empty && scratch.is_empty());
-                    if let Err(back) = handle(value, d, last) {
-                        *budget += 1;
-                        held.unpop(std::iter::once(back).chain(scratch.drain(..)));
-                        let _ = held.release();
-                        return false;
-                    }
-                }
-                if now_empty {
-                    break;
-                }
-            }
-            // Released, then looked at again: nothing is stranded (K2).
-            if !held.release() || *budget == 0 {
-                return true;
-            }
-            match self.try_take(p) {
-                Some(again) => held = again,
-                None => return true,
-            }
-        }
+        routing.held &= !held.0;
+        held.0 = 0;
+        self.flag_orphans(&routing);
+    }
+
+    /// Whether some partition's queue waits with no holder (a hint: K3).
+    pub(crate) fn has_orphans(&self) -> bool {
+        self.orphans.load(Ordering::Relaxed)
     }
 
     /// Takes every queued event out (the group's last member left).
     pub(crate) fn drain_all(&self) -> Vec<(T, Delivered)> {
+        let mut routing = self.routing.lock();
         let mut all = Vec::new();
-        for part in self.parts.iter() {
-            let mut queue = part.queue.lock();
+        for queue in routing.queues.iter_mut() {
             all.extend(queue.drain(..));
-            part.len.store(0, Ordering::Relaxed);
         }
-        self.queued.fetch_sub(all.len(), Ordering::Relaxed);
+        routing.queued = 0;
+        self.flag_orphans(&routing);
         all
     }
+
+    /// Updates the `orphans` hint, under the routing mutex.
+    fn flag_orphans(&self, routing: &Routing<T>) {
+        let orphans = routing.orphans() != 0;
+        // Relaxed: a hint (module docs, Orderings); skip the store when it
+        // would not change, to keep the line shared.
+        if self.orphans.load(Ordering::Relaxed) != orphans {
+            self.orphans.store(orphans, Ordering::Relaxed);
+        }
+    }
 }
 
-/// A partition taken by one member (K1).
-pub(crate) struct Held<'a, T> {
+/// Routes a pass's claimed events ([`Partitions::begin`]); holds the
+/// routing mutex until dropped.
+pub(crate) struct Router<'a, T> {
     parts: &'a Partitions<T>,
-    p: usize,
+    routing: MutexGuard<'a, Routing<T>>,
+    held: &'a mut Held,
+    local: &'a mut Vec<(T, Delivered)>,
 }
 
-impl<T> Held<'_, T> {
-    /// Moves up to `max` of the partition's oldest events into `into`;
-    /// returns whether the queue is empty after.
-    pub(crate) fn take(&mut self, max: usize, into: &mut VecDeque<(T, Delivered)>) -> bool {
-        let part = &self.parts.parts[self.p];
-        let mut queue = part.queue.lock();
-        let n = max.min(queue.len());
-        into.extend(queue.drain(..n));
-        part.len.store(queue.len(), Ordering::Relaxed);
-        let empty = queue.is_empty();
-        drop(queue);
-        if n > 0 {
-            self.parts.queued.fetch_sub(n, Ordering::Relaxed);
-        }
-        empty
+impl<T> Router<'_, T> {
+    /// Events in the pass's `local` list so far.
+    pub(crate) fn local_len(&self) -> usize {
+        self.local.len()
     }
 
-    /// Puts events it could not hand to a member back at the front, in
-    /// their order.
-    pub(crate) fn unpop(&mut self, events: impl DoubleEndedIterator<Item = (T, Delivered)>) {
-        let part = &self.parts.parts[self.p];
-        let mut queue = part.queue.lock();
-        let before = queue.len();
-        for ev in events.rev() {
-            queue.push_front(ev);
+    /// Routes one claimed event (module docs; K2).
+    #[inline]
+    pub(crate) fn route(&mut self, value: T, d: Delivered, stray: &mut u64) {
+        let p = self.parts.partition_of(&value, stray);
+        let bit = 1u64 << p;
+        let routing = &mut *self.routing;
+        if routing.queued & bit == 0 && (routing.held & !self.held.0) & bit == 0 {
+            routing.held |= bit;
+            self.held.0 |= bit;
+            self.local.push((value, d));
+        } else {
+            routing.queues[p].push_back((value, d));
+            routing.queued |= bit;
         }
-        let added = queue.len() - before;
-        part.len.store(queue.len(), Ordering::Relaxed);
-        drop(queue);
-        self.parts.queued.fetch_add(added, Ordering::Relaxed);
     }
+}
 
-    /// Releases the partition; returns whether events arrived meanwhile
-    /// (then the caller should try to take it again: K2).
-    pub(crate) fn release(self) -> bool {
-        let part = &self.parts.parts[self.p];
-        // Release: pairs with the Acquire in `try_take`.
-        part.busy.store(false, Ordering::Release);
-        !part.queue.lock().is_empty()
+impl<T> Drop for Router<'_, T> {
+    fn drop(&mut self) {
+        self.parts.flag_orphans(&self.routing);
     }
 }
 
 /// For the loom models (`loom-tests/tests/loom_keyed.rs`): partitions of
 /// `u32` events keyed by their value, driven through the real
-/// [`Partitions::push`] and [`Partitions::serve`].
+/// [`Partitions::begin`], [`Router::route`], [`Partitions::release`] and
+/// [`Partitions::give_back`].
 #[cfg(loom)]
 pub struct ModelPartitions(Partitions<u32>);
+
+/// One member of a [`ModelPartitions`]: what a member's drain keeps.
+#[cfg(loom)]
+#[derive(Default)]
+pub struct ModelMember {
+    held: Held,
+    local: Vec<(u32, Delivered)>,
+}
+
+#[cfg(loom)]
+impl std::fmt::Debug for ModelMember {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelMember")
+            .field("held", &self.held)
+            .finish_non_exhaustive()
+    }
+}
 
 #[cfg(loom)]
 impl std::fmt::Debug for ModelPartitions {
@@ -288,26 +359,40 @@ impl ModelPartitions {
         ModelPartitions(Partitions::new(key, partitions))
     }
 
-    /// Queues `v` (the caller holds its model's claim lock).
-    pub fn push(&self, v: u32) {
-        let d = Delivered {
-            seq: u64::from(v),
-            version: 0,
-            published: 0,
-            tracker: None,
-            lineage: crate::event::trace::Lineage::Root,
-            end_of_batch: false,
-        };
-        self.0.push(v, d);
+    /// Starts `m`'s pass with at most `max` events: takes orphans, then
+    /// routes `claimed` (the caller holds its model's claim lock).
+    pub fn claim(&self, m: &mut ModelMember, max: usize, claimed: impl IntoIterator<Item = u32>) {
+        let mut stray = 0;
+        let mut router = self.0.begin(&mut m.held, &mut m.local, max);
+        for v in claimed {
+            let d = Delivered {
+                seq: u64::from(v),
+                version: 0,
+                published: 0,
+                tracker: None,
+                lineage: crate::event::trace::Lineage::Root,
+                end_of_batch: false,
+            };
+            router.route(v, d, &mut stray);
+        }
     }
 
-    /// Serves partition `p` with `handle`, at most `budget` events.
-    pub fn serve(&self, p: usize, budget: usize, mut handle: impl FnMut(u32)) {
-        let mut budget = budget;
-        let mut scratch = VecDeque::new();
-        self.0.serve(p, &mut budget, &mut scratch, |v, _, _| {
+    /// Handles `m`'s pass events in order, then releases its partitions.
+    pub fn handle(&self, m: &mut ModelMember, mut handle: impl FnMut(u32)) {
+        for (v, _) in m.local.drain(..) {
             handle(v);
-            Ok(())
-        });
+        }
+        let _ = self.0.release(&mut m.held);
+    }
+
+    /// Hands `m`'s pass events back unhandled (its worker lost its members).
+    pub fn give_back(&self, m: &mut ModelMember) {
+        let mut stray = 0;
+        self.0.give_back(&mut m.held, m.local.drain(..), &mut stray);
+    }
+
+    /// The orphans hint ([`Partitions::has_orphans`]).
+    pub fn has_orphans(&self) -> bool {
+        self.0.has_orphans()
     }
 }

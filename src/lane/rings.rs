@@ -65,7 +65,7 @@ use std::collections::VecDeque;
 use crate::core::ring::Probe;
 
 use crate::lane::consumer::LaneConsumer;
-use crate::lane::keyed::Partitions;
+use crate::lane::keyed::{Held, Partitions};
 use crate::lane::room::RoomSignal;
 use crate::lane::tag::Delivered;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -200,23 +200,34 @@ impl<T> GroupSide<T> {
         }
     }
 
-    /// [`claim`](GroupSide::claim) for a keyed group: the events go into
-    /// their partitions while the claim lock is held, so each partition
-    /// gets them in claim order; returns how many.
+    /// [`claim`](GroupSide::claim) for a keyed group: starts the member's
+    /// pass ([`Partitions::begin`]: orphans first) and routes each claimed
+    /// event while the claim lock is held, so partitions get their events
+    /// in claim order. The pass's events end up in `local`, at most `max`;
+    /// returns how many events were taken from the lane. Unlike a plain
+    /// claim, user code runs under the lock: the key function, once per
+    /// event (its panics contained: [`Partitions::partition_of`]).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn claim_keyed(
         &self,
         lane: &Lane<T>,
         max: usize,
         parts: &Partitions<T>,
-        scratch: &mut Vec<(T, Delivered)>,
+        held: &mut Held,
+        local: &mut Vec<(T, Delivered)>,
+        stray: &mut u64,
         on_take: impl FnMut(),
     ) -> usize {
         let mut claim = self.claim.lock();
-        let n = self.claim_locked(&mut claim, lane, max, scratch, on_take);
-        for (value, d) in scratch.drain(..) {
-            parts.push(value, d);
-        }
-        n
+        let mut router = parts.begin(held, local, max);
+        let room = max.saturating_sub(router.local_len());
+        self.claim_locked(
+            &mut claim,
+            lane,
+            room,
+            |value, d| router.route(value, d, stray),
+            on_take,
+        )
     }
 
     pub(crate) fn returned_is_empty(&self) -> bool {
@@ -237,31 +248,39 @@ impl<T> GroupSide<T> {
         on_take: impl FnMut(),
     ) -> usize {
         let mut claim = self.claim.lock();
-        self.claim_locked(&mut claim, lane, max, out, on_take)
+        self.claim_locked(
+            &mut claim,
+            lane,
+            max,
+            |value, d| out.push((value, d)),
+            on_take,
+        )
     }
 
-    /// The body of [`claim`](GroupSide::claim), under the claim lock.
+    /// The body of [`claim`](GroupSide::claim), under the claim lock: hands
+    /// up to `max` events to `take`, in claim order.
     fn claim_locked(
         &self,
         claim: &mut GroupClaim<T>,
         lane: &Lane<T>,
         max: usize,
-        out: &mut Vec<(T, Delivered)>,
+        mut take: impl FnMut(T, Delivered),
         mut on_take: impl FnMut(),
     ) -> usize {
         let mut marked = false;
-        let start_len = out.len();
+        let mut taken = 0;
         if self.has_returned.load(Ordering::Acquire) {
             let mut returned = self.returned.lock();
             if !returned.is_empty() {
                 on_take();
                 marked = true;
             }
-            while out.len() - start_len < max {
-                let Some(ev) = returned.pop_front() else {
+            while taken < max {
+                let Some((value, d)) = returned.pop_front() else {
                     break;
                 };
-                out.push(ev);
+                take(value, d);
+                taken += 1;
             }
             if returned.is_empty() {
                 self.has_returned.store(false, Ordering::Relaxed);
@@ -271,7 +290,6 @@ impl<T> GroupSide<T> {
         let n = claim.rings.len();
         let start = claim.cursor;
         for k in 0..n {
-            let taken = out.len() - start_len;
             if taken >= max {
                 break;
             }
@@ -283,12 +301,12 @@ impl<T> GroupSide<T> {
                 on_take();
                 marked = true;
             }
-            ring.consume(max - taken, |value, d| out.push((value, d)));
+            taken += ring.consume(max - taken, &mut take);
         }
         if n > 0 {
             claim.cursor = (start + 1) % n;
         }
-        out.len() - start_len
+        taken
     }
 
     /// Takes and drops everything the group lane holds (its last member

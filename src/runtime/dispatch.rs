@@ -13,14 +13,13 @@
 //! the next handler.
 
 use std::any::Any;
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use crate::event::meta::Event;
 use crate::event::name::TopicName;
 use crate::event::trace;
 use crate::lane::consumer::LaneConsumer;
-use crate::lane::keyed::Partitions;
+use crate::lane::keyed::{Held, Partitions};
 use crate::lane::rings::Lane;
 use crate::lane::tag::Delivered;
 use crate::loom::sync::Arc;
@@ -258,10 +257,11 @@ pub(crate) struct GroupDrain<T> {
     retired: Totals,
     /// A keyed group's partitions ([`keyed`](crate::lane::keyed)).
     keyed: Option<Arc<Partitions<T>>>,
-    /// Partition to try first next time (fairness between keys).
-    next_part: usize,
-    /// Events taken from a partition, being handled.
-    part_buf: VecDeque<(T, Delivered)>,
+    /// The partitions this drain holds during a keyed pass (empty between
+    /// passes).
+    held: Held,
+    /// A keyed pass's events, in the order they are handled.
+    local: Vec<(T, Delivered)>,
 }
 
 impl<T: Send + 'static> GroupDrain<T> {
@@ -283,67 +283,90 @@ impl<T: Send + 'static> GroupDrain<T> {
             buf: Vec::with_capacity(GROUP_BATCH),
             stray: 0,
             keyed,
-            next_part: 0,
-            part_buf: VecDeque::new(),
+            held: Held::default(),
+            local: Vec::new(),
             runtime,
             retired: Totals::default(),
         }
     }
 
-    /// A keyed group's pass: claims a batch into the partitions, then
-    /// handles the events of every partition it can take (no other member
-    /// holds it), one at a time (K1), at most `max` events in all.
+    /// A keyed group's pass ([`keyed`](crate::lane::keyed)): under the
+    /// claim lock, takes orphaned partitions and claims a batch, routing
+    /// each event to this pass or to the queue of the member holding its
+    /// partition; handles the pass's events in order (K2), at most `max`;
+    /// releases the pass's partitions (K1). Reports the events it handled or
+    /// claimed, so a pass whose events all went to other members' queues
+    /// counts the claim, and one that found nothing reports 0.
     fn drain_keyed(&mut self, parts: &Partitions<T>, cx: &mut DrainCx<'_>) -> Drained {
         let Some(group) = self.lane.group.as_ref() else {
             return Drained::Events(0);
         };
         let max = cx.batch.min(GROUP_BATCH);
-        let claimed = group.claim_keyed(&self.lane, max, parts, &mut self.buf, || cx.consuming());
+        let mut local = std::mem::take(&mut self.local);
+        let claimed = group.claim_keyed(
+            &self.lane,
+            max,
+            parts,
+            &mut self.held,
+            &mut local,
+            &mut self.stray,
+            || cx.consuming(),
+        );
         if claimed > 0 {
             // The claim freed room: waiting async producers look again.
             self.lane.room.consumed();
         }
-        if claimed == 0 && !parts.has_queued() {
-            return Drained::Events(0);
+        if local.is_empty() {
+            // Nothing taken: nothing held either (a partition is taken only
+            // with an event).
+            debug_assert!(self.held.is_empty());
+            self.local = local;
+            return Drained::Events(claimed);
         }
         cx.consuming();
         let clock = cx.clock();
-        let n = parts.len();
-        let start = self.next_part;
-        self.next_part = (start + 1) % n;
-        let mut budget = max;
-        for k in 0..n {
-            let p = (start + k) % n;
-            let mut scratch = std::mem::take(&mut self.part_buf);
-            let served = parts.serve(p, &mut budget, &mut scratch, |value, mut d, last| {
-                let Some(m) = self.pick() else {
-                    return Err((value, d));
-                };
-                d.end_of_batch = last;
-                let ev = event(value, d, self.name, self.salt, clock);
-                self.members[m].call_guarded(&ev);
-                ev.drop_contained(&mut self.stray);
-                Ok(())
-            });
-            self.part_buf = scratch;
-            if !served {
-                // Every local member left: the partition waits for members
-                // elsewhere.
+        let mut handled = 0;
+        let mut rest = local.drain(..);
+        while let Some((value, mut d)) = rest.next() {
+            let Some(m) = self.pick() else {
+                // Every local member left mid-pass: the rest goes back to
+                // the front of its partitions' queues, for members on other
+                // workers, which may be parked with nothing else to wake
+                // them (K3).
+                parts.give_back(
+                    &mut self.held,
+                    std::iter::once((value, d)).chain(rest.by_ref()),
+                    &mut self.stray,
+                );
                 for w in &self.runtime.workers {
                     w.unpark();
                 }
                 break;
-            }
-            if budget == 0 {
-                break;
+            };
+            // The pass's last event ends its batch.
+            d.end_of_batch = rest.len() == 0;
+            let ev = event(value, d, self.name, self.salt, clock);
+            self.members[m].call_guarded(&ev);
+            handled += 1;
+            // `ev` and the receipt share in `d` drop here.
+            ev.drop_contained(&mut self.stray);
+        }
+        drop(rest);
+        // The pass is over: its partitions go back (K1, K3). Events other
+        // members queued behind this pass wait for whoever takes them
+        // first: wake the other workers so that keys spread.
+        if parts.release(&mut self.held) {
+            for w in &self.runtime.workers {
+                w.unpark();
             }
         }
-        let handled = max - budget;
+        // Keep the allocation for the next pass.
+        self.local = local;
         cx.count_clock(handled);
         for m in &self.members {
             m.publish_counts();
         }
-        Drained::Events(handled.max(claimed).max(1))
+        Drained::Events(handled.max(claimed))
     }
 
     /// The next live member, round robin.
@@ -425,7 +448,7 @@ impl<T: Send + 'static> Drain for GroupDrain<T> {
 
     fn has_work(&mut self) -> bool {
         self.members.iter().any(HandlerEntry::is_live)
-            && (self.keyed.as_ref().is_some_and(|k| k.has_queued())
+            && (self.keyed.as_ref().is_some_and(|k| k.has_orphans())
                 || self
                     .lane
                     .group
@@ -439,6 +462,15 @@ impl<T: Send + 'static> Drain for GroupDrain<T> {
                 retire(self.members.remove(pos), &mut self.retired);
                 if self.next >= self.members.len() {
                     self.next = 0;
+                }
+                if self.keyed.as_ref().is_some_and(|k| k.has_orphans())
+                    && !self.members.iter().any(HandlerEntry::is_live)
+                {
+                    // Partitions this worker left behind wait for members
+                    // elsewhere, which may be parked (K3).
+                    for w in &self.runtime.workers {
+                        w.unpark();
+                    }
                 }
                 true
             }
