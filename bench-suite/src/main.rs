@@ -15,6 +15,7 @@ mod peers;
 mod plot;
 mod probe;
 mod report;
+mod routing;
 mod scenarios;
 
 use std::io::{IsTerminal, Write};
@@ -87,6 +88,17 @@ Scenarios (each runs pinbus and every selected peer in this process):
       consumer core with the task); tokio-mpsc: bounded, blocking_send ->
       recv().await; tokio-broadcast: send -> recv().await, Lagged counted as
       lost (broadcast is lossy; pinbus and mpsc are lossless).
+  S10 Routing (issue 17), pinbus against crossbeam-channel. Patterns: S1's
+      u64 1P->1S on bench.orders.x with 0 and with 10 patterns other.N.>
+      defined (a subscription each, none matching): both rates and 10/0
+      (goal ~1; pinbus only, no peer has wildcards). Groups: 1 producer ->
+      a group of 2 members on one BusySpin worker, plain or keyed by v % 100:
+      rates and keyed/plain (goal >= 0.8); crossbeam-channel in the keyed
+      column: the producer hashes the key to one of 2 channels, a consumer
+      thread each. Request/reply: service.call(v), one member answering
+      v + 1, worker BusySpin or Park (a column each), p50 / p99 / p99.9 /
+      max, against S8's crossbeam-channel pair measured again in each
+      column; calls: --events / 100 (at least 1,000).
 
 Throughput is events handled by the consumer(s) per second, from the first
 measured send to the last event handled, after a warm-up. Producers are pinned
@@ -307,22 +319,22 @@ fn run(cli: Cli) -> Res<()> {
         .into_iter()
         .filter(|p| *p == Peer::Pinbus || cli.peers.is_empty() || cli.peers.contains(p))
         .collect();
-    // Measured events per scenario: S1 S2 S3 S4 S5 S6 S7 S8 S9 (S2:
+    // Measured events per scenario: S1 S2 S3 S4 S5 S6 S7 S8 S9 S10 (S2:
     // samples, S8: round trips, S9: stream events; its round trips are a
-    // hundredth of them).
+    // hundredth of them; S10: throughput events, a hundredth as calls).
     let mut events = if cli.quick {
         [
             10_000_000, 100_000, 2_000_000, 8_000_000, 8_000_000, 10_000_000, 2_000_000, 20_000,
-            2_000_000,
+            2_000_000, 10_000_000,
         ]
     } else {
         [
             40_000_000, 400_000, 8_000_000, 30_000_000, 30_000_000, 40_000_000, 10_000_000,
-            100_000, 10_000_000,
+            100_000, 10_000_000, 20_000_000,
         ]
     };
     if let Some(e) = cli.events {
-        events = [e; 9];
+        events = [e; 10];
     }
     let plan = Plan {
         events,
@@ -452,17 +464,25 @@ fn run(cli: Cli) -> Res<()> {
                 results: per_peer,
             });
         }
-        let result = ScenarioResult {
+        let mut result = ScenarioResult {
             id: s.id(),
             title: report::title(*s, &plan),
             cases,
             pinbus_metrics: peers::pinbus::take_metrics(),
+            notes: Vec::new(),
         };
+        if *s == Scenario::S10 {
+            let s8 = results.iter().find(|r: &&ScenarioResult| r.id == "S8");
+            result.notes = routing::notes(&result, s8);
+        }
         progress.finish();
         let names: Vec<&'static str> = in_s.iter().map(|p| p.name()).collect();
         print!("{}", report::render(&result, &names));
         if let Some(m) = &result.pinbus_metrics {
             println!("- {}", report::metrics_line(m));
+        }
+        for n in &result.notes {
+            println!("- {n}");
         }
         if *s == Scenario::S1 {
             if let Some(line) = report::allocations(&result) {

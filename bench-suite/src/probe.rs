@@ -140,16 +140,69 @@ impl Tally {
             // The warm-up mark: losses so far are not the measured phase's.
             self.probe.lagged_warm.store(self.lagged, Ordering::Relaxed);
         }
-        self.probe.done_ns.store(now_ns(), Ordering::Relaxed);
-        self.probe.sum.store(self.sum, Ordering::Relaxed);
-        self.probe.lagged.store(self.lagged, Ordering::Relaxed);
+        self.probe.publish(self.pos, self.sum, self.lagged);
+        self.mark = next_mark(self.pos, self.last);
+    }
+}
+
+impl Probe {
+    /// Publishes a mark: `pos` events accounted for, checksum `sum`,
+    /// `lagged` lost, reached now.
+    fn publish(&self, pos: u64, sum: u64, lagged: u64) {
+        self.done_ns.store(now_ns(), Ordering::Relaxed);
+        self.sum.store(sum, Ordering::Relaxed);
+        self.lagged.store(lagged, Ordering::Relaxed);
         // Release: pairs with the Acquire in `Probe::pos`.
-        self.probe.pos.store(self.pos, Ordering::Release);
-        self.mark = if self.pos >= self.last {
-            u64::MAX
-        } else {
-            self.last
-        };
+        self.pos.store(pos, Ordering::Release);
+    }
+}
+
+/// The mark after one reached at `pos`: `last`, or `u64::MAX` after it.
+fn next_mark(pos: u64, last: u64) -> u64 {
+    if pos >= last {
+        u64::MAX
+    } else {
+        last
+    }
+}
+
+/// A [`Tally`] shared by the members of a consumer group that are all
+/// called on one thread (S10: a pinbus group on one worker), whose split of
+/// the events between them is the engine's business. Relaxed loads and
+/// stores, no read-modify-write, so an event costs what it costs a
+/// [`Tally`] (the counters sit on their own cache line, apart from the
+/// probe the harness polls); a second writing thread would lose counts,
+/// which the harness's checksum reports. Lossless peers only.
+#[derive(Debug)]
+pub struct GroupTally {
+    probe: Arc<Probe>,
+    counts: CachePadded<[AtomicU64; 3]>,
+    last: u64,
+}
+
+impl GroupTally {
+    /// A tally publishing to `probe` at `warm` and at `total` events.
+    pub fn new(probe: Arc<Probe>, warm: u64, total: u64) -> Arc<GroupTally> {
+        let mark = if warm > 0 { warm } else { total };
+        Arc::new(GroupTally {
+            probe,
+            counts: CachePadded::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(mark)]),
+            last: total,
+        })
+    }
+
+    /// Counts one handled event with checksum `v`.
+    #[inline(always)]
+    pub fn add(&self, v: u64) {
+        let [pos, sum, mark] = &*self.counts;
+        let p = pos.load(Ordering::Relaxed) + 1;
+        let s = sum.load(Ordering::Relaxed).wrapping_add(v);
+        pos.store(p, Ordering::Relaxed);
+        sum.store(s, Ordering::Relaxed);
+        if p >= mark.load(Ordering::Relaxed) {
+            self.probe.publish(p, s, 0);
+            mark.store(next_mark(p, self.last), Ordering::Relaxed);
+        }
     }
 }
 
@@ -238,6 +291,19 @@ mod tests {
         t.add(1);
         assert!(t.finished());
         assert_eq!((probe.lagged(), probe.lagged_measured()), (5, 2));
+    }
+
+    #[test]
+    fn a_group_tally_publishes_at_its_marks_only() {
+        let probe = Probe::new();
+        let t = GroupTally::new(probe.clone(), 2, 3);
+        let other = t.clone();
+        t.add(10);
+        assert_eq!(probe.pos(), 0);
+        other.add(20);
+        assert_eq!((probe.pos(), probe.sum()), (2, 30));
+        t.add(1);
+        assert_eq!((probe.pos(), probe.sum(), probe.lagged()), (3, 31, 0));
     }
 
     #[test]

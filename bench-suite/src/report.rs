@@ -69,6 +69,8 @@ pub struct ScenarioResult {
     /// `Engine::metrics` of the scenario's last pinbus run, taken after its
     /// engine shut down (final counts).
     pub pinbus_metrics: Option<pinbus::Metrics>,
+    /// Derived figures printed under the tables (S10: its same-run ratios).
+    pub notes: Vec<String>,
 }
 
 /// One line summing up a pinbus engine's metrics snapshot.
@@ -481,6 +483,9 @@ pub fn title(s: Scenario, plan: &Plan) -> String {
              (pinbus: publish_tracked + receipt.await; tokio: mpsc request + oneshot reply) \
              and a u64 stream into a task (events handled/s)"
             .into(),
+        Scenario::S10 => "routing (issue 17): publish with 0 | 10 non-matching patterns, \
+             plain | keyed group of 2 (events handled/s), service.call round trip"
+            .into(),
     }
 }
 
@@ -555,6 +560,7 @@ mod tests {
                 },
             ],
             pinbus_metrics: None,
+            notes: Vec::new(),
         };
         let out = render(&s, &["pinbus", "rtrb"]);
         assert!(out.contains("| p50 "), "{out}");

@@ -38,11 +38,14 @@ pub enum Scenario {
     /// Async: round trip into a tokio task (receipt.await vs mpsc + oneshot)
     /// and stream consumption by a task (subscribe_stream vs mpsc, broadcast).
     S9,
+    /// Routing (issue 17): publish with 0 vs 10 non-matching patterns,
+    /// keyed vs plain consumer group, service request/reply round trip.
+    S10,
 }
 
 impl Scenario {
     /// Every scenario in order.
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::S1,
         Scenario::S2,
         Scenario::S3,
@@ -52,6 +55,7 @@ impl Scenario {
         Scenario::S7,
         Scenario::S8,
         Scenario::S9,
+        Scenario::S10,
     ];
 
     /// `"S1"` ...
@@ -66,6 +70,7 @@ impl Scenario {
             Scenario::S7 => "S7",
             Scenario::S8 => "S8",
             Scenario::S9 => "S9",
+            Scenario::S10 => "S10",
         }
     }
 }
@@ -74,9 +79,10 @@ impl Scenario {
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     /// Measured events per case (S2: latency samples, S8: round trips,
-    /// S9: stream events; its round trips are [`Plan::async_round_trips`]),
-    /// by scenario.
-    pub events: [u64; 9],
+    /// S9: stream events; its round trips are [`Plan::async_round_trips`];
+    /// S10: events of its throughput cases, its calls are
+    /// [`Plan::service_calls`]), by scenario.
+    pub events: [u64; 10],
     /// Producers in S4 and S5.
     pub producers: u64,
     /// Topics in S5.
@@ -94,7 +100,18 @@ impl Plan {
     /// Measured round trips of S9's round-trip case: a hundredth of its
     /// stream events, at least 1,000 (20,000 with `--quick`, as S8).
     pub fn async_round_trips(&self) -> u64 {
-        (self.events(Scenario::S9) / 100).max(1_000)
+        self.hundredth(Scenario::S9)
+    }
+
+    /// Calls per column of S10's request/reply case: a hundredth of its
+    /// events, at least 1,000.
+    pub fn service_calls(&self) -> u64 {
+        self.hundredth(Scenario::S10)
+    }
+
+    /// A hundredth of the events of `s`, at least 1,000.
+    fn hundredth(&self, s: Scenario) -> u64 {
+        (self.events(s) / 100).max(1_000)
     }
 }
 
@@ -139,6 +156,19 @@ pub enum Case {
     },
     /// S9: a task drains a stream of u64 published by a producer thread.
     Stream,
+    /// S10: 1P→1S u64 with this many non-matching patterns defined.
+    Patterns(usize),
+    /// S10: 1 producer → a group of two members, plain or keyed.
+    Group {
+        /// `group("g").keyed(|v| v % 100)`.
+        keyed: bool,
+    },
+    /// S10: `service.call` round trip, the service's worker BusySpin or
+    /// (`park`) Park; crossbeam-channel's blocking pair in both columns.
+    ServiceCall {
+        /// pinbus's worker parks when idle.
+        park: bool,
+    },
 }
 
 /// The cases of `s`.
@@ -192,17 +222,26 @@ pub fn cases(s: Scenario, plan: &Plan) -> Vec<(Case, String)> {
             ),
             (Case::Stream, "u64 stream into a task".into()),
         ],
+        Scenario::S10 => crate::routing::cases(),
     }
 }
 
 /// Whether `peer` has a row in `s` at all: tokio mpsc is S9's async peer
-/// only (the other scenarios measure threads, not tasks).
+/// only (the other scenarios measure threads, not tasks); S10 measures
+/// pinbus's routing against crossbeam-channel only.
 pub fn takes_part(peer: Peer, s: Scenario) -> bool {
-    peer != Peer::TokioMpsc || s == Scenario::S9
+    match s {
+        Scenario::S9 => true,
+        Scenario::S10 => matches!(peer, Peer::Pinbus | Peer::Crossbeam),
+        _ => peer != Peer::TokioMpsc,
+    }
 }
 
 /// Why `peer` does not take part in `case`, if it does not.
 pub fn not_applicable(peer: Peer, case: &Case) -> Option<&'static str> {
+    if let Some(s10) = crate::routing::not_applicable(peer, case) {
+        return s10;
+    }
     match (case, peer) {
         (Case::Throughput { batch: true, .. }, Peer::Crossbeam | Peer::Flume | Peer::Tokio) => {
             Some("no batch send API")
@@ -249,13 +288,13 @@ pub enum Measured {
 /// The warm-up of a sender that sends `measured` events into `rings`
 /// rings of `capacity`: a tenth of the run, and at least two laps of every
 /// ring, so no page of a ring is first touched in the measured phase.
-fn warm_up(measured: u64, capacity: usize, rings: u64) -> u64 {
+pub(crate) fn warm_up(measured: u64, capacity: usize, rings: u64) -> u64 {
     (measured / 10).max(2 * capacity as u64 * rings).max(1_000)
 }
 
 /// A load of `events` in total over `producers`, each sending into `rings`
 /// rings (topics); per-producer counts rounded to a multiple of `unit`.
-fn load(ctx: &Ctx, events: u64, producers: u64, rings: u64, unit: u64) -> Load {
+pub(crate) fn load(ctx: &Ctx, events: u64, producers: u64, rings: u64, unit: u64) -> Load {
     let round = |n: u64| (n / unit).max(1) * unit;
     let measured = round(events / producers);
     Load {
@@ -357,7 +396,7 @@ pub fn run(ctx: &Ctx, plan: &Plan, case: &Case, peer: Peer) -> Res<Measured> {
         }
         Case::RoundTrip { park } => {
             let count = plan.events(Scenario::S8);
-            let warm = (count / 10).max(1_000);
+            let warm = round_trip_warm(count);
             let rig = match (peer, park) {
                 (Peer::Pinbus, false) => pinbus::round_trip(ctx, ::pinbus::IdleStrategy::BusySpin)?,
                 (Peer::Pinbus, true) => pinbus::round_trip(ctx, ::pinbus::IdleStrategy::Park)?,
@@ -370,12 +409,7 @@ pub fn run(ctx: &Ctx, plan: &Plan, case: &Case, peer: Peer) -> Res<Measured> {
         }
         Case::AsyncRoundTrip { park } => {
             let count = plan.async_round_trips();
-            let warm = (count / 10).max(1_000);
-            let idle = if *park {
-                ::pinbus::IdleStrategy::Park
-            } else {
-                ::pinbus::IdleStrategy::BusySpin
-            };
+            let (warm, idle) = (round_trip_warm(count), idle(*park));
             match peer {
                 Peer::Pinbus => {
                     measure_async_round_trip(ctx, pinbus::async_round_trip(ctx, idle)?, warm, count)
@@ -397,6 +431,25 @@ pub fn run(ctx: &Ctx, plan: &Plan, case: &Case, peer: Peer) -> Res<Measured> {
             };
             measure::<u64>(ctx, rig, load).map(Measured::Throughput)
         }
+        Case::Patterns(_) | Case::Group { .. } | Case::ServiceCall { .. } => {
+            crate::routing::run(ctx, plan, case, peer)
+        }
+    }
+}
+
+/// The warm-up of a closed-loop run of `count` round trips: a tenth, at
+/// least 1,000.
+pub(crate) fn round_trip_warm(count: u64) -> u64 {
+    (count / 10).max(1_000)
+}
+
+/// pinbus's worker idle strategy of a round-trip column: Park in the
+/// parking column (`park`), else BusySpin.
+pub(crate) fn idle(park: bool) -> ::pinbus::IdleStrategy {
+    if park {
+        ::pinbus::IdleStrategy::Park
+    } else {
+        ::pinbus::IdleStrategy::BusySpin
     }
 }
 
@@ -457,7 +510,7 @@ mod tests {
     #[test]
     fn every_peer_runs_s1_single() {
         let plan = Plan {
-            events: [20_000; 9],
+            events: [20_000; 10],
             producers: 2,
             topics: 4,
             fanout: 2,
@@ -490,7 +543,7 @@ mod tests {
     fn every_applicable_case_runs_once() {
         let plan = Plan {
             events: [
-                8_000, 2_000, 8_000, 8_000, 8_000, 8_000, 8_000, 2_000, 200_000,
+                8_000, 2_000, 8_000, 8_000, 8_000, 8_000, 8_000, 2_000, 200_000, 100_000,
             ],
             producers: 2,
             topics: 4,

@@ -244,14 +244,22 @@ pub fn fanout<C: Channel>(ctx: &Ctx, load: Load, n: usize) -> Res<Rig> {
         }
         Ok(())
     });
-    Ok(Rig {
+    Ok(split_rig(subs, send, joins, n as u64))
+}
+
+/// The rig of one producer, `send`, whose events reach the consumer
+/// threads `joins` (probes `subs`) `copies` times each: every consumer sees
+/// every event (`copies` > 1, rate per subscriber) or its share (1, the
+/// rate in total).
+fn split_rig(subs: Vec<Sub>, send: SendFn, joins: Vec<JoinHandle<()>>, copies: u64) -> Rig {
+    Rig {
         subs,
         producers: vec![send],
         churn: None,
         teardown: join_all(joins),
-        copies: n as u64,
-        per_subscriber: true,
-    })
+        copies,
+        per_subscriber: copies > 1,
+    }
 }
 
 /// Senders for `producers` threads into one logical channel: clones of one
@@ -460,4 +468,53 @@ pub fn pipeline<C: Channel>(ctx: &Ctx, load: Load, per_hop: bool) -> Res<Rig> {
         copies: 1,
         per_subscriber: false,
     })
+}
+
+/// The channel, of `n`, that a hand-keyed producer sends `v` to: the key
+/// `v % 100` (S10's keyed group's), mixed by a multiply hash (splitmix64's
+/// finisher, as cheap as pinbus's own key hash), modulo `n`.
+#[inline]
+pub fn route(v: u64, n: usize) -> usize {
+    let mut h = (v % 100).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    ((h ^ (h >> 31)) % n as u64) as usize
+}
+
+/// S10's keyed group by hand: the producer sends each event to one of `n`
+/// channels by [`route`] (what keeps per-key order with channels), each
+/// drained by a consumer thread of its own: pinned and spinning where every
+/// one has a consumer core, else unpinned and yielding (as S3). Each
+/// consumer's marks are its share of the producer's indices.
+pub fn keyed<C: Channel>(ctx: &Ctx, load: Load, n: usize) -> Res<Rig> {
+    debug_assert_eq!(load.producers, 1, "one producer: its indices start at 0");
+    let (mut txs, rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| C::pair::<u64>(ctx.capacity)).unzip();
+    let mut marks = vec![(0u64, 0u64); n];
+    for i in 0..load.warm + load.measured {
+        let m = &mut marks[route(i, n)];
+        m.0 += u64::from(i < load.warm);
+        m.1 += 1;
+    }
+    let spare = cores::consumers();
+    let idle = if spare.len() >= n {
+        Idle::Spin
+    } else {
+        Idle::Yield
+    };
+    let mut subs = Vec::with_capacity(n);
+    let mut joins = Vec::with_capacity(n);
+    for (c, (rx, (warm, total))) in rxs.into_iter().zip(marks).enumerate() {
+        let probe = Probe::new();
+        let tally = Tally::new(probe.clone(), warm, total);
+        let core = matches!(idle, Idle::Spin).then(|| spare[c]);
+        joins.push(consumer(core, vec![(rx, 0)], vec![tally], idle)?);
+        subs.push(Sub { probe, warm, total });
+    }
+    let send: SendFn = Box::new(move |start, count| {
+        for i in start..start + count {
+            txs[route(i, n)].send(i)?;
+        }
+        Ok(())
+    });
+    Ok(split_rig(subs, send, joins, 1))
 }

@@ -9,7 +9,11 @@
 //! built-in engine with `IdleStrategy::BusySpin` or `IdleStrategy::Park`
 //! (both ignore `--config`: the idle strategy is what S8 compares). S9
 //! takes the same two engines for its round trip, and the built-in engine
-//! (`--config` ignored) for its stream.
+//! (`--config` ignored) for its stream. S10's pattern case takes the
+//! built-in engine (or `--config`); its group and service cases take the
+//! built-in engine with `IdleStrategy::BusySpin` (groups: `--config`
+//! ignored, both members must run on the one worker, see [`GroupTally`]) or
+//! (service, parking column) `IdleStrategy::Park`.
 
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +29,7 @@ use crate::harness::{
     RoundTripRig, SendFn, Sub, Teardown,
 };
 use crate::payload::Payload;
-use crate::probe::{histogram_slot, LatencyTally, Probe, Tally};
+use crate::probe::{histogram_slot, GroupTally, LatencyTally, Probe, Tally};
 
 /// Builds the engine of a run: one worker on the last core, or (`spread`)
 /// one worker per core but the first; `--config` replaces both.
@@ -407,5 +411,87 @@ pub fn stream(ctx: &Ctx, load: Load, idle: IdleStrategy) -> Res<Rig> {
         }),
         copies: 1,
         per_subscriber: false,
+    })
+}
+
+/// S10 patterns: S1's 1P→1S (u64, single publish) on `bench.orders.x`,
+/// with `patterns` patterns `other.N.>` defined first, each with a
+/// subscription, none of them matching the topic.
+pub fn patterns(ctx: &Ctx, load: Load, patterns: usize) -> Res<Rig> {
+    let engine = engine(ctx, false)?;
+    let mut handles = (0..patterns)
+        .map(|n| {
+            engine
+                .pattern::<u64>(&format!("other.{n}.>"))
+                .map_err(|e| format!("pinbus pattern: {e}"))?
+                .subscribe(|ev: &Event<u64>| {
+                    std::hint::black_box(**ev);
+                })
+                .map_err(|e| format!("pinbus pattern subscribe: {e}"))
+        })
+        .collect::<Res<Vec<_>>>()?;
+    let topic = topic::<u64>(&engine, "bench.orders.x")?;
+    let (warm, total) = load.marks(1);
+    let (sub, handle) = subscribe(&topic, warm, total)?;
+    handles.push(handle);
+    Ok(Rig {
+        subs: vec![sub],
+        producers: vec![publisher(topic, None)],
+        churn: None,
+        teardown: shutdown(engine, handles),
+        copies: 1,
+        per_subscriber: false,
+    })
+}
+
+/// S10 groups: 1 producer → a group `g` of two members, plain
+/// (`topic.group("g")`) or keyed by `v % 100`, on one BusySpin worker on the
+/// consumer core; both members count into one [`GroupTally`].
+pub fn group(ctx: &Ctx, load: Load, keyed: bool) -> Res<Rig> {
+    let engine = engine_with(ctx, 1, IdleStrategy::BusySpin)?;
+    let topic = topic::<u64>(&engine, "bench.s10.group")?;
+    let (warm, total) = load.marks(1);
+    let probe = Probe::new();
+    let tally = GroupTally::new(probe.clone(), warm, total);
+    let handles = (0..2)
+        .map(|_| {
+            let tally = tally.clone();
+            let count = move |ev: &Event<u64>| tally.add(Payload::sum(&**ev));
+            let group = topic.group("g");
+            if keyed {
+                group.keyed(|v: &u64| *v % 100).subscribe(count)
+            } else {
+                group.subscribe(count)
+            }
+            .map_err(|e| format!("pinbus group subscribe: {e}"))
+        })
+        .collect::<Res<Vec<_>>>()?;
+    Ok(Rig {
+        subs: vec![Sub { probe, warm, total }],
+        producers: vec![publisher(topic, None)],
+        churn: None,
+        teardown: shutdown(engine, handles),
+        copies: 1,
+        per_subscriber: false,
+    })
+}
+
+/// S10 request/reply: `service.call(v)` to `bench.svc`, whose one member
+/// answers `v + 1`, on one worker pinned to the consumer core with `idle`.
+pub fn service_call(ctx: &Ctx, idle: IdleStrategy) -> Res<RoundTripRig> {
+    let engine = engine_with(ctx, 1, idle)?;
+    let service = engine
+        .service::<u64, u64>("bench.svc")
+        .map_err(|e| format!("pinbus service: {e}"))?;
+    let member = service
+        .serve(|q: &Event<u64>| **q + 1)
+        .map_err(|e| format!("pinbus serve: {e}"))?;
+    Ok(RoundTripRig {
+        call: Box::new(move |v| match service.call(v) {
+            Ok(r) if r == v + 1 => Ok(()),
+            Ok(r) => Err(format!("pinbus call: {r} is no reply to {v}")),
+            Err(e) => Err(format!("pinbus call: {e}")),
+        }),
+        teardown: shutdown(engine, vec![member]),
     })
 }
