@@ -24,11 +24,8 @@ cargo test --workspace --all-features
 if [ -z "${PINBUS_SKIP_LOOM:-}" ]; then
     step "loom models (loom-tests/, --cfg loom, LOOM_MAX_PREEMPTIONS=2)"
     loom_start=$(date +%s)
-    # Release without LTO: the models build in a fraction of the time and
-    # run about as fast.
     loom=(env RUSTFLAGS="--cfg loom -C debug-assertions" LOOM_MAX_PREEMPTIONS=2
-        CARGO_TARGET_DIR=target/loom CARGO_PROFILE_RELEASE_LTO=false
-        CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16)
+        CARGO_TARGET_DIR=target/loom)
     "${loom[@]}" cargo test --release -p loom-tests --no-run \
         --message-format=json-render-diagnostics \
         >target/loom-models.json
