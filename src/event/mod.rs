@@ -8,5 +8,6 @@ pub(crate) mod name;
 pub(crate) mod receipt;
 pub(crate) mod reply;
 pub(crate) mod reuse;
+pub(crate) mod spin;
 pub(crate) mod subject;
 pub(crate) mod trace;

@@ -56,11 +56,10 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use crate::event::reuse;
+use crate::event::spin::{self, YIELD_UNTIL};
 use crate::loom::future::AtomicWaker;
-use crate::loom::hint::spin_loop;
 use crate::loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use crate::loom::sync::{Arc, Condvar, Mutex};
-use crate::loom::thread;
 use crate::sys::error::WaitError;
 use crate::sys::fence;
 
@@ -157,10 +156,6 @@ pub(crate) fn tracked(engine: u64, spin: bool, lanes: usize) -> Receipt {
         .unwrap_or_else(|| Arc::new(Tracker::new(engine, spin, lanes)));
     Receipt { tracker }
 }
-
-/// How long [`Receipt::wait`] spins, then yields, before it blocks.
-const SPIN_FOR: Duration = Duration::from_micros(20);
-const YIELD_UNTIL: Duration = Duration::from_micros(50);
 
 /// Completion of one event published with [`Topic::publish_tracked`]: complete
 /// once every subscription that was live when the event was published has
@@ -276,29 +271,10 @@ impl Receipt {
     /// it spinning) while the event is pending; returns whether it
     /// completed meanwhile.
     fn spin(&self, limit: Duration) -> bool {
-        if cfg!(loom) || !self.tracker.spin {
+        if !self.tracker.spin {
             return self.is_complete();
         }
-        let start = Instant::now();
-        let mut spinning = true;
-        loop {
-            // The clock is read every 64 rounds: a round takes nanoseconds.
-            for _ in 0..64 {
-                if self.is_complete() {
-                    return true;
-                }
-                if spinning {
-                    spin_loop();
-                } else {
-                    thread::yield_now();
-                }
-            }
-            let waited = start.elapsed();
-            if waited >= limit {
-                return self.is_complete();
-            }
-            spinning = waited < SPIN_FOR;
-        }
+        spin::until(limit, || self.is_complete())
     }
 }
 

@@ -37,8 +37,10 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use crate::event::reuse;
+use crate::event::spin::{self, YIELD_UNTIL};
 use crate::loom::future::AtomicWaker;
-use crate::loom::sync::{Arc, Condvar, Mutex};
+use crate::loom::sync::atomic::{AtomicBool, Ordering};
+use crate::loom::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A slot's state; see [States](self#states).
 enum State<Q, R> {
@@ -69,6 +71,12 @@ pub(crate) struct ReplySlot<Q, R> {
     state: Mutex<State<Q, R>>,
     /// Notified when the state leaves `Query`/`Taken` (blocking callers).
     settled: Condvar,
+    /// Whether a blocking caller waits on `settled` (so the settler must
+    /// notify). Read and written under `state`'s lock only.
+    sleeper: AtomicBool,
+    /// Set when the slot settles: what a spinning caller watches. A hint:
+    /// the caller then takes the state under the lock.
+    ready: AtomicBool,
     /// Woken when the state leaves `Query`/`Taken` (async callers).
     waker: AtomicWaker,
 }
@@ -87,6 +95,8 @@ impl<Q, R> ReplySlot<Q, R> {
         ReplySlot {
             state: Mutex::new(state),
             settled: Condvar::new(),
+            sleeper: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
             waker: AtomicWaker::new(),
         }
     }
@@ -111,16 +121,24 @@ impl<Q, R> ReplySlot<Q, R> {
     /// Moves a taken (or deferred) query's slot to `settled` and wakes the
     /// caller; nothing if the caller gave up meanwhile.
     fn settle(&self, settled: State<Q, R>) {
-        let mut state = self.state.lock();
+        let state = self.state.lock();
         if matches!(*state, State::Taken | State::Deferred) {
-            *state = settled;
-            drop(state);
-            self.wake();
+            self.finish(state, settled);
         }
     }
 
-    fn wake(&self) {
-        self.settled.notify_all();
+    /// Stores `settled` (the lock held) and wakes the caller: notifies a
+    /// blocked one, tells a spinning one, wakes an async one.
+    fn finish(&self, mut state: MutexGuard<'_, State<Q, R>>, settled: State<Q, R>) {
+        *state = settled;
+        // Relaxed, both: `sleeper` is only touched under the lock; `ready`
+        // is a hint, after which the caller takes the lock.
+        let sleeping = self.sleeper.swap(false, Ordering::Relaxed);
+        self.ready.store(true, Ordering::Relaxed);
+        drop(state);
+        if sleeping {
+            self.settled.notify_all();
+        }
         self.waker.wake();
     }
 
@@ -137,14 +155,26 @@ impl<Q, R> ReplySlot<Q, R> {
         }
     }
 
-    /// Waits until the slot is settled or `deadline` passes. On timeout the
-    /// caller gives up (the slot is `Abandoned`) and `None` comes back.
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Option<Settled<Q, R>> {
+    /// Waits until the slot is settled or `deadline` passes: spins briefly
+    /// first when `spin` (no spinning worker lacks a core), then blocks. On
+    /// timeout the caller gives up (the slot is `Abandoned`) and `None`
+    /// comes back.
+    pub(crate) fn wait(&self, deadline: Option<Instant>, spin: bool) -> Option<Settled<Q, R>> {
+        if spin {
+            let left =
+                deadline.map_or(YIELD_UNTIL, |d| d.saturating_duration_since(Instant::now()));
+            spin::until(left.min(YIELD_UNTIL), || {
+                // Relaxed: a hint; the state is read under the lock below.
+                self.ready.load(Ordering::Relaxed)
+            });
+        }
         let mut state = self.state.lock();
         loop {
             if let Some(settled) = Self::take_settled(&mut state) {
                 return Some(settled);
             }
+            // Relaxed: under the lock, which the settler takes too.
+            self.sleeper.store(true, Ordering::Relaxed);
             match deadline {
                 None => state = self.settled.wait(state),
                 Some(deadline) => {
@@ -280,9 +310,7 @@ impl<Q, R> Drop for Request<Q, R> {
                 return;
             }
         };
-        *state = settled;
-        drop(state);
-        slot.wake();
+        slot.finish(state, settled);
     }
 }
 
@@ -319,7 +347,12 @@ pub(crate) fn request<Q: Send + 'static, R: Send + 'static>(
         Some(reuse::take(
             pool,
             query.take()?,
-            |free, q| *free.state.lock() = State::Query(q),
+            |free, q| {
+                *free.state.lock() = State::Query(q);
+                // Relaxed: the slot is this thread's alone (`get_mut`).
+                free.ready.store(false, Ordering::Relaxed);
+                free.sleeper.store(false, Ordering::Relaxed);
+            },
             ReplySlot::new,
             ReplySlot::spare,
         ))
@@ -338,7 +371,7 @@ mod tests {
     use super::*;
 
     fn settled(slot: &ReplySlot<u32, u32>) -> Option<Settled<u32, u32>> {
-        slot.wait(Some(Instant::now()))
+        slot.wait(Some(Instant::now()), false)
     }
 
     #[test]
@@ -354,7 +387,10 @@ mod tests {
         let (_, responder2) = req.defer().unwrap();
         drop(req);
         responder2.answer(Ok(49));
-        assert!(matches!(slot.wait(None), Some(Settled::Answered(Ok(49)))));
+        assert!(matches!(
+            slot.wait(None, false),
+            Some(Settled::Answered(Ok(49)))
+        ));
         assert!(responder.abandoned(), "the first caller gave up");
     }
 
@@ -363,17 +399,20 @@ mod tests {
         let (req, slot) = super::request::<u32, u32>(1);
         let (q, responder) = req.defer().unwrap();
         responder.hand_back(q);
-        assert!(matches!(slot.wait(None), Some(Settled::Unanswered(1))));
+        assert!(matches!(
+            slot.wait(None, false),
+            Some(Settled::Unanswered(1))
+        ));
 
         let (req, slot) = super::request::<u32, u32>(2);
         let (_, responder) = req.defer().unwrap();
         responder.expire();
-        assert!(matches!(slot.wait(None), Some(Settled::Expired)));
+        assert!(matches!(slot.wait(None, false), Some(Settled::Expired)));
 
         let (req, slot) = super::request::<u32, u32>(3);
         let (_, responder) = req.defer().unwrap();
         drop(responder);
-        match slot.wait(None) {
+        match slot.wait(None, false) {
             Some(Settled::Answered(Err(text))) => assert!(text.contains("stopped"), "{text}"),
             _ => panic!("a dropped responder answers with a failure"),
         }

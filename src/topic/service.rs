@@ -239,7 +239,7 @@ impl<Q: Send + 'static, R: Send + 'static> Service<Q, R> {
         if let Err(refused) = published {
             return Err(self.refused(refused, &slot));
         }
-        match slot.wait(deadline) {
+        match slot.wait(deadline, self.topic.shared.runtime.waiters_spin) {
             Some(settled) => self.settled(settled),
             None => Err(CallError::Timeout),
         }
@@ -283,7 +283,7 @@ impl<Q: Send + 'static, R: Send + 'static> Service<Q, R> {
     ) -> CallError<Q> {
         let timed_out = refused.is_timeout();
         drop(refused);
-        match slot.wait(Some(Instant::now())) {
+        match slot.wait(Some(Instant::now()), false) {
             Some(Settled::Unanswered(q)) if !timed_out && self.running() => CallError::NoServer(q),
             _ if timed_out => CallError::Timeout,
             _ => CallError::Closed,

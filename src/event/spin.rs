@@ -1,0 +1,41 @@
+//! The bounded spin a thread does before it blocks on a cell another core
+//! is about to settle (a receipt, a reply slot): a running worker settles
+//! it within microseconds, far sooner than a blocked thread is woken (tens
+//! of µs on a VM).
+
+use std::time::{Duration, Instant};
+
+use crate::loom::hint::spin_loop;
+use crate::loom::thread;
+
+/// How long a waiter spins, then yields, before it blocks.
+pub(crate) const SPIN_FOR: Duration = Duration::from_micros(20);
+pub(crate) const YIELD_UNTIL: Duration = Duration::from_micros(50);
+
+/// Spins for [`SPIN_FOR`], then yields, until `done()` or `limit` has
+/// passed; returns `done()`. Under loom it only looks once.
+pub(crate) fn until(limit: Duration, done: impl Fn() -> bool) -> bool {
+    if cfg!(loom) {
+        return done();
+    }
+    let start = Instant::now();
+    let mut spinning = true;
+    loop {
+        // The clock is read every 64 rounds: a round takes nanoseconds.
+        for _ in 0..64 {
+            if done() {
+                return true;
+            }
+            if spinning {
+                spin_loop();
+            } else {
+                thread::yield_now();
+            }
+        }
+        let waited = start.elapsed();
+        if waited >= limit {
+            return done();
+        }
+        spinning = waited < SPIN_FOR;
+    }
+}
