@@ -321,3 +321,41 @@ fn calls_beyond_max_in_flight_fail_at_once_and_closing_fails_calls_in_flight() {
     // The bridge closed: its stand-in left the service.
     assert!(matches!(remote.call(quote(3)), Err(CallError::NoServer(_))));
 }
+
+#[test]
+fn a_served_subject_answers_again_after_the_server_restarts() {
+    let mut server = NatsServer::start().unwrap();
+    let (serving, caller) = (engine(), engine());
+    let (bs, bc) = (bridge(&server, &serving), bridge(&server, &caller));
+    let handled = Arc::new(AtomicU64::new(0));
+    let service = pricing(&serving, &handled);
+    bs.serve(&service, "pricing.quote").unwrap();
+    let remote = caller.service::<Quote, Price>("pricing.quote").unwrap();
+    let options = ServiceOptions::new().timeout(Duration::from_millis(500));
+    bc.remote_with(&remote, "pricing.quote", options).unwrap();
+    assert_eq!(remote.call(quote(2)).unwrap().cents, 500);
+
+    server.kill9();
+    // While the server is down every call ends, with a reason; none hangs.
+    for qty in 1..=3 {
+        match remote.call(quote(qty)) {
+            Err(CallError::Failed(_) | CallError::Timeout | CallError::NoServer(_)) => {}
+            other => panic!("expected a failed call while NATS is down, got {other:?}"),
+        }
+    }
+    server.restart();
+    // Both clients reconnect and the serving side subscribes again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match remote.call(quote(4)) {
+            Ok(price) => {
+                assert_eq!(price.cents, 1_000);
+                break;
+            }
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            Err(e) => panic!("no answer 20 s after the restart: {e}"),
+        }
+    }
+}

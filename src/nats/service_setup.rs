@@ -1,6 +1,8 @@
 //! Setting up service links: [`Bridge::serve`] and [`Bridge::remote`]
 //! (core NATS request/reply, no JetStream).
 
+use futures_util::StreamExt;
+
 use super::bridge::{block_on, Bridge};
 use super::codec::{Codec, Json};
 use super::error::BridgeError;
@@ -98,9 +100,17 @@ impl Bridge {
         let (c, s, group) = (client.clone(), subject.to_owned(), options.queue_group);
         let requests = block_on(self.handle()?, async move {
             let requests = c.queue_subscribe(s, group).await?;
-            // The server has the subscription once the flush returns.
-            c.flush().await?;
-            Ok::<_, async_nats::Error>(requests)
+            // The server handles a connection's messages in order: once a
+            // message to a fresh inbox, subscribed after, comes back, it
+            // has the subscription (a flush only empties the socket).
+            let inbox = c.new_inbox();
+            let mut probe = c.subscribe(inbox.clone()).await?;
+            c.publish(inbox, bytes::Bytes::new()).await?;
+            let timeout = std::time::Duration::from_secs(10);
+            match tokio::time::timeout(timeout, probe.next()).await {
+                Ok(Some(_)) => Ok::<_, async_nats::Error>(requests),
+                _ => Err("the server did not confirm the subscription within 10 s".into()),
+            }
         })?
         .map_err(|e| BridgeError::Connect {
             url: self.inner.url.clone(),
