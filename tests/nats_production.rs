@@ -280,6 +280,29 @@ fn a_subject_the_user_may_not_publish_to_is_a_permission_error_not_a_silent_loss
 }
 
 #[test]
+fn serving_a_subject_the_user_may_not_subscribe_to_is_a_permission_error() {
+    let (server, _) = accounts_server();
+    let e = engine();
+    let alice = Bridge::connect(
+        &server.url(),
+        &e,
+        BridgeOptions::default().user_and_password("alice", "alice-pass"),
+    )
+    .unwrap();
+    let quotes = e.service::<u64, u64>("orders.quote").unwrap();
+    quotes.serve(|q| **q).unwrap();
+    match alice.serve(&quotes, "orders.quote").unwrap_err() {
+        BridgeError::Permission {
+            operation, subject, ..
+        } => assert_eq!(
+            (operation, subject.as_str()),
+            ("subscribe to", "orders.quote")
+        ),
+        other => panic!("expected a permission error, got {other:?}"),
+    }
+}
+
+#[test]
 fn tokens_authenticate_and_a_wrong_token_is_an_auth_error() {
     let server =
         NatsServer::start_with_config(|_| "authorization { token: \"s3cret-token\" }".into());

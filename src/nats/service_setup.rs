@@ -1,11 +1,14 @@
 //! Setting up service links: [`Bridge::serve`] and [`Bridge::remote`]
 //! (core NATS request/reply, no JetStream).
 
+use std::time::Duration;
+
 use futures_util::StreamExt;
 
 use super::bridge::{block_on, Bridge};
 use super::codec::{Codec, Json};
 use super::error::BridgeError;
+use super::permission::guarded;
 use super::remote::{self, Remote};
 use super::serve::Serve;
 use super::service_link::{Direction, ServiceLink, ServiceShared};
@@ -66,8 +69,10 @@ impl Bridge {
     /// # Errors
     ///
     /// [`BridgeError::InvalidSubject`] for a subject with wildcards or bad
-    /// tokens, [`BridgeError::InvalidOption`], [`BridgeError::Connect`]
-    /// when the subscription could not be made, [`BridgeError::Closed`].
+    /// tokens, [`BridgeError::InvalidOption`], [`BridgeError::Permission`]
+    /// when the user may not subscribe to the subject,
+    /// [`BridgeError::Connect`] when the subscription could not be made,
+    /// [`BridgeError::Closed`].
     ///
     /// # Examples
     ///
@@ -98,24 +103,10 @@ impl Bridge {
         let shared = self.new_link(service.name(), subject, &options, Direction::Serve)?;
         let client = self.inner.js.client();
         let (c, s, group) = (client.clone(), subject.to_owned(), options.queue_group);
+        let (url, errors) = (self.inner.url.clone(), self.inner.server_errors.clone());
         let requests = block_on(self.handle()?, async move {
-            let requests = c.queue_subscribe(s, group).await?;
-            // The server handles a connection's messages in order: once a
-            // message to a fresh inbox, subscribed after, comes back, it
-            // has the subscription (a flush only empties the socket).
-            let inbox = c.new_inbox();
-            let mut probe = c.subscribe(inbox.clone()).await?;
-            c.publish(inbox, bytes::Bytes::new()).await?;
-            let timeout = std::time::Duration::from_secs(10);
-            match tokio::time::timeout(timeout, probe.next()).await {
-                Ok(Some(_)) => Ok::<_, async_nats::Error>(requests),
-                _ => Err("the server did not confirm the subscription within 10 s".into()),
-            }
-        })?
-        .map_err(|e| BridgeError::Connect {
-            url: self.inner.url.clone(),
-            reason: format!("cannot subscribe to {subject:?} to serve it: {e}"),
-        })?;
+            guarded(&errors, subscribe_confirmed(c, s, group, url)).await
+        })??;
         let serve = Serve {
             client,
             service: service.clone(),
@@ -272,3 +263,40 @@ impl Bridge {
         Ok(Arc::new(ServiceShared::new(subject, service, direction)))
     }
 }
+
+/// Subscribes to `subject` in `group` and returns once the server has the
+/// subscription: it handles a connection's messages in order, so once a
+/// message to a fresh inbox, subscribed after, comes back, it has it (a
+/// flush only empties the socket). A short grace then lets a permission
+/// error the server sent about the subscription arrive (it travels apart
+/// from the messages), which [`guarded`] turns into
+/// [`BridgeError::Permission`].
+async fn subscribe_confirmed(
+    client: async_nats::Client,
+    subject: String,
+    group: String,
+    url: String,
+) -> Result<async_nats::Subscriber, BridgeError> {
+    let failed = |e: &dyn std::fmt::Display| BridgeError::Connect {
+        url: url.clone(),
+        reason: format!("cannot subscribe to {subject:?} to serve it: {e}"),
+    };
+    let requests =
+        (client.queue_subscribe(subject.clone(), group).await).map_err(|e| failed(&e))?;
+    let inbox = client.new_inbox();
+    let mut probe = (client.subscribe(inbox.clone()).await).map_err(|e| failed(&e))?;
+    (client.publish(inbox, bytes::Bytes::new()).await).map_err(|e| failed(&e))?;
+    let confirmed = tokio::time::timeout(CONFIRM_WITHIN, probe.next()).await;
+    if !matches!(confirmed, Ok(Some(_))) {
+        return Err(failed(
+            &"the server did not confirm the subscription within 10 s",
+        ));
+    }
+    tokio::time::sleep(PERMISSION_GRACE).await;
+    Ok(requests)
+}
+
+/// How long a served subject's subscription may take to be confirmed.
+const CONFIRM_WITHIN: Duration = Duration::from_secs(10);
+/// How long after the confirmation a permission error may still come.
+const PERMISSION_GRACE: Duration = Duration::from_millis(50);
