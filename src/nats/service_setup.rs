@@ -165,7 +165,9 @@ impl Bridge {
     /// [`CallError::NoServer`] with the query back; no reply within
     /// [`ServiceOptions::timeout`] (or error code 504) is
     /// [`CallError::Timeout`]. Local members may serve alongside: calls
-    /// spread over all members.
+    /// spread over all members. The subject is not probed at set-up (a
+    /// probe would be a call): where the user may not publish to it, the
+    /// server drops each request and calls time out.
     ///
     /// [`CallError::Failed`]: crate::CallError::Failed
     /// [`CallError::NoServer`]: crate::CallError::NoServer
