@@ -323,3 +323,57 @@ fn a_dropped_group_stream_hands_its_unyielded_events_back_to_the_group() {
     drop(busy);
     assert!(engine.shutdown().complete);
 }
+
+/// The same for a pattern group: the stream member took events from the
+/// group of each matching topic; dropped, it hands each back to its own
+/// topic's group, and the other member gets every event exactly once.
+#[test]
+fn a_dropped_pattern_group_stream_hands_events_back_to_each_topics_group() {
+    let _dog = common::watchdog("pattern hand back", Duration::from_secs(120));
+    let engine = engine(2, IdleStrategy::Park, 1024);
+    let group = engine.pattern::<u64>("jobs.*").unwrap().group("pair");
+    let (a, b) = (
+        engine.topic::<u64>("jobs.a").unwrap(),
+        engine.topic::<u64>("jobs.b").unwrap(),
+    );
+    let idle = group.subscribe_stream().unwrap();
+    const FIRST: u64 = 300;
+    let publish = move |a: &pinbus::Topic<u64>, b: &pinbus::Topic<u64>, i: u64| {
+        if i.is_multiple_of(2) { a } else { b }.publish(i).unwrap()
+    };
+    for i in 0..FIRST {
+        publish(&a, &b, i);
+    }
+    let mut busy = group.subscribe_stream().unwrap();
+    const N: u64 = 3_000;
+    let (ta, tb) = (a.clone(), b.clone());
+    let producer = std::thread::spawn(move || {
+        for i in FIRST..N {
+            publish(&ta, &tb, i);
+        }
+    });
+    let mut got = Vec::new();
+    futures::executor::block_on(async {
+        while got.len() < 200 {
+            let ev = busy.next().await.unwrap();
+            assert_eq!(
+                ev.topic(),
+                if ev.is_multiple_of(2) {
+                    "jobs.a"
+                } else {
+                    "jobs.b"
+                }
+            );
+            got.push(*ev);
+        }
+        drop(idle);
+        while (got.len() as u64) < N {
+            got.push(*busy.next().await.unwrap());
+        }
+    });
+    producer.join().unwrap();
+    got.sort_unstable();
+    assert_eq!(got, (0..N).collect::<Vec<_>>(), "every event exactly once");
+    drop(busy);
+    assert!(engine.shutdown().complete);
+}

@@ -67,7 +67,7 @@ use futures_core::Stream;
 use super::groups::Group;
 use super::handle::Topic;
 use super::pattern::{Pattern, PatternGroup};
-use super::stream_back::HandBack;
+use super::stream_back::{Back, HandBack};
 use super::subscribe::SubscribeChain;
 use crate::core::ring::{self, Consumer, Producer};
 use crate::event::meta::Event;
@@ -285,7 +285,7 @@ pub struct EventStream<T> {
     shared: Arc<StreamShared<T>>,
     sub: Option<Subscription>,
     /// A group member's group, to hand its unyielded events back to.
-    hand_back: Option<HandBack<T>>,
+    hand_back: Option<Back<T>>,
     /// Events taken since the stream last woke a waiting handler: it wakes
     /// one only every half ring (or when the ring runs dry), so a handler
     /// waiting for room refills half the ring per wake-up instead of one
@@ -500,7 +500,7 @@ impl<T: Clone + Send + 'static> Group<T> {
         let (handler, rx) = stream_parts(&self.topic.shared.runtime, false);
         let sub = self.subscribe_via(handler, SubscribeOptions::new())?;
         let mut stream = rx.with(sub);
-        stream.hand_back = HandBack::of(&self.topic.shared, &self.name);
+        stream.hand_back = HandBack::of(&self.topic.shared, &self.name).map(Back::Group);
         Ok(stream)
     }
 }
@@ -537,10 +537,11 @@ impl<T: Clone + Send + 'static> Pattern<T> {
 
 impl<T: Clone + Send + 'static> PatternGroup<T> {
     /// Adds an [`EventStream`] as one member of the group that spans the
-    /// pattern's topics. Dropping the stream removes the member; unlike a
-    /// topic's group stream ([`Group::subscribe_stream`]), it does not yet
-    /// hand the events it took and did not yield back to the group: drain
-    /// it before dropping it where the group must not lose them.
+    /// pattern's topics. Dropping the stream removes the member and, as a
+    /// topic's group stream does ([`Group::subscribe_stream`]), hands the
+    /// events it took and did not yield back to the group of each event's
+    /// topic, in their order (discarded where it was that group's last
+    /// member).
     ///
     /// # Errors
     ///
@@ -560,8 +561,11 @@ impl<T: Clone + Send + 'static> PatternGroup<T> {
     /// # Ok(()) }
     /// ```
     pub fn subscribe_stream(&self) -> Result<EventStream<T>, SubscribeError> {
-        let (handler, rx) = stream_parts(&self.pattern().hub.runtime, false);
+        let hub = &self.pattern().hub;
+        let (handler, rx) = stream_parts(&hub.runtime, false);
         let sub = self.subscribe_via(handler, SubscribeOptions::new())?;
-        Ok(rx.with(sub))
+        let mut stream = rx.with(sub);
+        stream.hand_back = Some(Back::pattern(hub.clone(), self.name()));
+        Ok(stream)
     }
 }

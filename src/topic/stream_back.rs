@@ -7,10 +7,13 @@
 //! once the member's subscription is removed (its handler will not run
 //! again), they go back to the group's lane, where the next member to claim
 //! takes them first, in their order. If the member was the group's last,
-//! they are discarded, as the rest of the lane is.
+//! they are discarded, as the rest of the lane is. A pattern group's stream
+//! member took events from the group of each matching topic: each goes back
+//! to its own topic's group, in its order.
 
 use std::collections::VecDeque;
 
+use super::names::Hub;
 use super::shared::TopicShared;
 use crate::core::ring::Consumer;
 use crate::event::meta::Event;
@@ -38,8 +41,40 @@ impl<T: Clone + Send + 'static> HandBack<T> {
     }
 }
 
-impl<T> HandBack<T> {
-    /// Gives the group what `ring` and `spill` still hold (the member's
+/// Where a stream member of a group hands back what it did not yield.
+pub(super) enum Back<T> {
+    /// A topic's group.
+    Group(HandBack<T>),
+    /// A pattern group: each event to its own topic's group, which this
+    /// finds by the topic's name.
+    Pattern(FindGroup<T>),
+}
+
+/// Finds a pattern group's group on the topic named so, if it lives.
+pub(super) type FindGroup<T> = Box<dyn Fn(&str) -> Option<HandBack<T>> + Send + Sync>;
+
+impl<T: Clone + Send + 'static> Back<T> {
+    /// [`Back::Pattern`] for the pattern group `group` of `hub`'s topics.
+    pub(super) fn pattern(hub: Arc<Hub>, group: &str) -> Back<T> {
+        let group: Box<str> = group.into();
+        Back::Pattern(Box::new(move |name| {
+            // The registry's lock is let go before the topic's control
+            // lock is taken (`HandBack::of`).
+            let topic = live_topic::<T>(&hub, name)?;
+            HandBack::of(&topic, &group)
+        }))
+    }
+}
+
+/// The live topic `name` of type `T`, if any.
+fn live_topic<T: Send + 'static>(hub: &Hub, name: &str) -> Option<Arc<TopicShared<T>>> {
+    let registry = hub.registry.lock();
+    let live = registry.topics.get(name)?.live.as_ref()?;
+    live.typed.downcast_ref().cloned()
+}
+
+impl<T> Back<T> {
+    /// Gives back what `ring` and `spill` still hold (the member's
     /// subscription is gone: nothing is added meanwhile).
     pub(super) fn give(self, ring: &mut Consumer<Event<T>>, spill: &mut VecDeque<Event<T>>) {
         let mut events: Vec<Event<T>> = Vec::new();
@@ -47,6 +82,32 @@ impl<T> HandBack<T> {
             events.push(ev);
         }
         events.extend(spill.drain(..));
+        match self {
+            Back::Group(back) => back.give(events),
+            Back::Pattern(find) => {
+                // Split by topic, keeping each topic's order.
+                let mut by_topic: Vec<(&'static str, Vec<Event<T>>)> = Vec::new();
+                for ev in events {
+                    let name = ev.topic.as_str();
+                    match by_topic.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, evs)) => evs.push(ev),
+                        None => by_topic.push((name, vec![ev])),
+                    }
+                }
+                for (name, evs) in by_topic {
+                    // A topic freed meanwhile has no group left to take them.
+                    if let Some(back) = find(name) {
+                        back.give(evs);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<T> HandBack<T> {
+    /// Gives the group `events`, in their order.
+    fn give(self, events: Vec<Event<T>>) {
         if events.is_empty() {
             return;
         }
