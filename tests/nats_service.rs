@@ -19,7 +19,7 @@ use std::time::Duration;
 use nats_py::{json_lines, python, script};
 use nats_server::{engine, NatsServer};
 use pinbus::nats::{Bridge, BridgeOptions, ServiceOptions};
-use pinbus::{CallError, Engine, Service};
+use pinbus::{CallError, Engine, Service, TraceContext, TraceId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -213,6 +213,40 @@ fn two_rust_servers_share_calls_from_a_third_engine() {
         Err(CallError::Failed(text)) => assert!(text.contains("qty must be at least 1"), "{text}"),
         other => panic!("expected Failed, got {other:?}"),
     }
+}
+
+#[test]
+fn a_call_over_nats_keeps_the_callers_trace() {
+    let server = NatsServer::start().unwrap();
+    let (serving, caller) = (engine(), engine());
+    let (bs, bc) = (bridge(&server, &serving), bridge(&server, &caller));
+    let traces = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = traces.clone();
+    let echo = serving.service::<u64, u64>("echo").unwrap();
+    echo.serve(move |q| {
+        seen.lock().unwrap().push(q.trace_id());
+        **q
+    })
+    .unwrap();
+    bs.serve(&echo, "echo").unwrap();
+    let remote = caller.service::<u64, u64>("echo").unwrap();
+    bc.remote(&remote, "echo").unwrap();
+    let ctx = TraceContext::new(TraceId::from_u128(0xfeed), 7);
+    {
+        let _in_trace = ctx.enter();
+        assert_eq!(remote.call(5).unwrap(), 5);
+    }
+    let block = futures::executor::block_on(async {
+        let _in_trace = ctx.enter();
+        remote.call_async(6).await
+    });
+    assert_eq!(block.unwrap(), 6);
+    let traces = traces.lock().unwrap().clone();
+    assert_eq!(
+        traces,
+        vec![TraceId::from_u128(0xfeed); 2],
+        "the caller's trace"
+    );
 }
 
 #[test]

@@ -9,15 +9,19 @@
 
 use std::time::Duration;
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use async_nats::{HeaderMap, Message, Subscriber};
 use futures_util::StreamExt;
 use tokio::sync::Semaphore;
 
 use super::codec::Codec;
-use super::headers::{CONTENT_TYPE, SERVICE_ERROR, SERVICE_ERROR_CODE};
+use super::headers::{CONTENT_TYPE, SERVICE_ERROR, SERVICE_ERROR_CODE, TRACEPARENT};
 use super::service_link::ServiceShared;
 use crate::loom::sync::Arc;
-use crate::{CallError, Service};
+use crate::{CallError, Service, TraceContext};
 
 /// What a served subject needs to answer its requests.
 pub(crate) struct Serve<Q, R, C> {
@@ -61,7 +65,15 @@ where
             self.shared.count(false);
             return;
         };
-        let (headers, body) = match self.reply(&message.payload).await {
+        // The local call joins the caller's trace, as an import does.
+        let trace = (message.headers.as_ref())
+            .and_then(|h| h.get(TRACEPARENT))
+            .and_then(|v| TraceContext::from_traceparent(v.as_str()));
+        let reply = InTrace {
+            trace,
+            inner: Box::pin(self.reply(&message.payload)),
+        };
+        let (headers, body) = match reply.await {
             Ok(body) => {
                 let mut headers = HeaderMap::new();
                 headers.insert(CONTENT_TYPE, Codec::<R>::content_type(&*self.codec));
@@ -108,6 +120,22 @@ where
                 format!("service {name:?} answered a reply that cannot be encoded: {e}"),
             )
         })
+    }
+}
+
+/// A future polled under a trace context: what it publishes during each
+/// poll joins that trace (the context is the thread's only while it polls).
+struct InTrace<F> {
+    trace: Option<TraceContext>,
+    inner: Pin<Box<F>>,
+}
+
+impl<F: Future> Future for InTrace<F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let _current = self.trace.map(TraceContext::enter);
+        self.inner.as_mut().poll(cx)
     }
 }
 
