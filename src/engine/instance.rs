@@ -305,7 +305,7 @@ impl Engine {
     /// for a full lane or by an interceptor, discarded, dead letters), per
     /// live subscription (handled, failed, retried, skipped, lane lag,
     /// sampled latency percentiles) and per worker (busy share). With the
-    /// `metrics` feature, [`Metrics::export`] hands it to the `metrics`
+    /// `metrics` feature, `Metrics::export` hands it to the `metrics`
     /// crate facade.
     ///
     /// Reading it takes the topic registry's lock and each topic's
