@@ -148,6 +148,108 @@ fn without_timestamps_published_at_is_the_dequeue_time() {
     assert!(s.published_at <= s.handled_at);
 }
 
+/// Without publisher timestamps an event's time is its batch's dispatch
+/// clock: never before the event was published (also for the events of a
+/// long burst, batch after batch), never after the handler asks, the same
+/// each time it asks.
+#[test]
+fn without_timestamps_published_at_bounds_every_events_publish_time() {
+    let engine = engine(1, pinbus::IdleStrategy::BusySpin, 1024);
+    let t = engine.topic::<u64>("orders.burst").unwrap();
+    const N: usize = 400;
+    // When the producer was about to publish event `i`.
+    let about_to: Arc<Vec<Mutex<Option<Instant>>>> =
+        Arc::new((0..N).map(|_| Mutex::new(None)).collect());
+    let checked = Arc::new(Mutex::new(Vec::new()));
+    let (a, c) = (about_to.clone(), checked.clone());
+    t.subscribe(move |ev: &Event<u64>| {
+        let at = ev.published_at();
+        assert_eq!(ev.published_at(), at, "stable within a call");
+        let now = Instant::now();
+        let before = a[**ev as usize]
+            .lock()
+            .unwrap()
+            .expect("stamped before publish");
+        c.lock().unwrap().push((before <= at, at <= now));
+        // Keep the worker busy, so the burst spans many batches while the
+        // producer goes on publishing.
+        while now.elapsed() < Duration::from_micros(20) {
+            std::hint::spin_loop();
+        }
+    })
+    .unwrap();
+    for i in 0..N {
+        *about_to[i].lock().unwrap() = Some(Instant::now());
+        t.publish(i as u64).unwrap();
+        let pause = Instant::now();
+        while pause.elapsed() < Duration::from_micros(5) {
+            std::hint::spin_loop();
+        }
+    }
+    engine.shutdown();
+    let checked = checked.lock().unwrap();
+    assert_eq!(checked.len(), N);
+    let late = checked
+        .iter()
+        .filter(|(after_publish, _)| !after_publish)
+        .count();
+    let early = checked
+        .iter()
+        .filter(|(_, before_call)| !before_call)
+        .count();
+    eprintln!("late {late} early {early}");
+    assert_eq!(
+        (late, early),
+        (0, 0),
+        "events stamped before publish / after the call"
+    );
+}
+
+/// An event the engine keeps past its handler call keeps its time: a retry
+/// has the first attempt's, a stream item the time it had on the worker
+/// (not a fresh reading wherever it is looked at later).
+#[test]
+fn without_timestamps_kept_events_keep_their_time() {
+    use futures::StreamExt;
+    use pinbus::{RetryPolicy, SubscribeOptions};
+    let engine = engine(1, pinbus::IdleStrategy::Park, 16);
+    let t = engine.topic::<u64>("orders.kept").unwrap();
+    let times = Arc::new(Mutex::new(Vec::new()));
+    let seen = times.clone();
+    t.subscribe_with(
+        move |ev: &Event<u64>| {
+            seen.lock().unwrap().push((ev.attempt(), ev.published_at()));
+            if ev.attempt() < 3 {
+                Err("again")
+            } else {
+                Ok(())
+            }
+        },
+        SubscribeOptions::new().retry(RetryPolicy::fixed(Duration::from_millis(2)).max_attempts(3)),
+    )
+    .unwrap();
+    let mut stream = t.subscribe_stream().unwrap();
+    let before = Instant::now();
+    // Tracked: the receipt completes after the stream yielded the event
+    // and the subscription's last attempt.
+    let receipt = t.publish_tracked(7).unwrap();
+    let item = futures::executor::block_on(stream.next()).unwrap();
+    let first = item.published_at();
+    let pause = Instant::now();
+    while pause.elapsed() < Duration::from_micros(200) {
+        std::hint::spin_loop();
+    }
+    assert_eq!(item.published_at(), first, "a stream item's time is fixed");
+    assert!(before <= first && first <= pause);
+    receipt.wait().unwrap();
+    let times = times.lock().unwrap().clone();
+    assert_eq!(times.iter().map(|&(a, _)| a).collect::<Vec<_>>(), [1, 2, 3]);
+    assert!(times.iter().all(|&(_, at)| at == times[0].1), "{times:?}");
+    assert!(before <= times[0].1);
+    drop(stream);
+    engine.shutdown();
+}
+
 #[test]
 fn engine_and_handles_are_send_and_sync() {
     fn check<T: Send + Sync>() {}

@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 use crate::event::name::TopicName;
 use crate::event::receipt::TrackerRef;
 use crate::event::trace::{self, Lineage, Origin, TraceContext, TraceId};
-use crate::sys::epoch::epoch;
+use crate::sys::epoch::{dispatch_now, epoch};
 
 /// Metadata attached to every event at publish time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Meta {
     /// Unique within the topic; see [`Event::seq`].
     pub(crate) seq: u64,
-    /// Nanoseconds since [`epoch`]; 0 = not stamped yet.
+    /// Nanoseconds since [`epoch`]: the publisher's timestamp, or 0 = the
+    /// dispatch clock of the batch it is delivered in ([`Meta::published_nanos`]).
     pub(crate) published: u64,
     /// The trace it joins and its parent span, ids derived on demand.
     pub(crate) lineage: Lineage,
@@ -36,6 +37,31 @@ pub(crate) struct Meta {
     /// The topic snapshot version the publisher used; compared with a
     /// subscription's start version.
     pub(crate) version: u64,
+}
+
+impl Meta {
+    /// The publish time in nanoseconds since [`epoch`]: the publisher's
+    /// timestamp, or else the dispatch clock of the batch being handled on
+    /// this thread ([`dispatch_now`]).
+    #[inline]
+    pub(crate) fn published_nanos(&self) -> u64 {
+        if self.published != 0 {
+            self.published
+        } else {
+            dispatch_now()
+        }
+    }
+
+    /// The same metadata with the publish time fixed: for an event kept
+    /// past the batch it was delivered in (a retry, a stream item), which
+    /// the next batch's clock would no longer describe.
+    #[inline]
+    pub(crate) fn resolved(self) -> Meta {
+        Meta {
+            published: self.published_nanos(),
+            ..self
+        }
+    }
 }
 
 /// An event as handlers see it: the payload (`Deref<Target = T>`) plus its
@@ -132,11 +158,15 @@ impl<T> Event<T> {
     /// When the event was published — exactly, if its topic was created with
     /// `TopicOptions::timestamps(true)` (one clock read per `publish`, or per
     /// `publish_batch`). Otherwise (the default) publishers read no clock and
-    /// this is the worker's dispatch clock: read when the worker starts a
-    /// burst and every 64 events during one, so it is an upper bound on the
-    /// publish time and a lower bound on the handling time.
+    /// this is the worker's dispatch clock: read the first time an event of
+    /// the batch the worker took from the lane asks for it, and the same for
+    /// every event of that batch, so it is an upper bound on the publish time
+    /// and a lower bound on the time of the call. (A worker reads no clock
+    /// for events whose time nobody asks for; an event the engine keeps past
+    /// its handler call — a retry, a dead letter, a stream item — has its
+    /// time fixed before it leaves the worker.)
     pub fn published_at(&self) -> Instant {
-        epoch() + Duration::from_nanos(self.meta.published)
+        epoch() + Duration::from_nanos(self.meta.published_nanos())
     }
 
     /// Whether this is the last event of the batch its worker took from the

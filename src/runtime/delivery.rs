@@ -7,19 +7,15 @@ use crate::lane::tag::Delivered;
 
 /// The event handlers see, built from a drained value.
 #[inline(always)]
-pub(crate) fn event<T>(
-    value: T,
-    d: Delivered,
-    topic: &'static TopicName,
-    salt: u64,
-    clock: u64,
-) -> Event<T> {
+pub(crate) fn event<T>(value: T, d: Delivered, topic: &'static TopicName, salt: u64) -> Event<T> {
     Event::tracked(
         value,
         topic,
         Meta {
             seq: d.seq,
-            published: if d.published != 0 { d.published } else { clock },
+            // 0 without a publisher's timestamp: the batch's dispatch
+            // clock, read if asked for (`Meta::published_nanos`).
+            published: d.published,
             lineage: d.lineage,
             attempt: 1,
             end_of_batch: d.end_of_batch,

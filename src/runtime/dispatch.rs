@@ -118,7 +118,7 @@ fn deliver<T>(handlers: &mut [HandlerEntry<T>], ev: &Event<T>) -> bool {
 impl<T: Send + 'static> PlainDrain<T> {
     /// Dispatches up to `n` events of ring `r` to every accepting handler.
     #[inline(always)]
-    fn dispatch(&mut self, r: usize, n: usize, clock: u64) -> usize {
+    fn dispatch(&mut self, r: usize, n: usize) -> usize {
         let name = self.name;
         let handlers = &mut self.handlers;
         let discarded = &mut self.discarded;
@@ -129,7 +129,7 @@ impl<T: Send + 'static> PlainDrain<T> {
         // A lone subscription drains the batch in its own loop ([`solo`](crate::runtime::solo)).
         if let [only] = &mut handlers[..] {
             if only.runs_alone() {
-                let mut run = Alone::new(&mut self.rings[r], n, name, salt, clock, &context);
+                let mut run = Alone::new(&mut self.rings[r], n, name, salt, &context);
                 only.run_alone(&mut run);
                 *discarded += run.discarded;
                 *stray += run.stray;
@@ -137,7 +137,7 @@ impl<T: Send + 'static> PlainDrain<T> {
             }
         }
         self.rings[r].consume(n, |value, d| {
-            let ev = event(value, d, name, salt, clock);
+            let ev = event(value, d, name, salt);
             context.event(ev.meta.seq, &ev.meta.lineage);
             if !deliver(handlers, &ev) {
                 *discarded += 1;
@@ -176,10 +176,8 @@ impl<T: Send + 'static> Drain for PlainDrain<T> {
                 return Drained::NeedCommands(total);
             }
             cx.consuming();
-            let clock = cx.clock();
-            let n = self.dispatch(r, ready, clock);
-            cx.count_clock(n);
-            total += n;
+            cx.open_batch();
+            total += self.dispatch(r, ready);
         }
         if total > 0 {
             for h in &self.handlers {
@@ -324,7 +322,7 @@ impl<T: Send + 'static> GroupDrain<T> {
             return Drained::Events(claimed);
         }
         cx.consuming();
-        let clock = cx.clock();
+        cx.open_batch();
         let mut handled = 0;
         let mut rest = local.drain(..);
         while let Some((value, mut d)) = rest.next() {
@@ -345,7 +343,7 @@ impl<T: Send + 'static> GroupDrain<T> {
             };
             // The pass's last event ends its batch.
             d.end_of_batch = rest.len() == 0;
-            let ev = event(value, d, self.name, self.salt, clock);
+            let ev = event(value, d, self.name, self.salt);
             self.members[m].call_guarded(&ev);
             handled += 1;
             // `ev` and the receipt share in `d` drop here.
@@ -362,7 +360,6 @@ impl<T: Send + 'static> GroupDrain<T> {
         }
         // Keep the allocation for the next pass.
         self.local = local;
-        cx.count_clock(handled);
         for m in &self.members {
             m.publish_counts();
         }
@@ -378,7 +375,7 @@ impl<T: Send + 'static> GroupDrain<T> {
             .inspect(|&m| self.next = (m + 1) % n)
     }
 
-    fn dispatch_buffered(&mut self, clock: u64) -> usize {
+    fn dispatch_buffered(&mut self) -> usize {
         let mut handled = 0;
         let mut pending = std::mem::take(&mut self.buf);
         let mut rest = pending.drain(..);
@@ -398,7 +395,7 @@ impl<T: Send + 'static> GroupDrain<T> {
             };
             // The claim took the batch from several rings: its end is here.
             d.end_of_batch = rest.len() == 0;
-            let ev = event(value, d, self.name, self.salt, clock);
+            let ev = event(value, d, self.name, self.salt);
             self.members[m].call_guarded(&ev);
             handled += 1;
             // `ev` and the receipt share in `d` drop here.
@@ -432,12 +429,11 @@ impl<T: Send + 'static> Drain for GroupDrain<T> {
         let max = cx.batch.min(GROUP_BATCH);
         match group.claim(&self.lane, max, &mut self.buf, || cx.consuming()) {
             0 => Drained::Events(0),
-            n => {
+            _ => {
                 // The claim freed room: waiting async producers look again.
                 self.lane.room.consumed();
-                let clock = cx.clock();
-                cx.count_clock(n);
-                let handled = self.dispatch_buffered(clock);
+                cx.open_batch();
+                let handled = self.dispatch_buffered();
                 for m in &self.members {
                     m.publish_counts();
                 }

@@ -37,24 +37,41 @@ pub(crate) enum Drained {
     NeedCommands(usize),
 }
 
-/// The worker's clock for events published without a timestamp: read when a
-/// burst starts and every `CLOCK_EVERY` events during one, so busy workers
-/// pay a fraction of a clock read per event.
+/// The worker's busy-time clock, read off the event path: events published
+/// without a timestamp read the dispatch clock only if asked for
+/// ([`open_batch`](crate::sys::epoch::open_batch)), so a burst starts
+/// without a clock read. Its start is the worker's last idle reading: taken
+/// when it last went idle, every [`IDLE_READ_EVERY`] empty spinning
+/// passes, and after every yield, sleep or park. Busy time may therefore
+/// include up to that many empty passes before a burst.
 #[derive(Default)]
 pub(crate) struct DispatchClock {
-    pub(crate) nanos: u64,
-    /// Events stamped since the last read; `u32::MAX` = read before next use.
-    pub(crate) since_read: u32,
-    /// The first read of the current busy burst; 0 = none yet. Busy time is
-    /// counted from it to the next idle transition.
+    /// The first reading of the current busy burst; 0 = none yet. Busy time
+    /// is counted from it to the next idle transition.
     pub(crate) burst_start: u64,
+    /// The worker's last reading while idle; 0 = none yet.
+    pub(crate) last_idle: u64,
 }
 
-pub(crate) const CLOCK_EVERY: u32 = 64;
+/// Empty spinning passes between two idle clock readings.
+pub(crate) const IDLE_READ_EVERY: u32 = 16;
 
 impl DispatchClock {
-    pub(crate) fn invalidate(&mut self) {
-        self.since_read = u32::MAX;
+    /// The start of a burst beginning now: the last idle reading, or a
+    /// reading now for a worker that never idled.
+    #[inline(always)]
+    fn start_of_burst(&self) -> u64 {
+        if self.last_idle != 0 {
+            self.last_idle
+        } else {
+            crate::sys::epoch::now_nanos()
+        }
+    }
+
+    /// Takes an idle reading (off the event path: the worker has nothing
+    /// to do).
+    pub(crate) fn idle_reading(&mut self) {
+        self.last_idle = crate::sys::epoch::now_nanos();
     }
 }
 
@@ -83,25 +100,18 @@ impl DrainCx<'_> {
         self.pending.load(Ordering::Relaxed)
     }
 
-    /// The dispatch clock (see [`DispatchClock`]).
+    /// Call before dispatching a batch whose events were all seen
+    /// published: opens the thread's dispatch clock for them (read only if
+    /// an event's time is asked for) and starts the busy burst, if none is
+    /// under way, at the last idle reading (see [`DispatchClock`]). No
+    /// clock read on this path but a worker's very first burst.
     #[inline(always)]
-    pub(crate) fn clock(&mut self) -> u64 {
+    pub(crate) fn open_batch(&mut self) {
         let c = &mut *self.clock;
-        if c.since_read >= CLOCK_EVERY {
-            c.nanos = crate::sys::epoch::now_nanos();
-            c.since_read = 0;
-            if c.burst_start == 0 {
-                c.burst_start = c.nanos;
-            }
+        if c.burst_start == 0 {
+            c.burst_start = c.start_of_burst();
         }
-        c.nanos
-    }
-
-    /// Counts `events` stamped with the dispatch clock.
-    #[inline(always)]
-    pub(crate) fn count_clock(&mut self, events: usize) {
-        let c = &mut *self.clock;
-        c.since_read = c.since_read.saturating_add(events as u32);
+        crate::sys::epoch::open_batch(c.burst_start);
     }
 
     /// Call before consuming events: makes the worker busy for quiescence

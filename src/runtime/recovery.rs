@@ -126,7 +126,8 @@ impl<T: Clone + Send + 'static> OnFailure<T> for Recovery<T> {
                 attempt: attempt + 1,
                 // Redelivered on its own.
                 end_of_batch: true,
-                ..ev.meta
+                // Its time is this batch's, not the redelivery's.
+                ..ev.meta.resolved()
             },
             ev.receipt.as_ref().map(TrackerRef::another),
         );

@@ -81,7 +81,6 @@ pub(crate) struct Alone<'a, T> {
     left: usize,
     name: &'static TopicName,
     salt: u64,
-    clock: u64,
     context: &'a HandlingBatch,
     /// Events taken from the ring.
     pub(crate) taken: usize,
@@ -96,14 +95,13 @@ pub(crate) struct Alone<'a, T> {
 }
 
 impl<'a, T> Alone<'a, T> {
-    /// `count` events of `lane` (all counted ready), for topic `name`, at
-    /// worker clock `clock`, with `context` entered for the batch.
+    /// `count` events of `lane` (all counted ready), for topic `name`, with
+    /// `context` entered for the batch.
     pub(crate) fn new(
         lane: &'a mut LaneConsumer<T>,
         count: usize,
         name: &'static TopicName,
         salt: u64,
-        clock: u64,
         context: &'a HandlingBatch,
     ) -> Self {
         Alone {
@@ -111,7 +109,6 @@ impl<'a, T> Alone<'a, T> {
             left: count,
             name,
             salt,
-            clock,
             context,
             taken: 0,
             handled: 0,
@@ -129,11 +126,11 @@ impl<'a, T> Alone<'a, T> {
         removed: &AtomicBool,
         mut f: impl FnMut(&Event<T>) -> Outcome,
     ) -> Halt<T> {
-        let (name, salt, clock, context) = (self.name, self.salt, self.clock, self.context);
+        let (name, salt, context) = (self.name, self.salt, self.context);
         let (mut handled, mut skipped, mut discarded, mut stray) = (0, 0, 0, 0);
         let mut halt = Halt::Done;
         let taken = self.lane.consume_while(self.left, |value, d| {
-            let ev = event(value, d, name, salt, clock);
+            let ev = event(value, d, name, salt);
             if !sees(ev.meta.version, since, removed) {
                 discarded += 1;
                 ev.drop_contained(&mut stray);

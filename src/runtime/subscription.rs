@@ -17,7 +17,7 @@ use crate::runtime::solo::{Alone, BoxedHandler, Halt};
 use crate::runtime::sub_state::{sees, SubShared, SubscriptionStats};
 use crate::runtime::workers::Runtime;
 use crate::sys::contain::contain;
-use crate::sys::epoch::now_nanos;
+use crate::sys::epoch::{burst_start, now_nanos};
 
 /// Options for [`Topic::subscribe_with`](crate::Topic::subscribe_with) and
 /// [`Group::subscribe_with`](crate::Group::subscribe_with).
@@ -95,8 +95,8 @@ impl<L> SubscribeOptions<L> {
     ///
     /// The latency is exact for topics with
     /// [`TopicOptions::timestamps`](crate::TopicOptions::timestamps) on;
-    /// otherwise events carry the worker's dispatch clock and the figure is
-    /// the time from the start of the worker's burst to the handler call.
+    /// otherwise the figure is the time from the start of the worker's busy
+    /// burst (its last clock reading while idle) to the handler call.
     ///
     /// ```
     /// use pinbus::SubscribeOptions;
@@ -297,7 +297,13 @@ impl<T> HandlerEntry<T> {
             self.sample_in -= 1;
             if self.sample_in == 0 {
                 self.sample_in = self.shared.latency_every;
-                let waited = now_nanos().saturating_sub(event.meta.published);
+                // Without a publisher's timestamp: since the burst began
+                // (the dispatch clock, read lazily, would say ~0 here).
+                let from = match event.meta.published {
+                    0 => burst_start(),
+                    stamped => stamped,
+                };
+                let waited = now_nanos().saturating_sub(from);
                 if let Some(h) = &self.shared.latency {
                     h.lock().saturating_record(waited.max(1));
                 }

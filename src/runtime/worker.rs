@@ -41,7 +41,7 @@ use crate::sys::contain::contain;
 use crate::sys::context;
 use crate::sys::fence;
 
-use crate::runtime::drain::{DrainCx, Drained, Totals, BACKLOGS};
+use crate::runtime::drain::{DrainCx, Drained, Totals, BACKLOGS, IDLE_READ_EVERY};
 use crate::runtime::idle::{IdleState, IdleStrategy};
 use crate::runtime::workers::{Runtime, Worker, WorkerShared, EXITING};
 
@@ -122,14 +122,15 @@ impl Worker {
 
     pub(crate) fn set_idle(&mut self) {
         if self.clock.burst_start != 0 {
-            // Once per burst: one clock read, off the per-event path.
-            let busy = crate::sys::epoch::now_nanos().saturating_sub(self.clock.burst_start);
+            // Once per burst: one clock read, off the per-event path; it is
+            // also the idle reading the next burst may start from.
+            self.clock.idle_reading();
+            let busy = self.clock.last_idle.saturating_sub(self.clock.burst_start);
             self.clock.burst_start = 0;
+            crate::sys::epoch::close_batch();
             let total = self.shared.busy_ns.load(Ordering::Relaxed) + busy;
             self.shared.busy_ns.store(total, Ordering::Relaxed);
         }
-        // The next burst reads the clock afresh.
-        self.clock.invalidate();
         if !self.idle {
             self.idle = true;
             self.epoch += 1;
@@ -173,6 +174,11 @@ impl Worker {
         let strategy = self.runtime.idle;
         let step = idle.step();
         if strategy == IdleStrategy::BusySpin || step < tuning.spins {
+            // The next burst's busy time starts at the last idle reading:
+            // one every few passes keeps the poll loop short.
+            if step % IDLE_READ_EVERY == IDLE_READ_EVERY - 1 {
+                self.clock.idle_reading();
+            }
             spin_loop();
             return;
         }
@@ -180,22 +186,19 @@ impl Worker {
         let spun_and_yielded = tuning.spins.saturating_add(tuning.yields);
         if strategy == IdleStrategy::Yield || step < spun_and_yielded {
             thread::yield_now();
-            return;
-        }
-        if !self.retiring.is_empty() {
+        } else if !self.retiring.is_empty() {
             // A retired lane waits for a producer to finish its publish:
             // poll for that instead of parking.
             crate::loom::sleep(Duration::from_micros(200));
-            return;
+        } else if strategy == IdleStrategy::Backoff {
+            let exp = (step - spun_and_yielded).min(20);
+            let pause = Duration::from_micros(1 << exp).min(tuning.max_sleep);
+            crate::loom::sleep(pause);
+        } else {
+            self.park();
         }
-        match strategy {
-            IdleStrategy::Backoff => {
-                let exp = (step - spun_and_yielded).min(20);
-                let pause = Duration::from_micros(1 << exp).min(tuning.max_sleep);
-                crate::loom::sleep(pause);
-            }
-            _ => self.park(),
-        }
+        // Back from the scheduler: the time a burst found now starts from.
+        self.clock.idle_reading();
     }
 
     /// Announce, re-check, park (module docs).

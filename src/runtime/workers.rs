@@ -235,8 +235,8 @@ pub(crate) struct WorkerShared {
     pub(crate) epoch: AtomicU64,
     /// When the worker was created (nanoseconds since the event epoch).
     pub(crate) started: u64,
-    /// Nanoseconds spent in busy bursts, from a burst's first dispatch-clock
-    /// read to its idle transition; written by the worker at each idle
+    /// Nanoseconds spent in busy bursts, from the worker's last idle clock
+    /// reading before a burst to its idle transition (`DispatchClock`); written by the worker at each idle
     /// transition (a statistic: `Relaxed`).
     pub(crate) busy_ns: AtomicU64,
 }
@@ -329,11 +329,7 @@ impl Worker {
             retiring: Vec::new(),
             idle: false,
             epoch: 0,
-            clock: DispatchClock {
-                nanos: 0,
-                since_read: u32::MAX,
-                burst_start: 0,
-            },
+            clock: DispatchClock::default(),
             totals: Totals::default(),
         }
     }

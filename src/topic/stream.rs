@@ -134,7 +134,8 @@ impl<T: Clone> StreamSender<T> {
         let owned = Event::tracked(
             ev.value.clone(),
             ev.topic,
-            ev.meta,
+            // The task reads it after this batch: fix the time now.
+            ev.meta.resolved(),
             // The stream's own share: the receipt completes when the stream
             // yields the event, not when this handler returns.
             ev.receipt.as_ref().map(|r| r.another()),
