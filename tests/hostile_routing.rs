@@ -1044,3 +1044,52 @@ fn a_dropped_pattern_group_stream_hands_back_to_the_other_member_exactly_once() 
     got.sort_unstable();
     assert_eq!(got, (0..40).collect::<Vec<_>>(), "exactly once: {report:?}");
 }
+
+/// The last member of a pattern group, a stream, dropped with events in
+/// its buffer: they are discarded and counted, whether or not their topic
+/// is still open.
+fn last_stream_member_dropped(pattern: bool, keep_topic: bool) -> pinbus::ShutdownReport {
+    let engine = engine(1, IdleStrategy::Park, 64);
+    let (t, mut stream) = if pattern {
+        let group = engine.pattern::<u64>("freed.*").unwrap().group("g");
+        let stream = group.subscribe_stream().unwrap();
+        (engine.topic::<u64>("freed.a").unwrap(), stream)
+    } else {
+        let t = engine.topic::<u64>("freed.a").unwrap();
+        let stream = t.group("g").subscribe_stream().unwrap();
+        (t, stream)
+    };
+    let (woken_tx, woken) = mpsc::channel();
+    assert!(poll_once(&mut stream, &woken_tx).is_pending());
+    let receipts: Vec<_> = (0..5).map(|i| t.publish_tracked(i).unwrap()).collect();
+    woken.recv_timeout(PATIENCE).unwrap();
+    let kept = keep_topic.then_some(t);
+    // Without `kept`, only the stream's part keeps the topic now.
+    drop(stream);
+    wait_all(&receipts, "discarded events' receipts");
+    let report = engine.shutdown();
+    drop(kept);
+    report
+}
+
+#[test]
+fn a_last_pattern_group_stream_member_dropped_counts_what_it_held_as_discarded() {
+    let _w = watchdog("pattern group stream on a freed topic", LIMIT);
+    // A plain group's stream: what it held is counted as discarded.
+    let plain = last_stream_member_dropped(false, true);
+    assert!(plain.complete, "{plain:?}");
+    assert_eq!(plain.published, 5, "{plain:?}");
+    // (How many the stream had buffered when dropped varies; all five
+    // are discarded, from its buffer or from the lane.)
+    assert_eq!(plain.discarded, 5, "{plain:?}");
+    let want = (plain.published, plain.discarded);
+    for keep_topic in [true, false] {
+        let r = last_stream_member_dropped(true, keep_topic);
+        assert!(r.complete, "{r:?}");
+        assert_eq!(
+            (r.published, r.discarded),
+            want,
+            "a pattern group's stream (topic kept: {keep_topic}) counts as a plain group's: {r:?}"
+        );
+    }
+}
