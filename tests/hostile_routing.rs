@@ -105,21 +105,36 @@ struct Reentry {
 
 type Msg = (u8, u64); // (kind of re-entry to try, value)
 
+/// What re-entrant key functions and handlers reach.
+struct Ctx {
+    /// Whether the key function re-enters (else the handlers do).
+    in_key: bool,
+    topic: Mutex<Option<Topic<Msg>>>,
+    group: Mutex<Option<KeyedGroup<Msg>>>,
+    members: Mutex<Vec<Subscription>>,
+    service: Mutex<Option<Service<u32, u32>>>,
+    seen: Log<Msg>,
+    r: Reentry,
+}
+
+/// A member's handler: re-enters unless the key function does.
+fn member(ctx: &Arc<Ctx>) -> impl FnMut(&Event<Msg>) + Send + 'static {
+    let ctx = ctx.clone();
+    move |ev| {
+        if !ctx.in_key {
+            reenter(ev.0, &ctx);
+        }
+        ctx.seen.push(**ev);
+    }
+}
+
 /// Tries re-entry `kind` from inside a key function or handler.
-#[allow(clippy::too_many_arguments)]
-fn reenter(
-    kind: u8,
-    topic: &Mutex<Option<Topic<Msg>>>,
-    group: &Mutex<Option<KeyedGroup<Msg>>>,
-    members: &Mutex<Vec<Subscription>>,
-    service: &Mutex<Option<Service<u32, u32>>>,
-    seen: &Log<Msg>,
-    r: &Reentry,
-) {
+fn reenter(kind: u8, ctx: &Arc<Ctx>) {
+    let r = &ctx.r;
     match kind {
         1 => {
             // Publish to the same topic: `publish` (Block) and `try_publish`.
-            if let Some(t) = topic.lock().unwrap().as_ref() {
+            if let Some(t) = ctx.topic.lock().unwrap().as_ref() {
                 t.publish((0, 1_000)).unwrap();
                 if t.try_publish((0, 1_001)).is_ok() {
                     r.published.fetch_add(1, Ordering::SeqCst);
@@ -129,17 +144,16 @@ fn reenter(
         }
         2 => {
             // Add a member to the very group being claimed.
-            let g = group.lock().unwrap();
+            let g = ctx.group.lock().unwrap();
             if let Some(g) = g.as_ref() {
-                let s = seen.clone();
-                let sub = g.subscribe(move |ev| s.push(**ev)).unwrap();
-                members.lock().unwrap().push(sub);
+                let sub = g.subscribe(member(ctx)).unwrap();
+                ctx.members.lock().unwrap().push(sub);
                 r.subscribed.fetch_add(1, Ordering::SeqCst);
             }
         }
         3 => {
             // Remove a member (maybe the one running).
-            let sub = members.lock().unwrap().pop();
+            let sub = ctx.members.lock().unwrap().pop();
             if let Some(sub) = sub {
                 sub.unsubscribe();
                 r.unsubscribed.fetch_add(1, Ordering::SeqCst);
@@ -147,26 +161,18 @@ fn reenter(
         }
         4 => {
             // A blocking call on this engine: must be refused, not hang.
-            if let Some(svc) = service.lock().unwrap().as_ref() {
-                match svc.call(21) {
-                    Err(CallError::WouldDeadlock(21)) => {
-                        r.would_deadlock.fetch_add(1, Ordering::SeqCst);
+            if let Some(svc) = ctx.service.lock().unwrap().as_ref() {
+                for result in [svc.call(21), svc.call_timeout(21, PATIENCE)] {
+                    match result {
+                        Err(CallError::WouldDeadlock(21)) => {
+                            r.would_deadlock.fetch_add(1, Ordering::SeqCst);
+                        }
+                        other => r
+                            .other_call_results
+                            .lock()
+                            .unwrap()
+                            .push(format!("{other:?}")),
                     }
-                    other => r
-                        .other_call_results
-                        .lock()
-                        .unwrap()
-                        .push(format!("{other:?}")),
-                }
-                match svc.call_timeout(21, PATIENCE) {
-                    Err(CallError::WouldDeadlock(21)) => {
-                        r.would_deadlock.fetch_add(1, Ordering::SeqCst);
-                    }
-                    other => r
-                        .other_call_results
-                        .lock()
-                        .unwrap()
-                        .push(format!("{other:?}")),
                 }
             }
         }
@@ -174,7 +180,7 @@ fn reenter(
     }
 }
 
-/// A keyed group whose key function (`in_key`) or handler (else) re-enters
+/// A keyed group whose key function (`in_key`) or handlers (else) re-enter
 /// the engine in each way of [`reenter`]; every case must return.
 fn reentry_case(in_key: bool) {
     let what = if in_key { "key function" } else { "handler" };
@@ -182,52 +188,34 @@ fn reentry_case(in_key: bool) {
     let t = engine.topic::<Msg>("keyed.reentry").unwrap();
     let svc = engine.service::<u32, u32>("keyed.reentry.double").unwrap();
     svc.serve(|n| **n * 2).unwrap();
-    let topic = Arc::new(Mutex::new(Some(t.clone())));
-    let group: Arc<Mutex<Option<KeyedGroup<Msg>>>> = Arc::new(Mutex::new(None));
-    let members = Arc::new(Mutex::new(Vec::new()));
-    let service = Arc::new(Mutex::new(Some(svc.clone())));
-    let r = Arc::new(Reentry::default());
-    let seen = Log::new();
-    let act = {
-        let (topic, group, members, service, seen, r) = (
-            topic.clone(),
-            group.clone(),
-            members.clone(),
-            service.clone(),
-            seen.clone(),
-            r.clone(),
-        );
-        move |m: &Msg| reenter(m.0, &topic, &group, &members, &service, &seen, &r)
-    };
+    let ctx = Arc::new(Ctx {
+        in_key,
+        topic: Mutex::new(Some(t.clone())),
+        group: Mutex::new(None),
+        members: Mutex::new(Vec::new()),
+        service: Mutex::new(Some(svc.clone())),
+        seen: Log::new(),
+        r: Reentry::default(),
+    });
     let g = if in_key {
         // The key function runs once per event as the group takes it;
         // events of kind > 0 re-enter (once each: re-published ones are
         // of kind 0).
-        let act = act.clone();
+        let ctx = ctx.clone();
         t.group("g").keyed(move |m: &Msg| {
-            act(m);
+            reenter(m.0, &ctx);
             m.1 % 4
         })
     } else {
         t.group("g").keyed(|m: &Msg| m.1 % 4)
     };
     // (The first member's key function is the group's: this one's is not used.)
-    *group.lock().unwrap() = Some(t.group("g").keyed(|m: &Msg| m.1 % 4));
+    *ctx.group.lock().unwrap() = Some(t.group("g").keyed(|m: &Msg| m.1 % 4));
     for w in 0..2 {
-        let s = seen.clone();
-        let act = act.clone();
         let sub = g
-            .subscribe_with(
-                move |ev: &Event<Msg>| {
-                    if !in_key {
-                        act(ev);
-                    }
-                    s.push(**ev);
-                },
-                SubscribeOptions::new().worker(w),
-            )
+            .subscribe_with(member(&ctx), SubscribeOptions::new().worker(w))
             .unwrap();
-        members.lock().unwrap().push(sub);
+        ctx.members.lock().unwrap().push(sub);
     }
     let tt = t.clone();
     let receipts = within(&format!("publishing to re-entrant {what}s"), move || {
@@ -244,19 +232,33 @@ fn reentry_case(in_key: bool) {
     });
     wait_all(&receipts, what);
     // Let go of the handles the closures hold, so that shutdown frees all.
-    *topic.lock().unwrap() = None;
-    *group.lock().unwrap() = None;
-    *service.lock().unwrap() = None;
+    *ctx.topic.lock().unwrap() = None;
+    *ctx.group.lock().unwrap() = None;
+    *ctx.service.lock().unwrap() = None;
     let report = within(&format!("shutdown after re-entrant {what}s"), move || {
         engine.shutdown()
     });
     assert!(report.complete, "{what}: {report:?}");
+    let r = &ctx.r;
     let others = r.other_call_results.lock().unwrap().clone();
     assert!(others.is_empty(), "{what}: calls from a worker: {others:?}");
     assert_eq!(r.would_deadlock.load(Ordering::SeqCst), 6, "{what}");
     assert_eq!(r.subscribed.load(Ordering::SeqCst), 3, "{what}");
-    assert!(r.unsubscribed.load(Ordering::SeqCst) >= 1, "{what}");
+    assert_eq!(r.unsubscribed.load(Ordering::SeqCst), 3, "{what}");
     assert!(r.published.load(Ordering::SeqCst) >= 3, "{what}");
+    // Every event exactly once: the 18 published and the 3 re-published.
+    let mut seen: Vec<u64> = ctx.seen.snapshot().iter().map(|m| m.1).collect();
+    seen.sort_unstable();
+    let mut want: Vec<u64> = (0..3u64)
+        .flat_map(|round| [1u64, 2, 4, 3, 0, 0].map(|k| round * 10 + k))
+        .collect();
+    want.extend(std::iter::repeat_n(1_000, 3));
+    want.extend(std::iter::repeat_n(
+        1_001,
+        r.published.load(Ordering::SeqCst) as usize - 3,
+    ));
+    want.sort_unstable();
+    assert_eq!(seen, want, "{what}: exactly once");
     // Nothing accepted was lost: handled or counted as discarded.
     assert_eq!(
         report.published,
@@ -1091,5 +1093,106 @@ fn a_last_pattern_group_stream_member_dropped_counts_what_it_held_as_discarded()
             want,
             "a pattern group's stream (topic kept: {keep_topic}) counts as a plain group's: {r:?}"
         );
+    }
+}
+
+#[test]
+fn a_key_function_that_removes_the_last_member_of_its_group_returns() {
+    let _w = watchdog("key function removes the last member", LIMIT);
+    let engine = engine(1, IdleStrategy::Park, 64);
+    let t = engine.topic::<u64>("keyed.last_leaves").unwrap();
+    let only: Arc<Mutex<Option<Subscription>>> = Arc::new(Mutex::new(None));
+    let o = only.clone();
+    // The first key call waits until all ten are published, so that every
+    // one was published while the member was there.
+    let (go_tx, go) = mpsc::channel::<()>();
+    let go = Mutex::new(Some(go));
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let c = calls.clone();
+    let g = t.group("g").keyed(move |v: &u64| {
+        c.lock().unwrap().push(*v);
+        if let Some(go) = go.lock().unwrap().take() {
+            let _ = go.recv();
+        }
+        if *v == 3 {
+            let sub = o.lock().unwrap().take();
+            if let Some(sub) = sub {
+                sub.unsubscribe();
+            }
+        }
+        *v
+    });
+    let log = Log::new();
+    let l = log.clone();
+    *only.lock().unwrap() = Some(g.subscribe(move |ev| l.push(**ev)).unwrap());
+    let receipts: Vec<_> = (0..10).map(|i| t.publish_tracked(i).unwrap()).collect();
+    go_tx.send(()).unwrap();
+    wait_all(&receipts, "the last member left from its key function");
+    let report = within("shutdown", move || engine.shutdown());
+    assert!(report.complete, "{report:?}");
+    assert_eq!(report.published, 10);
+    assert_eq!(
+        report.handled + report.discarded,
+        10,
+        "handled before the member left, or discarded: {report:?}"
+    );
+    assert_eq!(log.len() as u64, report.handled);
+    assert!(calls.lock().unwrap().len() >= 10);
+}
+
+#[test]
+fn a_key_function_that_shuts_down_or_drops_the_engine_returns_and_drains() {
+    let _w = watchdog("key function shuts the engine down", LIMIT);
+    for drop_it in [false, true] {
+        let engine = Arc::new(Mutex::new(Some(engine(2, IdleStrategy::Park, 64))));
+        let t = {
+            let e = engine.lock().unwrap();
+            e.as_ref().unwrap().topic::<u64>("keyed.shutdown").unwrap()
+        };
+        let inner = Arc::new(Mutex::new(None));
+        let (e, r) = (engine.clone(), inner.clone());
+        let g = t.group("g").keyed(move |v: &u64| {
+            if *v == 5 {
+                if drop_it {
+                    // The last engine handle, dropped on a worker.
+                    let last = e.lock().unwrap().take();
+                    drop(last);
+                } else if let Some(engine) = e.lock().unwrap().as_ref() {
+                    *r.lock().unwrap() = Some(engine.shutdown());
+                }
+            }
+            *v
+        });
+        let log = Log::new();
+        for w in 0..2 {
+            let l = log.clone();
+            g.subscribe_with(move |ev| l.push(**ev), SubscribeOptions::new().worker(w))
+                .unwrap();
+        }
+        let mut receipts = Vec::new();
+        for i in 0..20 {
+            match t.publish_tracked(i) {
+                Ok(r) => receipts.push(r),
+                Err(e) => assert!(i > 5, "{i}: {e}"), // closed once shut down
+            }
+        }
+        wait_all(&receipts, "events accepted before the shutdown");
+        let mut got = log.snapshot();
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            (0..receipts.len() as u64).collect::<Vec<_>>(),
+            "drop {drop_it}: every accepted event is handled"
+        );
+        if !drop_it {
+            let from_key = inner.lock().unwrap().take().expect("shutdown returned");
+            assert!(!from_key.complete, "from a worker it cannot wait");
+            let engine = engine.lock().unwrap().take().unwrap();
+            let report = within("shutdown after one from a key function", move || {
+                engine.shutdown()
+            });
+            assert!(report.complete, "{report:?}");
+        }
+        drop(t);
     }
 }

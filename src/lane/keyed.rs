@@ -261,7 +261,16 @@ impl<T> Partitions<T> {
 
     /// Takes every queued event out (the group's last member left).
     pub(crate) fn drain_all(&self) -> Vec<(T, Delivered)> {
-        let mut routing = self.routing.lock();
+        self.drain_locked(self.routing.lock())
+    }
+
+    /// [`drain_all`](Partitions::drain_all), or `None` if the routing mutex
+    /// is held now (maybe by this thread, in a key function).
+    pub(crate) fn try_drain_all(&self) -> Option<Vec<(T, Delivered)>> {
+        Some(self.drain_locked(self.routing.try_lock()?))
+    }
+
+    fn drain_locked(&self, mut routing: MutexGuard<'_, Routing<T>>) -> Vec<(T, Delivered)> {
         let mut all = Vec::new();
         for queue in routing.queues.iter_mut() {
             all.extend(queue.drain(..));
