@@ -1199,3 +1199,97 @@ fn a_key_function_that_shuts_down_or_drops_the_engine_returns_and_drains() {
         drop(t);
     }
 }
+
+#[test]
+fn a_pattern_handler_that_creates_matching_topics_subscribes_and_leaves_returns() {
+    let _w = watchdog("re-entrant pattern handler", LIMIT);
+    let engine = Arc::new(engine(2, IdleStrategy::Park, 8));
+    let log = Log::new();
+    let me: Arc<Mutex<Option<Subscription>>> = Arc::new(Mutex::new(None));
+    let later: Arc<Mutex<Vec<Subscription>>> = Arc::new(Mutex::new(Vec::new()));
+    // Weak: the handler is dropped on its worker some time after it
+    // unsubscribes itself, and shutdown below wants the only engine.
+    let e = Arc::downgrade(&engine);
+    let (l, m, lt) = (log.clone(), me.clone(), later.clone());
+    let (done_tx, done) = mpsc::channel();
+    let done_tx = Mutex::new(done_tx);
+    let sub = engine
+        .pattern::<u64>("grow.>")
+        .unwrap()
+        .subscribe(move |ev: &Event<u64>| {
+            l.push(**ev);
+            let v = **ev;
+            let Some(e) = e.upgrade() else { return };
+            if v < 5 {
+                // A topic created (and published to) from the handler: it
+                // matches this very pattern, whose handler is running now.
+                let t = e.topic::<u64>(&format!("grow.t{}", v + 1)).unwrap();
+                t.publish(v + 1).unwrap();
+                // Another pattern over the same topics, from a worker.
+                let l2 = Log::new();
+                lt.lock().unwrap().push(
+                    e.pattern::<u64>("grow.*")
+                        .unwrap()
+                        .subscribe(move |ev| l2.push(**ev))
+                        .unwrap(),
+                );
+            } else if let Some(me) = m.lock().unwrap().take() {
+                me.unsubscribe(); // the whole pattern, from its own handler
+                done_tx.lock().unwrap().send(()).unwrap();
+            }
+        })
+        .unwrap();
+    *me.lock().unwrap() = Some(sub);
+    let t0 = engine.topic::<u64>("grow.t0").unwrap();
+    let r = t0.publish_tracked(0).unwrap();
+    assert!(r.wait_timeout(PATIENCE));
+    done.recv_timeout(PATIENCE)
+        .expect("the chain of topics reached 5");
+    let report = within("shutdown after a re-entrant pattern", move || {
+        engine.shutdown()
+    });
+    assert!(report.complete, "{report:?}");
+    assert_eq!(log.snapshot(), [0, 1, 2, 3, 4, 5]);
+    assert_eq!(later.lock().unwrap().len(), 5);
+}
+
+#[test]
+fn a_service_member_that_adds_members_or_leaves_from_its_handler_still_answers() {
+    let _w = watchdog("re-entrant service member", LIMIT);
+    let engine = engine(2, IdleStrategy::Park, 16);
+    let svc = engine.service::<u32, u32>("svc.reentrant").unwrap();
+    let me: Arc<Mutex<Option<Subscription>>> = Arc::new(Mutex::new(None));
+    let (s, m) = (Mutex::new(svc.clone()), me.clone());
+    let first = svc
+        .serve(move |q: &Event<u32>| {
+            if **q == 1 {
+                // A second member, added from the first one's handler...
+                s.lock().unwrap().serve(|q| **q + 100).unwrap();
+                // ...and the first leaves, from its own handler.
+                if let Some(me) = m.lock().unwrap().take() {
+                    me.unsubscribe();
+                }
+            }
+            **q + 1
+        })
+        .unwrap();
+    *me.lock().unwrap() = Some(first);
+    let results = within("calls around a member leaving", {
+        let svc = svc.clone();
+        move || (0..4).map(|q| svc.call(q)).collect::<Vec<_>>()
+    });
+    assert!(matches!(results[0], Ok(1)), "{:?}", results[0]);
+    assert!(
+        matches!(results[1], Ok(2)),
+        "answered by the leaving member: {:?}",
+        results[1]
+    );
+    for (q, r) in results.iter().enumerate().skip(2) {
+        assert!(
+            matches!(r, Ok(n) if *n == q as u32 + 100),
+            "call {q}, answered by the new member: {r:?}"
+        );
+    }
+    drop(svc);
+    assert!(engine.shutdown().complete);
+}
