@@ -1293,3 +1293,52 @@ fn a_service_member_that_adds_members_or_leaves_from_its_handler_still_answers()
     drop(svc);
     assert!(engine.shutdown().complete);
 }
+
+#[test]
+fn a_pattern_group_member_that_leaves_with_a_retry_pending_completes_the_receipt() {
+    let _w = watchdog("pattern retry, member leaves", LIMIT);
+    let (engine, clock) = common::manual_engine(2);
+    let group = engine.pattern::<u64>("retry.*").unwrap().group("g");
+    let policy = RetryPolicy::fixed(Duration::from_millis(5)).max_attempts(3);
+    let (failed_tx, failed) = mpsc::channel();
+    let failed_tx = Mutex::new(failed_tx);
+    let leaving = group
+        .subscribe_with(
+            move |ev: &Event<u64>| {
+                let _ = failed_tx.lock().unwrap().send(ev.attempt());
+                Err::<(), _>("fails")
+            },
+            SubscribeOptions::new().worker(0).retry(policy),
+        )
+        .unwrap();
+    let t = engine.topic::<u64>("retry.a").unwrap();
+    let r = t.publish_tracked(1).unwrap();
+    assert_eq!(failed.recv_timeout(PATIENCE).unwrap(), 1, "first attempt");
+    // A member that stays joins; the one with the retry pending leaves.
+    let stayed = Log::new();
+    let s = stayed.clone();
+    group
+        .subscribe_with(
+            move |ev: &Event<u64>| s.push(**ev),
+            SubscribeOptions::new().worker(1).retry(policy),
+        )
+        .unwrap();
+    leaving.unsubscribe();
+    clock.advance(Duration::from_millis(5));
+    assert!(
+        r.wait_timeout(PATIENCE),
+        "the receipt of an event whose retry was dropped"
+    );
+    drop(t);
+    let report = within("shutdown", move || engine.shutdown());
+    assert!(report.complete, "{report:?}");
+    assert!(
+        stayed.snapshot().is_empty(),
+        "a retry belongs to its member"
+    );
+    assert_eq!(
+        report.retries_dropped + report.dead_letters,
+        1,
+        "the dropped retry is counted: {report:?}"
+    );
+}
