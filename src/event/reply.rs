@@ -418,6 +418,22 @@ mod tests {
         }
     }
 
+    /// A forgotten responder never settles the slot (no `Drop` runs):
+    /// only a caller with a deadline gets out, as a timeout. The crate's
+    /// one user of `defer` (the NATS bridge) always answers, hands back,
+    /// expires or drops its responder.
+    #[test]
+    fn a_forgotten_responder_leaves_only_callers_with_a_deadline_an_exit() {
+        let (req, slot) = super::request::<u32, u32>(5);
+        let (_, responder) = req.defer().unwrap();
+        std::mem::forget(responder);
+        drop(req); // the worker is done with the event: no settlement
+        let deadline = Instant::now() + std::time::Duration::from_millis(1);
+        assert!(slot.wait(Some(deadline), false).is_none(), "a timeout");
+        // The slot is abandoned now: nothing is waiting on it.
+        assert!(matches!(*slot.state.lock(), State::Abandoned));
+    }
+
     #[test]
     fn an_answer_after_the_caller_gave_up_is_discarded() {
         let (req, slot) = super::request::<u32, u32>(4);

@@ -111,15 +111,34 @@ impl Hasher for MixHasher {
     }
 }
 
-/// The partitions a member holds in its current pass (K1): bit `p` for
-/// partition `p`. Empty between passes.
+/// The partitions a member holds in its current pass (K1). Empty between
+/// passes.
 #[derive(Debug, Default)]
-pub(crate) struct Held(u64);
+pub(crate) struct Held {
+    /// Bit `p` for partition `p`.
+    bits: u64,
+    /// The partition of each event the pass put in its `local` list, in
+    /// order (in `0 .. PARTITIONS`): so that events handed back
+    /// ([`Partitions::give_back`], a suffix of `local`) find their queues
+    /// without running the key function again (it runs once per event).
+    parts: Vec<u8>,
+}
 
 impl Held {
     /// Whether the member holds no partition.
     pub(crate) fn is_empty(&self) -> bool {
-        self.0 == 0
+        self.bits == 0
+    }
+
+    /// Takes partition `p` (`bit` is `1 << p`) for the pass.
+    fn take(&mut self, bit: u64) {
+        self.bits |= bit;
+    }
+
+    /// Gives up every partition; returns the bits held.
+    fn clear(&mut self) -> u64 {
+        self.parts.clear();
+        std::mem::take(&mut self.bits)
     }
 }
 
@@ -191,6 +210,8 @@ impl<T> Partitions<T> {
         max: usize,
     ) -> Router<'a, T> {
         let mut routing = self.routing.lock();
+        // `parts` matches the tail of `local` (empty at a pass's start).
+        held.parts.clear();
         let n = routing.queues.len() as u32;
         let mut orphans = routing.orphans().rotate_right(routing.cursor);
         while orphans != 0 && local.len() < max {
@@ -201,12 +222,13 @@ impl<T> Partitions<T> {
             let queue = &mut routing.queues[p];
             let take = queue.len().min(max - local.len());
             local.extend(queue.drain(..take));
+            held.parts.extend(std::iter::repeat_n(p as u8, take));
             if queue.is_empty() {
                 routing.queued &= !bit;
             }
             // Taken with its oldest events, so K2 holds.
             routing.held |= bit;
-            held.0 |= bit;
+            held.take(bit);
         }
         routing.cursor = (routing.cursor + 1) % n;
         Router {
@@ -226,9 +248,9 @@ impl<T> Partitions<T> {
             return false;
         }
         let mut routing = self.routing.lock();
-        let left = routing.queued & held.0 != 0;
-        routing.held &= !held.0;
-        held.0 = 0;
+        let bits = held.clear();
+        let left = routing.queued & bits != 0;
+        routing.held &= !bits;
         self.flag_orphans(&routing);
         left
     }
@@ -236,7 +258,11 @@ impl<T> Partitions<T> {
     /// Puts `events` (a pass's unhandled `local` events, in their order: no
     /// member on the worker can take them) back at the front of their
     /// queues, then releases the pass's partitions. They are older than
-    /// what their queues hold (K2), so the order is kept.
+    /// what their queues hold (K2), so the order is kept. Their partitions
+    /// are the ones recorded as they were taken (the tail of
+    /// `Held::parts`, since `events` is a suffix of the pass's `local`), so
+    /// the key function does not run again; only an event with none
+    /// recorded (not taken by this pass) is hashed afresh.
     pub(crate) fn give_back(
         &self,
         held: &mut Held,
@@ -245,12 +271,14 @@ impl<T> Partitions<T> {
     ) {
         let mut routing = self.routing.lock();
         for (value, d) in events.rev() {
-            let p = self.partition_of(&value, stray);
+            let p = match held.parts.pop() {
+                Some(p) => usize::from(p),
+                None => self.partition_of(&value, stray),
+            };
             routing.queues[p].push_front((value, d));
             routing.queued |= 1 << p;
         }
-        routing.held &= !held.0;
-        held.0 = 0;
+        routing.held &= !held.clear();
         self.flag_orphans(&routing);
     }
 
@@ -261,7 +289,16 @@ impl<T> Partitions<T> {
 
     /// Takes every queued event out (the group's last member left).
     pub(crate) fn drain_all(&self) -> Vec<(T, Delivered)> {
-        let mut routing = self.routing.lock();
+        self.drain_locked(self.routing.lock())
+    }
+
+    /// [`drain_all`](Partitions::drain_all), or `None` if the routing mutex
+    /// is held now (maybe by this thread, in a key function).
+    pub(crate) fn try_drain_all(&self) -> Option<Vec<(T, Delivered)>> {
+        Some(self.drain_locked(self.routing.try_lock()?))
+    }
+
+    fn drain_locked(&self, mut routing: MutexGuard<'_, Routing<T>>) -> Vec<(T, Delivered)> {
         let mut all = Vec::new();
         for queue in routing.queues.iter_mut() {
             all.extend(queue.drain(..));
@@ -303,9 +340,10 @@ impl<T> Router<'_, T> {
         let p = self.parts.partition_of(&value, stray);
         let bit = 1u64 << p;
         let routing = &mut *self.routing;
-        if routing.queued & bit == 0 && (routing.held & !self.held.0) & bit == 0 {
+        if routing.queued & bit == 0 && (routing.held & !self.held.bits) & bit == 0 {
             routing.held |= bit;
-            self.held.0 |= bit;
+            self.held.take(bit);
+            self.held.parts.push(p as u8);
             self.local.push((value, d));
         } else {
             routing.queues[p].push_back((value, d));

@@ -332,6 +332,34 @@ impl<T> GroupSide<T> {
         }
     }
 
+    /// [`sweep`](GroupSide::sweep), or nothing (0) if a claim or a keyed
+    /// pass holds the group's locks now — maybe this very thread: a keyed
+    /// group's key function runs under them, and one that removes the
+    /// group's last member gets here. Then the worker's sweep, as it drops
+    /// the retired drain, takes it all.
+    pub(crate) fn sweep_unless_busy(&self, lane: &Lane<T>, stray: &mut u64) -> u64 {
+        let Some(mut claim) = self.claim.try_lock() else {
+            return 0;
+        };
+        let keyed = self.keyed.lock().clone();
+        let mut taken = match keyed.map(|k| k.try_drain_all()) {
+            None => Vec::new(),
+            Some(Some(taken)) => taken,
+            Some(None) => return 0,
+        };
+        let mut swept = 0;
+        loop {
+            swept += taken.len() as u64;
+            for ev in taken.drain(..) {
+                crate::sys::contain::contain(stray, move || drop(ev));
+            }
+            let n = self.claim_locked(&mut claim, lane, 256, |v, d| taken.push((v, d)), || {});
+            if n == 0 {
+                return swept;
+            }
+        }
+    }
+
     /// Whether any ring of the group holds events (racy hint).
     pub(crate) fn has_ready(&self, lane: &Lane<T>) -> bool {
         self.has_returned.load(Ordering::Acquire) || lane.has_fresh() || !lane.is_empty()

@@ -215,10 +215,12 @@ impl<T: Clone + Send + 'static> Detach for GroupDetach<T> {
         if group_done {
             // Discard now what is queued, so nothing waits on it; what a
             // publish already under way still adds is swept when the drain
-            // is removed.
+            // is removed. Not if a claim holds the group's locks: a keyed
+            // group's key function that removed the last member runs under
+            // them (waiting would deadlock); the drain's sweep does it then.
             if let Some(group) = self.lane.group.as_ref() {
                 let mut stray = 0;
-                let swept = group.sweep(&self.lane, &mut stray);
+                let swept = group.sweep_unless_busy(&self.lane, &mut stray);
                 topic.discarded.fetch_add(swept, Ordering::Relaxed);
             }
             TopicShared::retire_drain(topic, self.worker, &self.lane);

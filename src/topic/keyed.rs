@@ -24,8 +24,12 @@ use crate::sys::error::SubscribeError;
 /// change moves nothing (a member leaves between two handler calls).
 ///
 /// Made by [`Group::keyed`]. The key function runs on the member's worker
-/// as events are taken, once per event; the first member's key function is
-/// the group's. A keyed group takes no retry policy (a retry would be
+/// as events are taken, once per event, while the group's other members
+/// wait to take theirs (keep it short); the first member's key function is
+/// the group's. It may call the engine as a handler may (publish,
+/// subscribe, unsubscribe, even the group's last member); a key function
+/// that panics is counted (`stray_panics`) and its event handled as if its
+/// key were one fixed value. A keyed group takes no retry policy (a retry would be
 /// handled after later events of its key), and a group name is either
 /// keyed or plain for as long as it has members.
 ///

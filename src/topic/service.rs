@@ -185,6 +185,11 @@ impl<Q: Send + 'static, R: Send + 'static> Service<Q, R> {
     /// comes back), [`CallError::Failed`] with the handler's error or panic
     /// message, [`CallError::Closed`] after shutdown, and
     /// [`CallError::WouldDeadlock`] from a handler on this engine's workers.
+    /// A handler on *another* engine's workers is not refused: if that
+    /// engine's service is called back from here in turn (A's member calls
+    /// B, B's member calls A), both wait on each other for ever; use
+    /// [`call_timeout`](Service::call_timeout) or
+    /// [`call_async`](Service::call_async) across engines.
     ///
     /// # Examples
     ///

@@ -7,9 +7,10 @@
 //! once the member's subscription is removed (its handler will not run
 //! again), they go back to the group's lane, where the next member to claim
 //! takes them first, in their order. If the member was the group's last,
-//! they are discarded, as the rest of the lane is. A pattern group's stream
-//! member took events from the group of each matching topic: each goes back
-//! to its own topic's group, in its order.
+//! they are discarded, as the rest of the lane is, and counted so (in the
+//! topic's `discarded`, or the freed topics' if the topic is gone). A
+//! pattern group's stream member took events from the group of each
+//! matching topic: each goes back to its own topic's group, in its order.
 
 use std::collections::VecDeque;
 
@@ -50,18 +51,33 @@ pub(super) enum Back<T> {
     Pattern(FindGroup<T>),
 }
 
-/// Finds a pattern group's group on the topic named so, if it lives.
-pub(super) type FindGroup<T> = Box<dyn Fn(&str) -> Option<HandBack<T>> + Send + Sync>;
+/// Gives a pattern group's events of the topic named so back to that
+/// topic's group, or counts them as discarded where the group (or the
+/// topic) is gone.
+pub(super) type FindGroup<T> = Box<dyn Fn(&str, Vec<Event<T>>) + Send + Sync>;
 
 impl<T: Clone + Send + 'static> Back<T> {
     /// [`Back::Pattern`] for the pattern group `group` of `hub`'s topics.
     pub(super) fn pattern(hub: Arc<Hub>, group: &str) -> Back<T> {
         let group: Box<str> = group.into();
-        Back::Pattern(Box::new(move |name| {
+        Back::Pattern(Box::new(move |name, events| {
+            let n = events.len() as u64;
             // The registry's lock is let go before the topic's control
             // lock is taken (`HandBack::of`).
-            let topic = live_topic::<T>(&hub, name)?;
-            HandBack::of(&topic, &group)
+            let Some(topic) = live_topic::<T>(&hub, name) else {
+                // The topic was freed with its last member (this one): its
+                // counts are the freed topics' now. Relaxed: a statistic.
+                hub.freed.discarded.fetch_add(n, Ordering::Relaxed);
+                return;
+            };
+            match HandBack::of(&topic, &group) {
+                Some(back) => back.give(events),
+                // The last member left: the group's lane was discarded too.
+                // Relaxed: a statistic.
+                None => {
+                    topic.discarded.fetch_add(n, Ordering::Relaxed);
+                }
+            }
         }))
     }
 }
@@ -95,10 +111,7 @@ impl<T> Back<T> {
                     }
                 }
                 for (name, evs) in by_topic {
-                    // A topic freed meanwhile has no group left to take them.
-                    if let Some(back) = find(name) {
-                        back.give(evs);
-                    }
+                    find(name, evs);
                 }
             }
         }
