@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
-use common::{engine, quiet_expected_panics, watchdog, within, Log, EXPECTED, PATIENCE};
+use common::{engine, quiet_expected_panics, watchdog, within, Fragile, Log, EXPECTED, PATIENCE};
 use pinbus::{
     CallError, Event, IdleStrategy, KeyedGroup, Receipt, RetryPolicy, Service, SubscribeOptions,
     Subscription, Topic,
@@ -792,25 +792,6 @@ fn pattern_subscriptions_churned_while_matching_topics_are_created() {
     let mut got = steady_group.snapshot();
     got.sort_unstable();
     assert_eq!(got, (0..TOPICS).collect::<Vec<_>>());
-}
-
-/// An event whose `Clone` panics when armed.
-#[derive(Debug)]
-struct Fragile {
-    v: u64,
-    armed: Arc<AtomicBool>,
-}
-
-impl Clone for Fragile {
-    fn clone(&self) -> Self {
-        if self.armed.load(Ordering::SeqCst) {
-            panic!("{EXPECTED} clone of {}", self.v);
-        }
-        Fragile {
-            v: self.v,
-            armed: self.armed.clone(),
-        }
-    }
 }
 
 #[test]

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{
-    engine, eventually, quiet_expected_panics, watchdog, Log, EXPECTED, PATIENCE, STRATEGIES,
+    engine, eventually, quiet_expected_panics, watchdog, Fragile, Log, EXPECTED, PATIENCE,
+    STRATEGIES,
 };
 use pinbus::{Engine, IdleStrategy, RetryPolicy, SubscribeOptions, Subscription, Topic};
 
@@ -91,24 +92,6 @@ fn a_handler_whose_drop_panics_at_shutdown_still_counts_its_events() {
             (1, 1),
             "{idle:?}: {report:?}"
         );
-    }
-}
-
-/// An event whose `Clone` panics once `armed` is set.
-struct Fragile {
-    v: u64,
-    armed: Arc<AtomicBool>,
-}
-
-impl Clone for Fragile {
-    fn clone(&self) -> Self {
-        if self.armed.load(Ordering::SeqCst) {
-            panic!("{EXPECTED} clone of {}", self.v);
-        }
-        Fragile {
-            v: self.v,
-            armed: self.armed.clone(),
-        }
     }
 }
 

@@ -180,3 +180,23 @@ pub fn rss_bytes() -> u64 {
 pub fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
+
+/// An event whose `Clone` panics (an [`EXPECTED`] panic) once `armed` is
+/// set: for the paths that copy events (fan-out, retries).
+#[derive(Debug)]
+pub struct Fragile {
+    pub v: u64,
+    pub armed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Clone for Fragile {
+    fn clone(&self) -> Self {
+        if self.armed.load(std::sync::atomic::Ordering::SeqCst) {
+            panic!("{EXPECTED} clone of {}", self.v);
+        }
+        Fragile {
+            v: self.v,
+            armed: self.armed.clone(),
+        }
+    }
+}
