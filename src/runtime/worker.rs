@@ -179,7 +179,12 @@ impl Worker {
             if step % IDLE_READ_EVERY == IDLE_READ_EVERY - 1 {
                 self.clock.idle_reading();
             }
-            spin_loop();
+            // `BusySpin` polls without a pause (as its docs and the
+            // Disruptor's `BusySpin` do): a `pause` costs tens of cycles
+            // on the next event's path. Under loom every wait must yield.
+            if strategy != IdleStrategy::BusySpin || cfg!(loom) {
+                spin_loop();
+            }
             return;
         }
         // Saturating: `yields = u32::MAX` means "yield for ever".
