@@ -45,7 +45,7 @@ pub(crate) enum Drained {
 /// passes, and after every yield, sleep or park. Busy time may therefore
 /// include up to that many empty passes before a burst.
 #[derive(Default)]
-pub(crate) struct DispatchClock {
+pub(crate) struct BusyClock {
     /// The first reading of the current busy burst; 0 = none yet. Busy time
     /// is counted from it to the next idle transition.
     pub(crate) burst_start: u64,
@@ -56,7 +56,7 @@ pub(crate) struct DispatchClock {
 /// Empty spinning passes between two idle clock readings.
 pub(crate) const IDLE_READ_EVERY: u32 = 16;
 
-impl DispatchClock {
+impl BusyClock {
     /// The start of a burst beginning now: the last idle reading, or a
     /// reading now for a worker that never idled.
     #[inline(always)]
@@ -83,7 +83,7 @@ pub(crate) struct DrainCx<'a> {
     pub(crate) shared_epoch: &'a AtomicU64,
     pub(crate) idle: &'a mut bool,
     pub(crate) epoch: &'a mut u64,
-    pub(crate) clock: &'a mut DispatchClock,
+    pub(crate) clock: &'a mut BusyClock,
     pub(crate) batch: usize,
 }
 
@@ -103,7 +103,7 @@ impl DrainCx<'_> {
     /// Call before dispatching a batch whose events were all seen
     /// published: opens the thread's dispatch clock for them (read only if
     /// an event's time is asked for) and starts the busy burst, if none is
-    /// under way, at the last idle reading (see [`DispatchClock`]). No
+    /// under way, at the last idle reading (see [`BusyClock`]). No
     /// clock read on this path but a worker's very first burst.
     #[inline(always)]
     pub(crate) fn open_batch(&mut self) {

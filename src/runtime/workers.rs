@@ -13,7 +13,7 @@ use crate::loom::thread_local;
 use crate::observe::metrics::WorkerMetrics;
 use crate::sys::contain::contain;
 
-use crate::runtime::drain::{Backlog, DispatchClock, Drain, DrainKey, Quiesce, Totals};
+use crate::runtime::drain::{Backlog, BusyClock, Drain, DrainKey, Quiesce, Totals};
 use crate::runtime::idle::{IdleStrategy, IdleTuning};
 use crate::runtime::park::{CompleteOnDrop, Completion, Parker};
 use crate::sys::fence;
@@ -236,8 +236,9 @@ pub(crate) struct WorkerShared {
     /// When the worker was created (nanoseconds since the event epoch).
     pub(crate) started: u64,
     /// Nanoseconds spent in busy bursts, from the worker's last idle clock
-    /// reading before a burst to its idle transition (`DispatchClock`); written by the worker at each idle
-    /// transition (a statistic: `Relaxed`).
+    /// reading before a burst to its idle transition (`BusyClock`);
+    /// written by the worker at each idle transition (a statistic:
+    /// `Relaxed`).
     pub(crate) busy_ns: AtomicU64,
 }
 
@@ -316,7 +317,7 @@ pub(crate) struct Worker {
     pub(crate) retiring: Vec<(DrainKey, Box<dyn Quiesce>)>,
     pub(crate) idle: bool,
     pub(crate) epoch: u64,
-    pub(crate) clock: DispatchClock,
+    pub(crate) clock: BusyClock,
     pub(crate) totals: Totals,
 }
 
@@ -329,7 +330,7 @@ impl Worker {
             retiring: Vec::new(),
             idle: false,
             epoch: 0,
-            clock: DispatchClock::default(),
+            clock: BusyClock::default(),
             totals: Totals::default(),
         }
     }
