@@ -125,12 +125,30 @@ fn allocations_in_steady_state(idle: IdleStrategy, fan_out: bool) -> usize {
 fn allocations_per_service_calls(idle: IdleStrategy, calls: u64) -> usize {
     let engine = Engine::builder().workers(2).idle(idle).build().unwrap();
     let doubler = engine.service::<u64, u64>("no_alloc.double").unwrap();
-    for _ in 0..2 {
-        doubler.serve(|q: &pinbus::Event<u64>| **q * 2).unwrap();
+    let served: Arc<[AtomicU64; 2]> = Arc::new([AtomicU64::new(0), AtomicU64::new(0)]);
+    for m in 0..2 {
+        let served = served.clone();
+        doubler
+            .serve(move |q: &pinbus::Event<u64>| {
+                served[m].fetch_add(1, Ordering::Relaxed);
+                **q * 2
+            })
+            .unwrap();
     }
-    // Warm-up: rings, snapshot, the thread's reply slots.
-    for i in 0..1_000 {
+    // Warm-up: rings, snapshot, the thread's reply slots, and both members
+    // attached to their workers. A member joins its worker when that worker
+    // next runs its commands; with two cores and both the caller and the
+    // other worker spinning, that can be after a thousand calls (seen in
+    // CI: the late attach allocated its drain inside the measured window).
+    let mut i = 0;
+    let started = std::time::Instant::now();
+    while i < 1_000 || served.iter().any(|s| s.load(Ordering::Relaxed) < 10) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "a member served nothing for a minute: {served:?}"
+        );
         assert_eq!(doubler.call(i).unwrap(), i * 2);
+        i += 1;
     }
     let before = ALLOCATIONS.load(Ordering::SeqCst);
     for i in 0..calls {
