@@ -326,3 +326,48 @@ fn an_error_whose_display_panics_counts_as_a_failure() {
         }
     }
 }
+
+/// A handler that panics with a payload whose own `Drop` panics: both
+/// panics are contained and counted (the handler's as `panicked`, the
+/// payload's as a stray panic), the worker lives on, and shutdown returns.
+#[test]
+fn a_panic_payload_whose_drop_panics_is_contained_and_counted() {
+    quiet_expected_panics();
+    let _w = watchdog("panic payload whose Drop panics", LIMIT);
+    // `resume_unwind` skips the panic hook: only the payload's own (expected)
+    // panic reaches it.
+    let bomb = |_: &pinbus::Event<u64>| -> () { std::panic::resume_unwind(Box::new(PanicOnDrop)) };
+    for idle in [IdleStrategy::Park, IdleStrategy::BusySpin] {
+        for (what, subs) in [("lone", 1u64), ("two subscribers", 2), ("group member", 0)] {
+            let engine = engine(1, idle, 16);
+            let topic = engine.topic::<u64>("payload-bomb").unwrap();
+            let mut held = Vec::new();
+            for _ in 0..subs {
+                held.push(topic.subscribe(bomb).unwrap());
+            }
+            if subs == 0 {
+                held.push(topic.group("g").subscribe(bomb).unwrap());
+            }
+            let n = held.len() as u64;
+            topic.publish(1).unwrap();
+            assert!(
+                eventually(PATIENCE, || held.iter().all(|s| s.stats().panicked == 1)),
+                "{what}, {idle:?}: panic not counted"
+            );
+            let (other, seen) = probe(&engine, "alive");
+            other.publish_and_wait(1).unwrap();
+            assert_eq!(
+                seen.load(Ordering::SeqCst),
+                1,
+                "{what}, {idle:?}: worker dead"
+            );
+            let report = engine.shutdown();
+            assert!(report.complete, "{what}, {idle:?}");
+            assert_eq!(
+                (report.panicked, report.stray_panics),
+                (n, n),
+                "{what}, {idle:?}: (panicked, stray_panics): {report:?}"
+            );
+        }
+    }
+}

@@ -32,7 +32,8 @@ pub struct ShutdownReport {
     pub panicked: u64,
     /// Panics in user code outside a handler call that the workers caught
     /// and went on from: a handler's `Drop`, an event's `Clone` while a
-    /// retry copy or dead letter was made, an event's `Drop`.
+    /// retry copy or dead letter was made, an event's `Drop`, the `Drop` of
+    /// a handler's panic payload.
     pub stray_panics: u64,
     /// Lane copies of events that no subscription took because it was
     /// removed first (or, for a group, because its last member left).

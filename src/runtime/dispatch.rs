@@ -106,10 +106,13 @@ fn deliver<T>(handlers: &mut [HandlerEntry<T>], ev: &Event<T>) -> bool {
             Ok(()) => return delivered,
             Err(payload) => {
                 // `h` was advanced past the handler that panicked.
-                if let Some(entry) = h.checked_sub(1).and_then(|k| handlers.get_mut(k)) {
-                    entry.record_panic(ev, &*payload);
+                match h.checked_sub(1).and_then(|k| handlers.get_mut(k)) {
+                    Some(entry) => {
+                        entry.record_panic(ev, &*payload);
+                        drop_payload(payload, &mut entry.stray_panics);
+                    }
+                    None => drop_payload(payload, &mut 0),
                 }
-                drop_payload(payload);
             }
         }
     }

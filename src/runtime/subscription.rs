@@ -281,7 +281,7 @@ impl<T> HandlerEntry<T> {
                 }
                 Halt::Panicked(event, payload) => {
                     self.record_panic(&event, &*payload);
-                    drop_payload(payload);
+                    drop_payload(payload, &mut self.stray_panics);
                     event.drop_contained(&mut self.stray_panics);
                 }
             }
@@ -343,7 +343,7 @@ impl<T> HandlerEntry<T> {
     pub(crate) fn call_guarded(&mut self, event: &Event<T>) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.call(event))) {
             self.record_panic(event, &*payload);
-            drop_payload(payload);
+            drop_payload(payload, &mut self.stray_panics);
         }
     }
 

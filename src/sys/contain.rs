@@ -12,15 +12,24 @@ pub(crate) fn contain<R>(stray: &mut u64, f: impl FnOnce() -> R) -> Option<R> {
         Ok(r) => Some(r),
         Err(payload) => {
             *stray += 1;
-            drop_payload(payload);
+            drop_payload(payload, stray);
             None
         }
     }
 }
 
-/// Drops a panic payload without letting a second panic escape.
-pub(crate) fn drop_payload(payload: Box<dyn Any + Send>) {
-    let _ = catch_unwind(AssertUnwindSafe(move || drop(payload)));
+/// Drops a panic payload without letting a second panic escape: a panic in
+/// the payload's own `Drop` (user code: `panic_any` takes any value) is
+/// counted in `stray`. That panic's payload is dropped in turn, and so on,
+/// each one counted.
+pub(crate) fn drop_payload(payload: Box<dyn Any + Send>, stray: &mut u64) {
+    let mut next = Some(payload);
+    while let Some(payload) = next.take() {
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            *stray += 1;
+            next = Some(again);
+        }
+    }
 }
 
 /// Drops `value`, containing a panic in its `Drop` (counted in `stray`):

@@ -335,7 +335,10 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
         (None, Some(s)) => format!("the handler panicked: {s}"),
         (None, None) => "the handler panicked".to_owned(),
     };
-    crate::sys::contain::drop_payload(panic);
+    // A panic in the payload's `Drop` is contained, not counted: the member
+    // answers the caller with the text, and its subscription counts one
+    // failure for the call (the worker's stray count is not at hand here).
+    crate::sys::contain::drop_payload(panic, &mut 0);
     text
 }
 
