@@ -15,10 +15,12 @@
 //! back. Nothing is dropped. The wait ends when
 //!
 //! 1. the stream takes an event (it wakes the worker, see below);
-//! 2. the stream is dropped: the event in hand is dropped too — the
-//!    subscription is being removed before it got to the event, as
-//!    guarantee 1 allows — so unsubscribing never hangs on a stream nobody
-//!    polls;
+//! 2. the stream is dropped: the event in hand joins the *spill* queue
+//!    (below) with the others the stream did not yield — a group member
+//!    hands them all back to its group ([`stream_back`](super::stream_back)),
+//!    a plain subscription's are dropped with the stream, as guarantee 1
+//!    allows for a subscription being removed — so unsubscribing never
+//!    hangs on a stream nobody polls;
 //! 3. the engine starts shutting down: the handler then stops waiting and
 //!    appends to an unbounded *spill* queue, so shutdown's drain never hangs
 //!    on a stream nobody polls either; the stream yields the spilled events
@@ -67,7 +69,7 @@ use futures_core::Stream;
 use super::groups::Group;
 use super::handle::Topic;
 use super::pattern::{Pattern, PatternGroup};
-use super::stream_back::{Back, HandBack};
+use super::stream_back::{Back, HandBack, Handoff};
 use super::subscribe::SubscribeChain;
 use crate::core::ring::{self, Consumer, Producer};
 use crate::event::meta::Event;
@@ -107,6 +109,8 @@ struct StreamShared<T> {
     /// Set once the handler has spilled: later events go to `spill` too.
     spilled: AtomicBool,
     spill: Mutex<VecDeque<Event<T>>>,
+    /// Which end hands back a group member's events.
+    handoff: Mutex<Handoff<T>>,
 }
 
 impl<T> StreamShared<T> {
@@ -218,6 +222,7 @@ impl<T> Drop for StreamSender<T> {
         // before.
         self.shared.ended.store(true, Ordering::Release);
         self.shared.waker.wake();
+        Handoff::handler_dropped(&self.shared.handoff, &self.shared.spill);
     }
 }
 
@@ -376,11 +381,18 @@ impl<T> Drop for EventStream<T> {
         if let Some(sub) = self.sub.take() {
             sub.unsubscribe();
         }
-        // The handler is gone: a group member hands back what it took and
-        // did not yield; otherwise the ring and the spill drop what they
-        // hold with `self` (a removed subscription's events).
+        // A group member hands back what it took and did not yield, now or,
+        // if its handler may still run (the drop was on a worker, where
+        // `unsubscribe` cannot wait), from the handler's drop; otherwise the
+        // ring and the spill drop what they hold with `self` (a removed
+        // subscription's events).
         if let Some(back) = self.hand_back.take() {
-            back.give(&mut self.ring, &mut self.shared.spill.lock());
+            Handoff::stream_dropped(
+                &self.shared.handoff,
+                &mut self.ring,
+                back,
+                &self.shared.spill,
+            );
         }
     }
 }
@@ -427,6 +439,7 @@ fn stream_parts<T: Clone + Send + 'static>(
         room_cv: Condvar::new(),
         spilled: AtomicBool::new(false),
         spill: Mutex::new(VecDeque::new()),
+        handoff: Mutex::new(Handoff::Open),
     });
     let mut sender = StreamSender {
         ring: tx,

@@ -11,6 +11,13 @@
 //! topic's `discarded`, or the freed topics' if the topic is gone). A
 //! pattern group's stream member took events from the group of each
 //! matching topic: each goes back to its own topic's group, in its order.
+//!
+//! Who hands back ([`Handoff`]): the stream's drop, once the handler is
+//! gone. A stream dropped on one of its engine's workers (by a handler)
+//! cannot wait for the member's handler to be removed from *its* worker:
+//! that handler may still run and buffer an event after the drop. Then the
+//! stream leaves its buffer to the handler, whose own drop (after its last
+//! call) hands everything back.
 
 use std::collections::VecDeque;
 
@@ -21,7 +28,7 @@ use crate::event::meta::Event;
 use crate::lane::rings::Lane;
 use crate::lane::tag::Delivered;
 use crate::loom::sync::atomic::Ordering;
-use crate::loom::sync::Arc;
+use crate::loom::sync::{Arc, Mutex};
 
 /// The group a stream member belongs to, found by its lane.
 pub(super) struct HandBack<T> {
@@ -114,6 +121,53 @@ impl<T> Back<T> {
                     find(name, evs);
                 }
             }
+        }
+    }
+}
+
+/// Which end of a group stream hands back what it did not yield (module
+/// docs).
+pub(super) enum Handoff<T> {
+    /// Both ends live.
+    Open,
+    /// The handler was dropped (it will not run again): the stream hands
+    /// back when it is dropped.
+    HandlerGone,
+    /// The stream was dropped while the handler could still run: the
+    /// handler's drop hands back the stream's buffer.
+    Orphaned(Consumer<Event<T>>, Back<T>),
+}
+
+impl<T> Handoff<T> {
+    /// The stream is dropped (its subscription removed, the handler
+    /// perhaps still running on another worker): hands back `ring` and
+    /// `spill` now if the handler is gone, else leaves `ring` (swapped for
+    /// an empty one) and `back` to the handler's drop.
+    pub(super) fn stream_dropped(
+        cell: &Mutex<Handoff<T>>,
+        ring: &mut Consumer<Event<T>>,
+        back: Back<T>,
+        spill: &Mutex<VecDeque<Event<T>>>,
+    ) {
+        {
+            let mut handoff = cell.lock();
+            if !matches!(*handoff, Handoff::HandlerGone) {
+                // Rare (a stream dropped by a handler while its member runs
+                // on another worker): the one-slot ring is its only cost.
+                let (_, empty) = crate::core::ring::channel(1);
+                *handoff = Handoff::Orphaned(std::mem::replace(ring, empty), back);
+                return;
+            }
+        }
+        back.give(ring, &mut spill.lock());
+    }
+
+    /// The handler is dropped, after its last call: hands back what an
+    /// orphaned stream left, if it did.
+    pub(super) fn handler_dropped(cell: &Mutex<Handoff<T>>, spill: &Mutex<VecDeque<Event<T>>>) {
+        let left = std::mem::replace(&mut *cell.lock(), Handoff::HandlerGone);
+        if let Handoff::Orphaned(mut ring, back) = left {
+            back.give(&mut ring, &mut spill.lock());
         }
     }
 }
