@@ -17,58 +17,37 @@ use std::time::{Duration, Instant};
 
 use pinbus::nats::{Binary, Bridge, BridgeOptions, ImportOptions};
 use pinbus::{Engine, IdleStrategy};
-use serde::{Deserialize, Serialize};
 
-/// The event both examples share (in any language: it is plain JSON).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Order {
-    id: u64,
-    cents: u64,
-    customer: String,
-}
+#[path = "support/flags.rs"]
+mod flags;
 
-struct Args {
-    url: String,
+use flags::Order;
+
+/// `--filter` and `--durable`, besides the common flags.
+struct Own {
     filter: String,
     durable: String,
-    count: u64,
-    binary: bool,
-    json: bool,
-}
-
-fn args() -> Result<Args, String> {
-    let mut a = Args {
-        url: "nats://127.0.0.1:4222".into(),
-        filter: "orders.>".into(),
-        durable: "billing".into(),
-        count: 100_000,
-        binary: false,
-        json: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--url" => a.url = value()?,
-            "--filter" => a.filter = value()?,
-            "--durable" => a.durable = value()?,
-            "--count" => a.count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
-            "--codec" => a.binary = value()? == "binary",
-            "--json" => a.json = true,
-            other => return Err(format!("unknown argument {other}; see the example's docs")),
-        }
-    }
-    Ok(a)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a = args()?;
+    let mut own = Own {
+        filter: "orders.>".into(),
+        durable: "billing".into(),
+    };
+    let a = flags::parse(100_000, |flag, value| {
+        match flag {
+            "--filter" => own.filter = value()?,
+            "--durable" => own.durable = value()?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if !a.json {
         println!(
             "nats_consumer: {cores} cores, durable {:?} on {} at {} ({} codec)",
-            a.durable,
-            a.filter,
+            own.durable,
+            own.filter,
             a.url,
             if a.binary { "binary" } else { "JSON" }
         );
@@ -95,13 +74,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
 
     let started = Instant::now();
-    let options = ImportOptions::durable(a.durable.as_str());
+    let options = ImportOptions::durable(own.durable.as_str());
     // `import::<Order, _>`: the event type is the topic's; the `_` is the
     // codec, taken from the options (JSON unless `.codec(..)`).
     let import = if a.binary {
-        bridge.import::<Order, _>(&a.filter, &orders, options.codec(Binary))?
+        bridge.import::<Order, _>(&own.filter, &orders, options.codec(Binary))?
     } else {
-        bridge.import::<Order, _>(&a.filter, &orders, options)?
+        bridge.import::<Order, _>(&own.filter, &orders, options)?
     };
     let mut last = 0;
     loop {

@@ -16,63 +16,40 @@ use std::time::{Duration, Instant};
 
 use pinbus::nats::{Binary, Bridge, BridgeOptions, ExportOptions};
 use pinbus::{Engine, IdleStrategy};
-use serde::{Deserialize, Serialize};
 
-/// The event both examples share (in any language: it is plain JSON).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Order {
-    id: u64,
-    cents: u64,
-    customer: String,
-}
+#[path = "support/flags.rs"]
+mod flags;
 
-struct Args {
-    url: String,
-    count: u64,
+use flags::Order;
+
+/// `--subject` and `--in-flight`, besides the common flags.
+struct Own {
     subject: String,
-    binary: bool,
     in_flight: usize,
-    json: bool,
-}
-
-fn args() -> Result<Args, String> {
-    let mut a = Args {
-        url: "nats://127.0.0.1:4222".into(),
-        count: 100_000,
-        subject: "orders.created".into(),
-        binary: false,
-        in_flight: 1024,
-        json: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--url" => a.url = value()?,
-            "--count" => a.count = value()?.parse().map_err(|e| format!("--count: {e}"))?,
-            "--subject" => a.subject = value()?,
-            "--codec" => a.binary = value()? == "binary",
-            "--in-flight" => {
-                a.in_flight = value()?.parse().map_err(|e| format!("--in-flight: {e}"))?
-            }
-            "--json" => a.json = true,
-            other => return Err(format!("unknown argument {other}; see the example's docs")),
-        }
-    }
-    Ok(a)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let a = args()?;
+    let mut own = Own {
+        subject: "orders.created".into(),
+        in_flight: 1024,
+    };
+    let a = flags::parse(100_000, |flag, value| {
+        match flag {
+            "--subject" => own.subject = value()?,
+            "--in-flight" => own.in_flight = flags::number(flag, value()?)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if !a.json {
         println!(
             "nats_producer: {cores} cores, {} events to {} on {} ({} codec, {} acks in flight)",
             a.count,
-            a.subject,
+            own.subject,
             a.url,
             if a.binary { "binary" } else { "JSON" },
-            a.in_flight
+            own.in_flight
         );
     }
     let engine = Engine::builder()
@@ -88,11 +65,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         BridgeOptions::default().name("pinbus-nats-producer"),
     )?;
     let orders = engine.topic::<Order>("orders.created")?;
-    let options = ExportOptions::new().max_in_flight(a.in_flight);
+    let options = ExportOptions::new().max_in_flight(own.in_flight);
     if a.binary {
-        bridge.export_with(&orders, &a.subject, options.codec(Binary))?;
+        bridge.export_with(&orders, &own.subject, options.codec(Binary))?;
     } else {
-        bridge.export_with(&orders, &a.subject, options)?;
+        bridge.export_with(&orders, &own.subject, options)?;
     }
 
     let started = Instant::now();
@@ -123,7 +100,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             stats.exported,
             elapsed.as_secs_f64(),
             if a.binary { "binary" } else { "json" },
-            a.in_flight,
+            own.in_flight,
             stats.export_dead_lettered,
             stats.export_retries
         );
