@@ -68,48 +68,125 @@ impl fmt::Debug for SharedClock {
 
 impl EngineBuilder {
     /// Number of worker threads (default 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), pinbus::ConfigError> {
+    /// let engine = pinbus::Engine::builder().workers(2).build()?;
+    /// assert_eq!(engine.workers(), 2);
+    /// # Ok(()) }
+    /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.config.workers = workers;
         self
     }
 
     /// Core placement of the workers (default [`Pinning::None`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::{ConfigError, Engine, Pinning};
+    /// // `Pinning::Cores` needs exactly one core per worker.
+    /// let err = Engine::builder().workers(1).pinning(Pinning::Cores(vec![0, 1])).build();
+    /// assert!(matches!(err, Err(ConfigError::CoreCountMismatch { cores: 2, workers: 1 })));
+    /// ```
     pub fn pinning(mut self, pinning: Pinning) -> Self {
         self.config.pinning = pinning;
         self
     }
 
     /// What idle workers do (default [`IdleStrategy::Park`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), pinbus::ConfigError> {
+    /// use pinbus::{Engine, IdleStrategy};
+    /// let builder = Engine::builder().idle(IdleStrategy::Backoff);
+    /// assert_eq!(builder.config().idle, IdleStrategy::Backoff);
+    /// # drop(builder.build()?);
+    /// # Ok(()) }
+    /// ```
     pub fn idle(mut self, idle: IdleStrategy) -> Self {
         self.config.idle = idle;
         self
     }
 
     /// Parameters of the idle strategies.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), pinbus::ConfigError> {
+    /// use std::time::Duration;
+    /// use pinbus::{Engine, IdleStrategy, IdleTuning};
+    /// let tuning = IdleTuning { max_sleep: Duration::from_micros(100), ..IdleTuning::default() };
+    /// let engine = Engine::builder().idle(IdleStrategy::Backoff).idle_tuning(tuning).build()?;
+    /// # drop(engine);
+    /// # Ok(()) }
+    /// ```
     pub fn idle_tuning(mut self, tuning: IdleTuning) -> Self {
         self.config.idle_tuning = tuning;
         self
     }
 
     /// Slots per lane ring, a power of two (default 8192).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::{ConfigError, Engine};
+    /// let err = Engine::builder().lane_capacity(1000).build();
+    /// assert!(matches!(err, Err(ConfigError::CapacityNotPowerOfTwo { suggestion: 1024, .. })));
+    /// ```
     pub fn lane_capacity(mut self, capacity: usize) -> Self {
         self.config.lane_capacity = capacity;
         self
     }
 
     /// Events a worker takes from one ring before moving on (default 256).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::{ConfigError, Engine};
+    /// assert!(Engine::builder().drain_batch(64).build().is_ok());
+    /// let err = Engine::builder().drain_batch(0).build();
+    /// assert!(matches!(err, Err(ConfigError::DrainBatch { batch: 0, .. })));
+    /// ```
     pub fn drain_batch(mut self, batch: usize) -> Self {
         self.config.drain_batch = batch;
         self
     }
 
     /// Producer threads per topic with a dedicated ring (default 16).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::{ConfigError, Engine};
+    /// assert!(Engine::builder().producer_slots(4).build().is_ok());
+    /// let err = Engine::builder().producer_slots(0).build();
+    /// assert!(matches!(err, Err(ConfigError::ProducerSlots { slots: 0, .. })));
+    /// ```
     pub fn producer_slots(mut self, slots: usize) -> Self {
         self.config.producer_slots = slots;
         self
     }
 
     /// Stack size of each worker thread, in bytes (default: the platform's).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), pinbus::ConfigError> {
+    /// let builder = pinbus::Engine::builder().worker_stack_size(8 << 20);
+    /// assert_eq!(builder.config().worker_stack_size, Some(8 << 20));
+    /// # drop(builder.build()?);
+    /// # Ok(()) }
+    /// ```
     pub fn worker_stack_size(mut self, bytes: usize) -> Self {
         self.config.worker_stack_size = Some(bytes);
         self
@@ -160,11 +237,27 @@ impl EngineBuilder {
     }
 
     /// The configuration built so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::{Config, Engine};
+    /// let builder = Engine::builder().workers(2).lane_capacity(1024);
+    /// assert_eq!(builder.config(), &Config { workers: 2, lane_capacity: 1024, ..Config::default() });
+    /// ```
     pub fn config(&self) -> &Config {
         &self.config
     }
 
     /// Validates the settings and starts the workers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::{ConfigError, Engine};
+    /// assert!(Engine::builder().workers(1).build().is_ok());
+    /// assert!(matches!(Engine::builder().workers(0).build(), Err(ConfigError::ZeroWorkers)));
+    /// ```
     ///
     /// # Errors
     ///
@@ -226,6 +319,14 @@ impl EngineBuilder {
     /// What shutdown does with pending delayed events and retries (default
     /// [`TimerShutdown::FireAllNow`]); see [`ShutdownReport::timers_fired`](crate::ShutdownReport::timers_fired).
     /// The example on [`TimerShutdown`] shows one policy at work.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::{Engine, TimerShutdown};
+    /// let builder = Engine::builder().timer_shutdown(TimerShutdown::Drop);
+    /// assert_eq!(builder.config().timer_shutdown, TimerShutdown::Drop);
+    /// ```
     pub fn timer_shutdown(mut self, policy: TimerShutdown) -> Self {
         self.config.timer_shutdown = policy;
         self
@@ -234,6 +335,17 @@ impl EngineBuilder {
 
 impl Engine {
     /// A builder with default settings.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), pinbus::ConfigError> {
+    /// use pinbus::{Config, Engine};
+    /// assert_eq!(Engine::builder().config(), &Config::default());
+    /// let engine = Engine::builder().build()?;
+    /// assert_eq!(engine.workers(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn builder() -> EngineBuilder {
         EngineBuilder::default()
     }

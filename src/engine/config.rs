@@ -19,14 +19,55 @@ use crate::time::timer::TimerShutdown;
 use crate::topic::options::TopicOptions;
 
 /// Largest accepted worker count.
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::{ConfigError, Engine, MAX_WORKERS};
+/// let err = Engine::builder().workers(MAX_WORKERS + 1).build();
+/// assert!(matches!(err, Err(ConfigError::TooManyWorkers { max: MAX_WORKERS, .. })));
+/// ```
 pub const MAX_WORKERS: usize = 1024;
 /// Smallest accepted lane capacity.
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::{Config, MIN_LANE_CAPACITY};
+/// let config = Config { lane_capacity: MIN_LANE_CAPACITY, ..Config::default() };
+/// assert!(config.validate().is_ok());
+/// ```
 pub const MIN_LANE_CAPACITY: usize = 1;
 /// Largest accepted lane capacity (2^24 slots per ring).
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::{Config, ConfigError, MAX_LANE_CAPACITY};
+/// let config = Config { lane_capacity: MAX_LANE_CAPACITY * 2, ..Config::default() };
+/// assert!(matches!(config.validate(), Err(ConfigError::CapacityOutOfRange { max: MAX_LANE_CAPACITY, .. })));
+/// ```
 pub const MAX_LANE_CAPACITY: usize = 1 << 24;
 /// Largest accepted `drain_batch`.
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::{Config, ConfigError, MAX_DRAIN_BATCH};
+/// assert!(Config { drain_batch: MAX_DRAIN_BATCH, ..Config::default() }.validate().is_ok());
+/// let config = Config { drain_batch: MAX_DRAIN_BATCH + 1, ..Config::default() };
+/// assert!(matches!(config.validate(), Err(ConfigError::DrainBatch { max: MAX_DRAIN_BATCH, .. })));
+/// ```
 pub const MAX_DRAIN_BATCH: usize = 1 << 16;
 /// Largest accepted `producer_slots`.
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::{Config, ConfigError, MAX_PRODUCER_SLOTS};
+/// let config = Config { producer_slots: MAX_PRODUCER_SLOTS + 1, ..Config::default() };
+/// assert!(matches!(config.validate(), Err(ConfigError::ProducerSlots { max: MAX_PRODUCER_SLOTS, .. })));
+/// ```
 pub const MAX_PRODUCER_SLOTS: usize = 1024;
 /// Shortest accepted [`Config::timer_tick`].
 pub(crate) const MIN_TIMER_TICK: Duration = Duration::from_micros(1);
@@ -279,6 +320,15 @@ impl Config {
     }
 
     /// Checks every setting; the error names the setting and what to change.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::{Config, ConfigError};
+    /// assert!(Config::default().validate().is_ok());
+    /// let config = Config { workers: 0, ..Config::default() };
+    /// assert!(matches!(config.validate(), Err(ConfigError::ZeroWorkers)));
+    /// ```
     ///
     /// # Errors
     ///

@@ -83,6 +83,16 @@ pub struct Engine {
 impl Engine {
     /// Validates `config` and starts the workers.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), pinbus::ConfigError> {
+    /// use pinbus::{Config, Engine};
+    /// let engine = Engine::from_config(Config { workers: 2, ..Config::default() })?;
+    /// assert_eq!(engine.workers(), 2);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`EngineBuilder::build`](crate::EngineBuilder::build).
@@ -180,6 +190,15 @@ impl Engine {
     }
 
     /// The number of worker threads.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), pinbus::ConfigError> {
+    /// let engine = pinbus::Engine::builder().workers(3).build()?;
+    /// assert_eq!(engine.workers(), 3);
+    /// # Ok(()) }
+    /// ```
     pub fn workers(&self) -> usize {
         self.inner.runtime.workers.len()
     }
@@ -219,6 +238,20 @@ impl Engine {
     ///
     /// Topic names are 1 to 255 bytes without whitespace, `*` or `>`, and
     /// without empty dot-separated parts (so they map onto NATS subjects).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Engine, TopicError};
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u64>("orders.created")?;
+    /// assert_eq!(orders.name(), "orders.created");
+    /// let err = engine.topic::<String>("orders.created").unwrap_err();
+    /// assert!(matches!(err, TopicError::TypeMismatch { .. }));
+    /// assert!(matches!(engine.topic::<u64>("a..b"), Err(TopicError::InvalidName { .. })));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -287,6 +320,21 @@ impl Engine {
     }
 
     /// Opens or creates the topic `name` with `options`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Backpressure, Engine, TopicError, TopicOptions};
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let fail = TopicOptions::default().backpressure(Backpressure::Fail);
+    /// let jobs = engine.topic_with::<u32>("jobs", fail.clone())?;
+    /// assert!(engine.topic_with::<u32>("jobs", fail).is_ok()); // same options: opens it
+    /// let err = engine.topic_with::<u32>("jobs", TopicOptions::default()).unwrap_err();
+    /// assert!(matches!(err, TopicError::OptionsMismatch { .. }));
+    /// # drop(jobs);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -359,6 +407,22 @@ impl Engine {
     /// Called from inside a handler, it cannot wait for its own worker: it
     /// closes intake and returns a report with `complete: false`; the drain
     /// finishes on a later call or when the engine is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Engine, PublishError};
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe(|_| ())?;
+    /// jobs.publish(1)?;
+    /// let report = engine.shutdown();
+    /// assert!(report.complete);
+    /// assert_eq!(report.handled, 1); // accepted events are handled before it returns
+    /// assert!(matches!(jobs.publish(2), Err(PublishError::Closed(2))));
+    /// # Ok(()) }
+    /// ```
     pub fn shutdown(&self) -> ShutdownReport {
         self.inner.shutdown(None)
     }

@@ -18,6 +18,19 @@ use crate::topic::names::Hub;
 
 /// What [`Engine::shutdown`](crate::Engine::shutdown) found: every count covers the engine's whole
 /// life.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// jobs.subscribe(|n| if **n % 2 == 0 { Ok(()) } else { Err("odd") })?;
+/// jobs.publish_batch([1, 2, 3, 4])?;
+/// let report = engine.shutdown();
+/// assert_eq!((report.published, report.handled, report.failed), (4, 2, 2));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ShutdownReport {

@@ -137,6 +137,19 @@ impl<T> Event<T> {
     }
 
     /// The payload (also reachable through `Deref`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let names = engine.topic::<String>("names")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// names.subscribe(move |ev| tx.send(ev.get().len()).unwrap())?; // or `ev.len()`
+    /// names.publish("pinbus".to_owned())?;
+    /// assert_eq!(rx.recv()?, 6);
+    /// # Ok(()) }
+    /// ```
     pub fn get(&self) -> &T {
         &self.value
     }
@@ -146,11 +159,36 @@ impl<T> Event<T> {
     /// producer thread gets consecutive numbers from 0; several producer
     /// threads draw blocks of numbers, so the topic-wide sequence has gaps and
     /// is not a global order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let ticks = engine.topic::<u32>("ticks")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// ticks.subscribe(move |ev| tx.send(ev.seq()).unwrap())?;
+    /// ticks.publish_batch([10, 20, 30])?; // one producer thread: 0, 1, 2
+    /// assert_eq!(rx.iter().take(3).collect::<Vec<_>>(), [0, 1, 2]);
+    /// # Ok(()) }
+    /// ```
     pub fn seq(&self) -> u64 {
         self.meta.seq
     }
 
     /// The name of the topic the event was published to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// engine.pattern::<u32>("orders.*")?.subscribe(move |ev| tx.send(ev.topic().to_owned()).unwrap())?;
+    /// engine.topic::<u32>("orders.paid")?.publish(1)?;
+    /// assert_eq!(rx.recv()?, "orders.paid");
+    /// # Ok(()) }
+    /// ```
     pub fn topic(&self) -> &str {
         self.topic.as_str()
     }
@@ -165,6 +203,21 @@ impl<T> Event<T> {
     /// for events whose time nobody asks for; an event the engine keeps past
     /// its handler call — a retry, a dead letter, a stream item — has its
     /// time fixed before it leaves the worker.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Instant;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let ticks = engine.topic::<u32>("ticks")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// ticks.subscribe(move |ev| tx.send((ev.published_at(), Instant::now())).unwrap())?;
+    /// ticks.publish(1)?;
+    /// let (published, handled) = rx.recv()?;
+    /// assert!(published <= handled); // a lower bound on the time of the call
+    /// # Ok(()) }
+    /// ```
     pub fn published_at(&self) -> Instant {
         epoch() + Duration::from_nanos(self.meta.published_nanos())
     }
@@ -204,6 +257,26 @@ impl<T> Event<T> {
     }
 
     /// Which delivery attempt this is: 1 for the first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use pinbus::{Engine, RetryPolicy, SubscribeOptions};
+    /// let engine = Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let retry = RetryPolicy::exponential(Duration::from_millis(1), Duration::from_millis(1));
+    /// jobs.subscribe_with(
+    ///     move |ev| { tx.send(ev.attempt()).unwrap(); if ev.attempt() == 1 { Err("try again") } else { Ok(()) } },
+    ///     SubscribeOptions::new().retry(retry),
+    /// )?;
+    /// jobs.publish(1)?;
+    /// assert_eq!(rx.recv()?, 1);
+    /// assert_eq!(rx.recv()?, 2); // the retry, about 1 ms later
+    /// # Ok(()) }
+    /// ```
     pub fn attempt(&self) -> u32 {
         self.meta.attempt
     }
@@ -214,6 +287,24 @@ impl<T> Event<T> {
     /// trace. Any other event starts a trace of its own, with an id derived
     /// from its topic and sequence number. The id is the same for every
     /// subscription that receives the event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// for _ in 0..2 {
+    ///     let tx = tx.clone();
+    ///     orders.subscribe(move |ev| tx.send(ev.trace_id()).unwrap())?;
+    /// }
+    /// orders.publish(1)?;
+    /// let (a, b) = (rx.recv()?, rx.recv()?);
+    /// assert_eq!(a, b); // the same for every subscription
+    /// assert!(a.is_valid());
+    /// # Ok(()) }
+    /// ```
     pub fn trace_id(&self) -> TraceId {
         let own = Origin {
             salt: self.meta.salt,
@@ -225,6 +316,19 @@ impl<T> Event<T> {
     /// This event's own span id: derived from its topic and sequence
     /// number, the same for every subscription that receives it, never 0.
     /// Events published while handling it name it as their parent span.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// orders.subscribe(move |ev| tx.send(ev.span_id()).unwrap())?;
+    /// orders.publish(1)?;
+    /// assert_ne!(rx.recv()?, 0);
+    /// # Ok(()) }
+    /// ```
     pub fn span_id(&self) -> u64 {
         trace::span_of(self.meta.salt, self.meta.seq)
     }
@@ -255,6 +359,21 @@ impl<T> Event<T> {
     /// The parent span: the span id of the event whose handler published
     /// this one, or of the [`TraceContext`] entered when it was published;
     /// `None` for a root event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let (orders, emails) = (engine.topic::<u32>("orders")?, engine.topic::<u32>("emails")?);
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// let fwd = emails.clone();
+    /// orders.subscribe(move |ev| fwd.publish(**ev).unwrap())?;
+    /// emails.subscribe(move |ev| tx.send(ev.parent_span_id()).unwrap())?;
+    /// orders.publish(1)?;
+    /// assert!(rx.recv()?.is_some()); // published by a handler: its event is the parent
+    /// # Ok(()) }
+    /// ```
     pub fn parent_span_id(&self) -> Option<u64> {
         let parent = self.meta.lineage.parent_span();
         (parent != 0).then_some(parent)

@@ -194,6 +194,19 @@ impl Receipt {
     }
 
     /// Whether every subscription has handled the event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe(|_| ())?;
+    /// let receipt = jobs.publish_tracked(1)?;
+    /// receipt.wait()?;
+    /// assert!(receipt.is_complete());
+    /// # Ok(()) }
+    /// ```
     pub fn is_complete(&self) -> bool {
         // Acquire: pairs with the AcqRel decrements, so the handlers' effects
         // are visible once this returns true.
@@ -207,6 +220,22 @@ impl Receipt {
     /// worker answers in well under a microsecond, a sleeping thread takes
     /// tens of microseconds to wake. It does not spin when the engine's
     /// spinning workers (`BusySpin`, `Yield`) already take every core.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::WaitError;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let (outer, inner) = (engine.topic::<u32>("outer")?, engine.topic::<u32>("inner")?);
+    /// inner.subscribe(|_| ())?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// // The one worker is busy with this handler, so `inner`'s event is pending.
+    /// outer.subscribe(move |_| tx.send(inner.publish_tracked(1).unwrap().wait()).unwrap())?;
+    /// outer.publish(1)?;
+    /// assert_eq!(rx.recv()?, Err(WaitError::OnWorkerThread));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -236,6 +265,19 @@ impl Receipt {
     ///
     /// On one of this engine's worker threads it still waits at most
     /// `timeout`, but the event may be queued behind the calling handler.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe(|_| ())?;
+    /// let receipt = jobs.publish_tracked(1)?;
+    /// assert!(receipt.wait_timeout(Duration::from_secs(5)));
+    /// # Ok(()) }
+    /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
         if self.is_complete() {
             return true;

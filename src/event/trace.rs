@@ -42,16 +42,39 @@ pub struct TraceId(u128);
 
 impl TraceId {
     /// Wraps a raw id. Zero is the W3C "invalid" id; see [`TraceId::is_valid`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::TraceId;
+    /// let id = TraceId::from_u128(0x4bf9);
+    /// assert_eq!(id.as_u128(), 0x4bf9);
+    /// ```
     pub const fn from_u128(id: u128) -> Self {
         TraceId(id)
     }
 
     /// The raw 128-bit value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::TraceId;
+    /// assert_eq!(TraceId::from_u128(u128::MAX).as_u128(), u128::MAX);
+    /// ```
     pub const fn as_u128(self) -> u128 {
         self.0
     }
 
     /// Whether the id is non-zero (W3C forbids the all-zero id).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::TraceId;
+    /// assert!(TraceId::from_u128(1).is_valid());
+    /// assert!(!TraceId::from_u128(0).is_valid());
+    /// ```
     pub const fn is_valid(self) -> bool {
         self.0 != 0
     }
@@ -123,11 +146,27 @@ impl TraceContext {
     }
 
     /// The trace id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::{TraceContext, TraceId};
+    /// let ctx = TraceContext::new(TraceId::from_u128(7), 3);
+    /// assert_eq!(ctx.trace_id(), TraceId::from_u128(7));
+    /// ```
     pub const fn trace_id(&self) -> TraceId {
         self.trace_id
     }
 
     /// The span id: the parent of events published under this context.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::{TraceContext, TraceId};
+    /// let ctx = TraceContext::new(TraceId::from_u128(7), 3);
+    /// assert_eq!(ctx.span_id(), 3);
+    /// ```
     pub const fn span_id(&self) -> u64 {
         self.span_id
     }
@@ -228,6 +267,21 @@ impl TraceContext {
     /// The calling thread's current context: the one a [`TraceGuard`] set,
     /// or, inside a handler, the handled event's
     /// ([`Event::trace_context`](crate::Event::trace_context)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::TraceContext;
+    /// assert_eq!(TraceContext::current(), None); // outside any handler or guard
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// jobs.subscribe(move |ev| tx.send(TraceContext::current() == Some(ev.trace_context())).unwrap())?;
+    /// jobs.publish(1)?;
+    /// assert!(rx.recv()?); // inside a handler: the handled event's context
+    /// # Ok(()) }
+    /// ```
     pub fn current() -> Option<TraceContext> {
         match lineage() {
             Lineage::Root => None,
@@ -255,6 +309,20 @@ impl fmt::Display for TraceContext {
 /// Keeps a [`TraceContext`] current on this thread; see
 /// [`TraceContext::enter`]. Not `Send`: it belongs to the thread that
 /// entered it.
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::{TraceContext, TraceId};
+/// let outer = TraceContext::new(TraceId::from_u128(1), 1);
+/// let inner = TraceContext::new(TraceId::from_u128(2), 2);
+/// let _a = outer.enter();
+/// {
+///     let _b = inner.enter();
+///     assert_eq!(TraceContext::current(), Some(inner));
+/// }
+/// assert_eq!(TraceContext::current(), Some(outer)); // restored when `_b` dropped
+/// ```
 #[must_use = "the context is current only while the guard lives"]
 pub struct TraceGuard {
     previous: (u8, Carry),

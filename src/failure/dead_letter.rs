@@ -21,6 +21,12 @@ use crate::loom::sync::Mutex;
 
 /// Dead letters kept per topic while its dead-letter topic has no
 /// subscriber.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(pinbus::DEAD_LETTER_KEEP, 10_000); // per topic; older ones are dropped and counted
+/// ```
 pub const DEAD_LETTER_KEEP: usize = 10_000;
 
 /// An event that failed every attempt a subscription's retry policy allows,
@@ -63,52 +69,192 @@ pub struct DeadLetter<T> {
 
 impl<T> DeadLetter<T> {
     /// The event that failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{RetryPolicy, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<String>("jobs")?;
+    /// jobs.subscribe_with(|_| Err::<(), _>("no"), SubscribeOptions::new().retry(RetryPolicy::never()))?;
+    /// jobs.publish_and_wait("job-1".to_owned())?;
+    /// assert_eq!(jobs.take_dead_letters()[0].event(), "job-1");
+    /// # Ok(()) }
+    /// ```
     pub fn event(&self) -> &T {
         &self.event
     }
 
     /// Takes the event out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{RetryPolicy, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<String>("jobs")?;
+    /// jobs.subscribe_with(|_| Err::<(), _>("no"), SubscribeOptions::new().retry(RetryPolicy::never()))?;
+    /// jobs.publish_and_wait("job-1".to_owned())?;
+    /// let letter = jobs.take_dead_letters().remove(0);
+    /// assert_eq!(letter.into_event(), "job-1");
+    /// # Ok(()) }
+    /// ```
     pub fn into_event(self) -> T {
         self.event
     }
 
     /// The error text of the last attempt (a handler's `Err` as text, or
     /// `"handler panicked: …"`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{RetryPolicy, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe_with(|_| -> () { panic!("boom") }, SubscribeOptions::new().retry(RetryPolicy::never()))?;
+    /// jobs.publish_and_wait(1)?;
+    /// assert!(jobs.take_dead_letters()[0].error().starts_with("handler panicked"));
+    /// # Ok(()) }
+    /// ```
     pub fn error(&self) -> &str {
         &self.error
     }
 
     /// Deliveries made, the first included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use pinbus::{RetryPolicy, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let retry = RetryPolicy::fixed(Duration::from_millis(1)).max_attempts(3);
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// jobs.dead_letters()?.subscribe(move |dl| tx.send(dl.attempts()).unwrap())?;
+    /// jobs.subscribe_with(|_| Err::<(), _>("no"), SubscribeOptions::new().retry(retry))?;
+    /// jobs.publish(1)?;
+    /// assert_eq!(rx.recv()?, 3); // after two retries, 1 ms apart
+    /// # Ok(()) }
+    /// ```
     pub fn attempts(&self) -> u32 {
         self.attempts
     }
 
     /// The topic the event was published to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{RetryPolicy, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs.eu")?;
+    /// jobs.subscribe_with(|_| Err::<(), _>("no"), SubscribeOptions::new().retry(RetryPolicy::never()))?;
+    /// jobs.publish_and_wait(1)?;
+    /// assert_eq!(jobs.take_dead_letters()[0].topic(), "jobs.eu");
+    /// # Ok(()) }
+    /// ```
     pub fn topic(&self) -> &str {
         self.topic
     }
 
     /// The name of the subscription that failed it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{RetryPolicy, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let opts = SubscribeOptions::new().name("mailer").retry(RetryPolicy::never());
+    /// jobs.subscribe_with(|_| Err::<(), _>("no"), opts)?;
+    /// jobs.publish_and_wait(1)?;
+    /// assert_eq!(jobs.take_dead_letters()[0].subscription(), "mailer");
+    /// # Ok(()) }
+    /// ```
     pub fn subscription(&self) -> &str {
         &self.subscription
     }
 
     /// The event's sequence number in its topic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{RetryPolicy, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe_with(|ev| if **ev == 2 { Err("no") } else { Ok(()) }, SubscribeOptions::new().retry(RetryPolicy::never()))?;
+    /// jobs.publish_batch([0, 1, 2])?;
+    /// jobs.publish_and_wait(3)?;
+    /// assert_eq!(jobs.take_dead_letters()[0].seq(), 2); // the third event of this producer
+    /// # Ok(()) }
+    /// ```
     pub fn seq(&self) -> u64 {
         self.seq
     }
 
     /// The event's trace id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{RetryPolicy, SubscribeOptions, TraceContext, TraceId};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe_with(|_| Err::<(), _>("no"), SubscribeOptions::new().retry(RetryPolicy::never()))?;
+    /// let _trace = TraceContext::new(TraceId::from_u128(42), 1).enter();
+    /// jobs.publish_and_wait(1)?;
+    /// assert_eq!(jobs.take_dead_letters()[0].trace_id(), TraceId::from_u128(42));
+    /// # Ok(()) }
+    /// ```
     pub fn trace_id(&self) -> TraceId {
         self.trace_id
     }
 
     /// When the event was first published.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{RetryPolicy, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe_with(|_| Err::<(), _>("no"), SubscribeOptions::new().retry(RetryPolicy::never()))?;
+    /// jobs.publish_and_wait(1)?;
+    /// let letter = &jobs.take_dead_letters()[0];
+    /// assert!(letter.published_at() <= letter.failed_at());
+    /// # Ok(()) }
+    /// ```
     pub fn published_at(&self) -> Instant {
         self.published_at
     }
 
     /// When the last attempt failed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Instant;
+    /// use pinbus::{RetryPolicy, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe_with(|_| Err::<(), _>("no"), SubscribeOptions::new().retry(RetryPolicy::never()))?;
+    /// jobs.publish_and_wait(1)?;
+    /// assert!(jobs.take_dead_letters()[0].failed_at() <= Instant::now());
+    /// # Ok(()) }
+    /// ```
     pub fn failed_at(&self) -> Instant {
         self.failed_at
     }

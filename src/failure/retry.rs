@@ -49,6 +49,18 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// Exponential backoff from `initial` up to `max` per delay; factor 2,
     /// no jitter, 5 attempts in all.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::RetryPolicy;
+    /// let p = RetryPolicy::exponential(Duration::from_millis(10), Duration::from_millis(25));
+    /// assert_eq!(p.attempts(), 5);
+    /// assert_eq!(p.delay_before(2, 0.0), Duration::from_millis(10));
+    /// assert_eq!(p.delay_before(3, 0.0), Duration::from_millis(20));
+    /// assert_eq!(p.delay_before(4, 0.0), Duration::from_millis(25)); // capped at max
+    /// ```
     pub fn exponential(initial: Duration, max: Duration) -> Self {
         RetryPolicy {
             initial,
@@ -89,6 +101,15 @@ impl RetryPolicy {
     }
 
     /// Growth of the delay per attempt (at least 1.0).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::RetryPolicy;
+    /// let p = RetryPolicy::exponential(Duration::from_millis(1), Duration::from_secs(1)).factor(10.0);
+    /// assert_eq!(p.delay_before(4, 0.0), Duration::from_millis(100));
+    /// ```
     pub fn factor(mut self, factor: f64) -> Self {
         self.factor = factor;
         self
@@ -96,24 +117,61 @@ impl RetryPolicy {
 
     /// Random shortening of each delay, as a share of it: 0.0 (none, the
     /// default) to 1.0 (anywhere between 0 and the full delay).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::RetryPolicy;
+    /// let p = RetryPolicy::fixed(Duration::from_millis(100)).jitter(0.5);
+    /// assert_eq!(p.delay_before(2, 0.0), Duration::from_millis(100)); // draw 0: no shortening
+    /// assert_eq!(p.delay_before(2, 1.0), Duration::from_millis(50)); // at most by half
+    /// ```
     pub fn jitter(mut self, jitter: f64) -> Self {
         self.jitter = jitter;
         self
     }
 
     /// Deliveries in all, the first included (at least 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::RetryPolicy;
+    /// let p = RetryPolicy::fixed(Duration::from_millis(5)).max_attempts(3);
+    /// assert_eq!(p.attempts(), 3);
+    /// ```
     pub fn max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts;
         self
     }
 
     /// Deliveries in all, the first included.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::RetryPolicy;
+    /// assert_eq!(RetryPolicy::fixed(Duration::from_millis(5)).attempts(), 5);
+    /// ```
     pub fn attempts(&self) -> u32 {
         self.max_attempts
     }
 
     /// The delay before delivery number `attempt` (2 for the first retry),
     /// for a jitter draw `unit` in `[0, 1)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::RetryPolicy;
+    /// let p = RetryPolicy::exponential(Duration::from_millis(10), Duration::from_secs(1)).jitter(1.0);
+    /// assert_eq!(p.delay_before(3, 0.0), Duration::from_millis(20));
+    /// assert_eq!(p.delay_before(3, 0.25), Duration::from_millis(15));
+    /// ```
     pub fn delay_before(&self, attempt: u32, unit: f64) -> Duration {
         let exponent = attempt.saturating_sub(2).min(1_000) as i32;
         let nominal = self.initial.as_secs_f64() * self.factor.powi(exponent);

@@ -10,6 +10,27 @@ use crate::layer::gcra::Gcra;
 use crate::layer::outcome::HandlerOutcome;
 
 /// What became of an event that did not fail.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::layer::{Disposition, Handle, Layer, Outcome};
+/// use pinbus::{Event, SubscribeOptions};
+/// struct SkipZero;
+/// impl Layer<u32> for SkipZero {
+///     fn call<H: Handle<u32>>(&mut self, ev: &Event<u32>, next: &mut H) -> Outcome {
+///         if **ev == 0 { Ok(Disposition::Skipped) } else { next.handle(ev) }
+///     }
+/// }
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// let sub = jobs.subscribe_with(|_| (), SubscribeOptions::new().layer(SkipZero))?;
+/// jobs.publish_batch([0, 1])?;
+/// engine.shutdown();
+/// assert_eq!((sub.stats().skipped, sub.stats().handled), (1, 1));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Disposition {
     /// The handler ran and succeeded.
@@ -20,9 +41,56 @@ pub enum Disposition {
 
 /// The outcome of one step of a chain: a [`Disposition`], or the reason the
 /// event failed (which goes on to retries and dead letters).
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::layer::{Disposition, Handle, Layer, Outcome};
+/// use pinbus::{Event, SubscribeOptions};
+/// struct IgnoreErrors; // turns every failure into a success
+/// impl<T> Layer<T> for IgnoreErrors {
+///     fn call<H: Handle<T>>(&mut self, ev: &Event<T>, next: &mut H) -> Outcome {
+///         next.handle(ev).or(Ok(Disposition::Handled))
+///     }
+/// }
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// let sub = jobs.subscribe_with(|_| Err::<(), _>("no"), SubscribeOptions::new().layer(IgnoreErrors))?;
+/// jobs.publish(1)?;
+/// engine.shutdown();
+/// assert_eq!((sub.stats().handled, sub.stats().failed), (1, 0));
+/// # Ok(()) }
+/// ```
 pub type Outcome = Result<Disposition, Box<str>>;
 
 /// The rest of a chain, as a layer sees it: the next layer, or the handler.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+/// use pinbus::layer::{Handle, Layer, Outcome};
+/// use pinbus::{Event, SubscribeOptions};
+/// struct CountFailures(Arc<AtomicU32>);
+/// impl<T> Layer<T> for CountFailures {
+///     fn call<H: Handle<T>>(&mut self, ev: &Event<T>, next: &mut H) -> Outcome {
+///         let outcome = next.handle(ev); // runs the inner layers and the handler
+///         if outcome.is_err() { self.0.fetch_add(1, Ordering::Relaxed); }
+///         outcome
+///     }
+/// }
+/// let failures = Arc::new(AtomicU32::new(0));
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// let opts = SubscribeOptions::new().layer(CountFailures(failures.clone()));
+/// jobs.subscribe_with(|n| if **n > 1 { Err("big") } else { Ok(()) }, opts)?;
+/// jobs.publish_batch([1, 2, 3])?;
+/// engine.shutdown();
+/// assert_eq!(failures.load(Ordering::Relaxed), 2);
+/// # Ok(()) }
+/// ```
 pub trait Handle<T>: Send + 'static {
     /// Runs the rest of the chain on `event`.
     fn handle(&mut self, event: &Event<T>) -> Outcome;
@@ -58,12 +126,38 @@ pub trait Layer<T>: Send + 'static {
 
 /// A list of layers, outermost first; built by
 /// [`SubscribeOptions::layer`](crate::SubscribeOptions::layer).
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::layer::{Filter, Layers};
+/// use pinbus::{Event, SubscribeError, SubscribeOptions, Subscription, Topic};
+/// // Generic over whatever layers the caller stacked.
+/// fn audit<L: Layers<u32>>(t: &Topic<u32>, opts: SubscribeOptions<L>) -> Result<Subscription, SubscribeError> {
+///     t.subscribe_with(|_| (), opts.name("audit"))
+/// }
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// audit(&jobs, SubscribeOptions::new())?;
+/// audit(&jobs, SubscribeOptions::new().layer(Filter::new(|ev: &Event<u32>| **ev > 0)))?;
+/// # Ok(()) }
+/// ```
 pub trait Layers<T>: Send + 'static {
     /// The chain these layers form around `handler`.
     fn wrap<H: Handle<T>>(self, handler: H) -> impl Handle<T>;
 }
 
 /// No layers (the default).
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::layer::Identity;
+/// use pinbus::SubscribeOptions;
+/// let opts: SubscribeOptions<Identity> = SubscribeOptions::new(); // no layers
+/// # let _ = opts;
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Identity;
 
@@ -75,6 +169,17 @@ impl<T: 'static> Layers<T> for Identity {
 }
 
 /// Layers `outer` with `inner` added inside them.
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::layer::{Identity, RateLimit, Stack};
+/// use pinbus::SubscribeOptions;
+/// // Each `layer` call wraps the layers so far: outermost first.
+/// let opts: SubscribeOptions<Stack<Stack<Identity, RateLimit>, RateLimit>> =
+///     SubscribeOptions::new().layer(RateLimit::per_second(1_000)).layer(RateLimit::per_second(100));
+/// # let _ = opts;
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Stack<Outer, Inner> {
     outer: Outer,
@@ -152,6 +257,22 @@ pub struct Filter<P> {
 
 impl<P> Filter<P> {
     /// Passes on the events for which `keep` returns `true`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::layer::Filter;
+    /// use pinbus::{Event, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u64>("orders")?;
+    /// let big = SubscribeOptions::new().layer(Filter::new(|ev: &Event<u64>| **ev >= 1_000));
+    /// let sub = orders.subscribe_with(|_| (), big)?;
+    /// orders.publish_batch([5, 5_000])?;
+    /// engine.shutdown();
+    /// assert_eq!((sub.stats().handled, sub.stats().skipped), (1, 1));
+    /// # Ok(()) }
+    /// ```
     pub fn new<T>(keep: P) -> Self
     where
         P: FnMut(&Event<T>) -> bool,
@@ -181,6 +302,22 @@ impl<P> fmt::Debug for Filter<P> {
 }
 
 /// What [`RateLimit`] does with an event that finds no token.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::layer::{Excess, RateLimit};
+/// use pinbus::SubscribeOptions;
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// let limit = RateLimit::per_second(1).on_excess(Excess::Fail); // burst 1
+/// let sub = jobs.subscribe_with(|_| (), SubscribeOptions::new().layer(limit))?;
+/// jobs.publish_batch([1, 2])?;
+/// engine.shutdown();
+/// assert_eq!((sub.stats().handled, sub.stats().failed), (1, 1));
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Excess {
     /// Wait for the next token, then handle it (a throttle). The worker
@@ -217,6 +354,22 @@ pub struct RateLimit {
 impl RateLimit {
     /// `rate` events per second (at least 1), bursts of `rate / 10` (at
     /// least 1); waits for a token when out of them ([`Excess::Wait`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::layer::RateLimit;
+    /// use pinbus::SubscribeOptions;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let limit = RateLimit::per_second(10_000); // bursts of 1,000, then waits for tokens
+    /// let sub = jobs.subscribe_with(|_| (), SubscribeOptions::new().layer(limit))?;
+    /// jobs.publish_batch(0..10)?;
+    /// engine.shutdown();
+    /// assert_eq!(sub.stats().handled, 10); // waiting drops nothing
+    /// # Ok(()) }
+    /// ```
     pub fn per_second(rate: u32) -> Self {
         let rate = rate.max(1);
         RateLimit {
@@ -226,12 +379,44 @@ impl RateLimit {
     }
 
     /// Lets up to `burst` (at least 1) events through back to back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::layer::{Excess, RateLimit};
+    /// use pinbus::SubscribeOptions;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let limit = RateLimit::per_second(1).burst(3).on_excess(Excess::Skip);
+    /// let sub = jobs.subscribe_with(|_| (), SubscribeOptions::new().layer(limit))?;
+    /// jobs.publish_batch(0..5)?;
+    /// engine.shutdown();
+    /// assert_eq!((sub.stats().handled, sub.stats().skipped), (3, 2));
+    /// # Ok(()) }
+    /// ```
     pub fn burst(mut self, burst: u32) -> Self {
         self.bucket = Bucket::new(Gcra::new(self.bucket.gcra.rate, burst));
         self
     }
 
     /// What to do with an event that finds no token.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::layer::{Excess, RateLimit};
+    /// use pinbus::SubscribeOptions;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let limit = RateLimit::per_second(1).on_excess(Excess::Skip); // burst 1
+    /// let sub = jobs.subscribe_with(|_| (), SubscribeOptions::new().layer(limit))?;
+    /// jobs.publish_batch([1, 2])?;
+    /// engine.shutdown();
+    /// assert_eq!((sub.stats().handled, sub.stats().skipped), (1, 1));
+    /// # Ok(()) }
+    /// ```
     pub fn on_excess(mut self, excess: Excess) -> Self {
         self.excess = excess;
         self
@@ -355,11 +540,35 @@ pub struct Spans {
 #[cfg(feature = "tracing")]
 impl Spans {
     /// A span for every event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::layer::Spans;
+    /// use pinbus::SubscribeOptions;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let sub = jobs.subscribe_with(|_| (), SubscribeOptions::new().layer(Spans::all()))?;
+    /// jobs.publish(1)?; // with no tracing subscriber installed the span costs next to nothing
+    /// engine.shutdown();
+    /// assert_eq!(sub.stats().handled, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn all() -> Self {
         Spans::sampled(1)
     }
 
     /// A span for one event in `every` (at least 1).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::layer::Spans;
+    /// use pinbus::SubscribeOptions;
+    /// let opts = SubscribeOptions::new().layer(Spans::sampled(0)); // 0 counts as 1: every event
+    /// # let _ = opts;
+    /// ```
     pub fn sampled(every: u64) -> Self {
         Spans {
             every: every.max(1),

@@ -13,6 +13,20 @@ mod sealed {
 ///
 /// A panic in a handler is caught and counts as a failure as well; the worker
 /// and every other subscription keep running.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// let quiet = jobs.subscribe(|_| ())?; // `()`: always a success
+/// let checked = jobs.subscribe(|n| if **n > 0 { Ok(()) } else { Err(format!("bad job {}", **n)) })?;
+/// jobs.publish_batch([0, 1])?;
+/// engine.shutdown();
+/// assert_eq!((quiet.stats().failed, checked.stats().failed), (0, 1));
+/// # Ok(()) }
+/// ```
 pub trait HandlerOutcome: sealed::Sealed {
     /// `Ok(())`, or the error's text. (A `Box<str>` rather than a `String`:
     /// one pointer pair, returned in registers on every call.)

@@ -111,17 +111,58 @@ pub struct Export {
 
 impl Export {
     /// The NATS subject events go to.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default())?;
+    /// # let orders = engine.topic::<u64>("orders.created")?;
+    /// let export = bridge.export(&orders, "eu.orders.created")?;
+    /// assert_eq!(export.subject(), "eu.orders.created");
+    /// # Ok(()) }
+    /// ```
     pub fn subject(&self) -> &str {
         &self.shared.subject
     }
 
     /// The local topic's name.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default())?;
+    /// # let orders = engine.topic::<u64>("orders.created")?;
+    /// let export = bridge.export(&orders, "eu.orders.created")?;
+    /// assert_eq!(export.topic(), "orders.created");
+    /// # Ok(()) }
+    /// ```
     pub fn topic(&self) -> &str {
         &self.shared.topic
     }
 
     /// Removes the local subscription: events published from now on are
     /// not exported; those already queued still are.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default())?;
+    /// # let orders = engine.topic::<u64>("orders.created")?;
+    /// let export = bridge.export(&orders, "orders.created")?;
+    /// orders.publish(1)?; // exported
+    /// export.stop();
+    /// orders.publish(2)?; // stays local
+    /// # Ok(()) }
+    /// ```
     pub fn stop(&self) {
         self.shared.unsubscribe();
     }
@@ -180,21 +221,77 @@ pub struct Import {
 
 impl Import {
     /// The subject filter.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine,
+    /// #     BridgeOptions::default().stream("ORDERS", ["orders.>"]))?;
+    /// # let orders = engine.topic::<u64>("orders.in")?;
+    /// let import = bridge.import("orders.*", &orders, ImportOptions::durable("audit"))?;
+    /// assert_eq!(import.filter(), "orders.*");
+    /// # Ok(()) }
+    /// ```
     pub fn filter(&self) -> &str {
         &self.shared.filter
     }
 
     /// The local topic's name.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine,
+    /// #     BridgeOptions::default().stream("ORDERS", ["orders.>"]))?;
+    /// # let orders = engine.topic::<u64>("orders.in")?;
+    /// let import = bridge.import("orders.*", &orders, ImportOptions::durable("audit"))?;
+    /// assert_eq!(import.topic(), "orders.in");
+    /// # Ok(()) }
+    /// ```
     pub fn topic(&self) -> &str {
         &self.shared.topic
     }
 
     /// The durable consumer's name.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine,
+    /// #     BridgeOptions::default().stream("ORDERS", ["orders.>"]))?;
+    /// # let orders = engine.topic::<u64>("orders.in")?;
+    /// let import = bridge.import("orders.*", &orders, ImportOptions::durable("audit"))?;
+    /// assert_eq!(import.durable(), "audit");
+    /// # Ok(()) }
+    /// ```
     pub fn durable(&self) -> &str {
         &self.shared.durable
     }
 
     /// The JetStream stream the consumer reads.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine,
+    /// #     BridgeOptions::default().stream("ORDERS", ["orders.>"]))?;
+    /// # let orders = engine.topic::<u64>("orders.in")?;
+    /// let import = bridge.import("orders.*", &orders, ImportOptions::durable("audit"))?;
+    /// assert_eq!(import.stream(), "ORDERS"); // the stream that captures "orders.*"
+    /// # Ok(()) }
+    /// ```
     pub fn stream(&self) -> &str {
         &self.shared.stream
     }
@@ -241,6 +338,22 @@ impl Import {
     }
 
     /// Takes (removes) the kept undecodable messages, oldest first.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine,
+    /// #     BridgeOptions::default().stream("ORDERS", ["orders.>"]))?;
+    /// # let orders = engine.topic::<u64>("orders.in")?;
+    /// let import = bridge.import("orders.*", &orders, ImportOptions::durable("audit"))?;
+    /// let bad = import.take_rejected();
+    /// assert!(import.rejected().is_empty()); // taken
+    /// # drop(bad);
+    /// # Ok(()) }
+    /// ```
     pub fn take_rejected(&self) -> Vec<RejectedMessage> {
         self.shared.rejected.take()
     }
@@ -249,6 +362,22 @@ impl Import {
     /// messages already published locally to be handled, and acks them.
     /// The durable consumer stays on the server; importing again with the
     /// same name resumes.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use pinbus::nats::{Bridge, BridgeOptions, ImportOptions};
+    /// # let engine = pinbus::Engine::builder().build()?;
+    /// # let bridge = Bridge::connect("nats://127.0.0.1:4222", &engine,
+    /// #     BridgeOptions::default().stream("ORDERS", ["orders.>"]))?;
+    /// # let orders = engine.topic::<u64>("orders.in")?;
+    /// let import = bridge.import("orders.*", &orders, ImportOptions::durable("audit"))?;
+    /// import.stop(); // the durable stays: importing as "audit" again resumes
+    /// let again = bridge.import("orders.*", &orders, ImportOptions::durable("audit"))?;
+    /// # drop(again);
+    /// # Ok(()) }
+    /// ```
     pub fn stop(&self) {
         self.shared.stop_and_join();
     }

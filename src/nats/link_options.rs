@@ -57,6 +57,14 @@ impl Default for ExportOptions<Json> {
 
 impl ExportOptions<Json> {
     /// The defaults (see the type's docs).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::ExportOptions;
+    /// let options = ExportOptions::new(); // Json, 8,192 queued events, 1,024 acks in flight
+    /// # let _ = options;
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -64,6 +72,14 @@ impl ExportOptions<Json> {
 
 impl<C> ExportOptions<C> {
     /// Encodes events with `codec` instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{Binary, ExportOptions};
+    /// let options: ExportOptions<Binary> = ExportOptions::new().codec(Binary);
+    /// # let _ = options;
+    /// ```
     pub fn codec<D>(self, codec: D) -> ExportOptions<D> {
         ExportOptions {
             codec,
@@ -80,12 +96,28 @@ impl<C> ExportOptions<C> {
     /// (queued, not yet published). When it is full the subscription's
     /// handler waits up to [`max_block`](ExportOptions::max_block), then
     /// fails the event, which goes through `retry`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::ExportOptions;
+    /// let options = ExportOptions::new().queue_capacity(1024);
+    /// # let _ = options;
+    /// ```
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.queue_capacity = capacity;
         self
     }
 
     /// Publishes whose ack is awaited at once (pipelining).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::ExportOptions;
+    /// let options = ExportOptions::new().max_in_flight(64);
+    /// # let _ = options;
+    /// ```
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n;
         self
@@ -94,6 +126,15 @@ impl<C> ExportOptions<C> {
     /// The local subscription's retry policy: how an event that found the
     /// queue full (NATS slow or down) is tried again before it goes to
     /// the topic's dead letters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::{nats::ExportOptions, RetryPolicy};
+    /// let options = ExportOptions::new().retry(RetryPolicy::fixed(Duration::from_millis(100)).max_attempts(600));
+    /// # let _ = options;
+    /// ```
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self
@@ -104,12 +145,29 @@ impl<C> ExportOptions<C> {
     /// waits, its worker's lanes back up and publishers feel NATS's pace
     /// (order is kept); a failed event is retried later, out of order.
     /// Zero: never wait. Default 100 ms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::nats::ExportOptions;
+    /// let options = ExportOptions::new().max_block(Duration::ZERO); // never wait: fail into the retry policy
+    /// # let _ = options;
+    /// ```
     pub fn max_block(mut self, wait: Duration) -> Self {
         self.max_block = wait;
         self
     }
 
     /// Runs the local export subscription on worker `worker`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::ExportOptions;
+    /// let options = ExportOptions::new().worker(1);
+    /// # let _ = options;
+    /// ```
     pub fn worker(mut self, worker: usize) -> Self {
         self.worker = Some(worker);
         self
@@ -120,6 +178,15 @@ impl<C> ExportOptions<C> {
     /// warning may lose the last milliseconds of writes it had already
     /// acknowledged (NATS 2.9 flushes its writes within milliseconds); the
     /// server drops the copies it still has. Default 250 ms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::nats::ExportOptions;
+    /// let options = ExportOptions::new().replay_window(Duration::from_secs(1));
+    /// # let _ = options;
+    /// ```
     pub fn replay_window(mut self, window: Duration) -> Self {
         self.replay_window = window;
         self
@@ -183,6 +250,14 @@ impl ImportOptions<Json> {
     /// stream across restarts of this process and of the server. Processes
     /// that import with the same name share the work (each message goes to
     /// one of them).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::ImportOptions;
+    /// let options = ImportOptions::durable("billing"); // share the name to share the work
+    /// # let _ = options;
+    /// ```
     pub fn durable(name: impl Into<String>) -> Self {
         ImportOptions {
             durable: name.into(),
@@ -200,6 +275,14 @@ impl ImportOptions<Json> {
 
 impl<C> ImportOptions<C> {
     /// Decodes events with `codec` instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{Binary, ImportOptions};
+    /// let options: ImportOptions<Binary> = ImportOptions::durable("billing").codec(Binary);
+    /// # let _ = options;
+    /// ```
     pub fn codec<D>(self, codec: D) -> ImportOptions<D> {
         ImportOptions {
             durable: self.durable,
@@ -216,6 +299,15 @@ impl<C> ImportOptions<C> {
 
     /// How long the server waits for an ack before it re-delivers. Set it
     /// above the slowest local handling of one event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::nats::ImportOptions;
+    /// let options = ImportOptions::durable("billing").ack_wait(Duration::from_secs(5));
+    /// # let _ = options;
+    /// ```
     pub fn ack_wait(mut self, wait: Duration) -> Self {
         self.ack_wait = wait;
         self
@@ -223,12 +315,28 @@ impl<C> ImportOptions<C> {
 
     /// Messages delivered and not yet acked, at most (the server stops
     /// delivering at this many). At most half the dedupe window.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::ImportOptions;
+    /// let options = ImportOptions::durable("billing").max_ack_pending(1024); // dedupe_window >= 2048
+    /// # let _ = options;
+    /// ```
     pub fn max_ack_pending(mut self, n: usize) -> Self {
         self.max_ack_pending = n;
         self
     }
 
     /// Messages asked for per pull request.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::ImportOptions;
+    /// let options = ImportOptions::durable("billing").batch(64);
+    /// # let _ = options;
+    /// ```
     pub fn batch(mut self, n: usize) -> Self {
         self.batch = n;
         self
@@ -236,6 +344,14 @@ impl<C> ImportOptions<C> {
 
     /// Messages remembered to recognise re-deliveries (see the module docs
     /// of [`pinbus::nats`](super), "Dedupe").
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::ImportOptions;
+    /// let options = ImportOptions::durable("billing").max_ack_pending(8192).dedupe_window(16_384);
+    /// # let _ = options;
+    /// ```
     pub fn dedupe_window(mut self, n: usize) -> Self {
         self.dedupe_window = n;
         self
@@ -243,6 +359,14 @@ impl<C> ImportOptions<C> {
 
     /// For a consumer created now: start with messages stored from now on
     /// instead of everything the stream holds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::ImportOptions;
+    /// let options = ImportOptions::durable("live-dashboard").deliver_new(true); // skip the history
+    /// # let _ = options;
+    /// ```
     pub fn deliver_new(mut self, on: bool) -> Self {
         self.deliver_new = on;
         self
@@ -252,6 +376,14 @@ impl<C> ImportOptions<C> {
     /// at most; the oldest make room for newer ones (counted in
     /// [`BridgeStats::import_rejected_dropped`](super::BridgeStats::import_rejected_dropped)).
     /// Default 1,024; 0 keeps none (they are still terminated and counted).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::ImportOptions;
+    /// let options = ImportOptions::durable("billing").keep_rejected(0); // count them, keep none
+    /// # let _ = options;
+    /// ```
     pub fn keep_rejected(mut self, n: usize) -> Self {
         self.keep_rejected = n;
         self
@@ -260,6 +392,14 @@ impl<C> ImportOptions<C> {
     /// Bytes of each rejected message's body that are kept (default 64 KiB;
     /// [`RejectedMessage::payload_len`](super::RejectedMessage::payload_len)
     /// has the full length).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::ImportOptions;
+    /// let options = ImportOptions::durable("billing").rejected_payload_limit(1024);
+    /// # let _ = options;
+    /// ```
     pub fn rejected_payload_limit(mut self, bytes: usize) -> Self {
         self.rejected_payload_limit = bytes;
         self

@@ -236,6 +236,16 @@ impl BridgeOptions {
     /// How long JetStream remembers a `Nats-Msg-Id` to drop a re-sent
     /// duplicate (the server-side half of the dedupe). Must cover the
     /// longest outage an export should ride out without duplicates.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{Bridge, BridgeError, BridgeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build().unwrap();
+    /// // Checked before connecting: no server needed for this error.
+    /// let bad = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default().duplicate_window(std::time::Duration::ZERO));
+    /// assert!(matches!(bad, Err(BridgeError::InvalidOption { .. }))) // must be above zero;
+    /// ```
     pub fn duplicate_window(mut self, window: Duration) -> Self {
         self.duplicate_window = window;
         self
@@ -244,6 +254,14 @@ impl BridgeOptions {
     /// Creates the stream in memory instead of on disk (faster, lost when
     /// the server stops). Off by default. The same as
     /// [`storage`](BridgeOptions::storage)`(Storage::Memory)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::BridgeOptions;
+    /// let options = BridgeOptions::default().memory_storage(true); // as .storage(Storage::Memory)
+    /// # let _ = options;
+    /// ```
     pub fn memory_storage(mut self, on: bool) -> Self {
         self.storage = Some(if on { Storage::Memory } else { Storage::File });
         self
@@ -253,6 +271,14 @@ impl BridgeOptions {
     /// JetStream cannot change the storage of an existing stream: if the
     /// stream exists with the other kind, connecting fails with
     /// [`BridgeError::InvalidOption`](super::BridgeError::InvalidOption).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{BridgeOptions, Storage};
+    /// let options = BridgeOptions::default().stream("CACHE", ["cache.>"]).storage(Storage::Memory);
+    /// # let _ = options;
+    /// ```
     pub fn storage(mut self, storage: Storage) -> Self {
         self.storage = Some(storage);
         self
@@ -261,6 +287,15 @@ impl BridgeOptions {
     /// Messages older than `age` are removed from the stream. Applied when
     /// the bridge creates the stream and, if set, to an existing stream
     /// (the limits not set here are left as they are).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::nats::BridgeOptions;
+    /// let options = BridgeOptions::default().max_age(Duration::from_secs(7 * 24 * 3600)); // a week
+    /// # let _ = options;
+    /// ```
     pub fn max_age(mut self, age: Duration) -> Self {
         self.limits.max_age = Some(age);
         self
@@ -268,6 +303,14 @@ impl BridgeOptions {
 
     /// The stream holds at most `bytes` bytes of messages (then
     /// [`discard`](BridgeOptions::discard) applies).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::BridgeOptions;
+    /// let options = BridgeOptions::default().max_bytes(10 << 30); // 10 GiB
+    /// # let _ = options;
+    /// ```
     pub fn max_bytes(mut self, bytes: u64) -> Self {
         self.limits.max_bytes = Some(i64::try_from(bytes).unwrap_or(i64::MAX));
         self
@@ -275,12 +318,28 @@ impl BridgeOptions {
 
     /// The stream holds at most `n` messages (then
     /// [`discard`](BridgeOptions::discard) applies).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::BridgeOptions;
+    /// let options = BridgeOptions::default().max_messages(1_000_000);
+    /// # let _ = options;
+    /// ```
     pub fn max_messages(mut self, n: u64) -> Self {
         self.limits.max_messages = Some(i64::try_from(n).unwrap_or(i64::MAX));
         self
     }
 
     /// The stream holds at most `n` messages per subject.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::BridgeOptions;
+    /// let options = BridgeOptions::default().max_messages_per_subject(1); // only the latest per subject
+    /// # let _ = options;
+    /// ```
     pub fn max_messages_per_subject(mut self, n: u64) -> Self {
         self.limits.max_messages_per_subject = Some(i64::try_from(n).unwrap_or(i64::MAX));
         self
@@ -288,6 +347,14 @@ impl BridgeOptions {
 
     /// What the stream does at a limit: drop the oldest messages
     /// ([`DiscardPolicy::Old`], JetStream's default) or refuse new ones.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{BridgeOptions, DiscardPolicy};
+    /// let options = BridgeOptions::default().max_messages(1_000).discard(DiscardPolicy::New);
+    /// # let _ = options;
+    /// ```
     pub fn discard(mut self, policy: DiscardPolicy) -> Self {
         self.limits.discard = Some(policy);
         self
@@ -296,12 +363,30 @@ impl BridgeOptions {
     /// Authenticates with a user name and password (the server's
     /// `authorization { users = [...] }` or an account's users). The same as
     /// `nats://user:pass@host` in the URL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{Bridge, BridgeError, BridgeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build().unwrap();
+    /// // Checked before connecting: no server needed for this error.
+    /// let bad = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default().user_and_password("billing", "s3cret").token("t0ken"));
+    /// assert!(matches!(bad, Err(BridgeError::InvalidOption { .. }))) // one way to authenticate;
+    /// ```
     pub fn user_and_password(mut self, user: impl Into<String>, pass: impl Into<String>) -> Self {
         self.auth.user_and_password = Some((user.into(), pass.into()));
         self
     }
 
     /// Authenticates with a token (the server's `authorization { token }`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::BridgeOptions;
+    /// let options = BridgeOptions::default().token("s3cret-token");
+    /// # let _ = options;
+    /// ```
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.auth.token = Some(token.into());
         self
@@ -309,6 +394,15 @@ impl BridgeOptions {
 
     /// Authenticates with an NKey: `seed` is the user's seed (`SU...`); the
     /// server lists the matching public key (`U...`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::BridgeOptions;
+    /// let seed = std::env::var("NATS_NKEY_SEED").unwrap_or_default(); // "SU..."
+    /// let options = BridgeOptions::default().nkey(seed);
+    /// # let _ = options;
+    /// ```
     pub fn nkey(mut self, seed: impl Into<String>) -> Self {
         self.auth.nkey = Some(seed.into());
         self
@@ -317,6 +411,16 @@ impl BridgeOptions {
     /// Authenticates with a credentials file (`.creds`: the user's JWT and
     /// NKey seed, as `nsc` writes it), for servers in operator mode. The file
     /// is read when the bridge connects.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{Bridge, BridgeError, BridgeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build().unwrap();
+    /// // Checked before connecting: no server needed for this error.
+    /// let bad = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default().credentials_file("/no/such/user.creds"));
+    /// assert!(matches!(bad, Err(BridgeError::InvalidOption { .. }))) // no such file;
+    /// ```
     pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.auth.credentials_file = Some(path.into());
         self
@@ -325,6 +429,16 @@ impl BridgeOptions {
     /// Trusts the CA certificates in the PEM file `ca_path` (besides the
     /// system's) for the server's certificate: needed when the cluster's
     /// certificates come from a private CA. A later call replaces the file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{Bridge, BridgeError, BridgeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build().unwrap();
+    /// // Checked before connecting: no server needed for this error.
+    /// let bad = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default().add_root_certificates("/no/such/ca.pem"));
+    /// assert!(matches!(bad, Err(BridgeError::InvalidOption { .. }))) // no such file;
+    /// ```
     pub fn add_root_certificates(mut self, ca_path: impl Into<PathBuf>) -> Self {
         self.tls.root_certificates = Some(ca_path.into());
         self
@@ -333,6 +447,16 @@ impl BridgeOptions {
     /// Presents the client certificate `cert_path` with its private key
     /// `key_path` (both PEM), for servers that verify clients (`tls {
     /// verify: true }`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{Bridge, BridgeError, BridgeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build().unwrap();
+    /// // Checked before connecting: no server needed for this error.
+    /// let bad = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default().add_client_certificate("/no/such/cert.pem", "/no/such/key.pem"));
+    /// assert!(matches!(bad, Err(BridgeError::InvalidOption { .. })));
+    /// ```
     pub fn add_client_certificate(
         mut self,
         cert_path: impl Into<PathBuf>,
@@ -343,6 +467,14 @@ impl BridgeOptions {
     }
 
     /// Refuses to talk to a server without TLS, even on a `nats://` URL.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::BridgeOptions;
+    /// let options = BridgeOptions::default().require_tls(true).add_root_certificates("ca.pem");
+    /// # let _ = options;
+    /// ```
     pub fn require_tls(mut self, on: bool) -> Self {
         self.tls.require_tls = on;
         self
@@ -350,6 +482,16 @@ impl BridgeOptions {
 
     /// Copies of the stream kept on a NATS cluster's servers when the bridge
     /// creates it (1 to 5; 3 survives the loss of one server). Default 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{Bridge, BridgeError, BridgeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build().unwrap();
+    /// // Checked before connecting: no server needed for this error.
+    /// let bad = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default().replicas(0));
+    /// assert!(matches!(bad, Err(BridgeError::InvalidOption { .. }))) // 1 to 5;
+    /// ```
     pub fn replicas(mut self, replicas: usize) -> Self {
         self.replicas = replicas;
         self
@@ -357,12 +499,32 @@ impl BridgeOptions {
 
     /// Bound on each JetStream API call and on each publish ack; a publish
     /// whose ack takes longer is sent again (same id).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{Bridge, BridgeError, BridgeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build().unwrap();
+    /// // Checked before connecting: no server needed for this error.
+    /// let bad = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default().request_timeout(std::time::Duration::ZERO));
+    /// assert!(matches!(bad, Err(BridgeError::InvalidOption { .. })));
+    /// ```
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
     }
 
     /// Bound on the first connection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{Bridge, BridgeError, BridgeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build().unwrap();
+    /// // Checked before connecting: no server needed for this error.
+    /// let bad = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default().connect_timeout(std::time::Duration::ZERO));
+    /// assert!(matches!(bad, Err(BridgeError::InvalidOption { .. })));
+    /// ```
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -370,6 +532,15 @@ impl BridgeOptions {
 
     /// Longest wait between two reconnect attempts (they start at 50 ms and
     /// double). The client reconnects for ever.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::nats::BridgeOptions;
+    /// let options = BridgeOptions::default().max_reconnect_delay(Duration::from_secs(5));
+    /// # let _ = options;
+    /// ```
     pub fn max_reconnect_delay(mut self, delay: Duration) -> Self {
         self.max_reconnect_delay = delay;
         self
@@ -378,6 +549,16 @@ impl BridgeOptions {
     /// Threads of the bridge's tokio runtime (NATS I/O, publish acks,
     /// pulls). Each import also has one thread of its own that publishes
     /// into the local topic.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::{Bridge, BridgeError, BridgeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build().unwrap();
+    /// // Checked before connecting: no server needed for this error.
+    /// let bad = Bridge::connect("nats://127.0.0.1:4222", &engine, BridgeOptions::default().threads(0));
+    /// assert!(matches!(bad, Err(BridgeError::InvalidOption { .. }))) // at least one;
+    /// ```
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = threads;
         self
@@ -385,6 +566,14 @@ impl BridgeOptions {
 
     /// The connection name shown by the NATS server (`nats server report
     /// connections`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::BridgeOptions;
+    /// let options = BridgeOptions::default().name("checkout-eu-1");
+    /// # let _ = options;
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -394,6 +583,14 @@ impl BridgeOptions {
     /// (`<instance>-<topic>-<seq>`). By default the engine's
     /// [`Engine::instance_id`](crate::Engine::instance_id) (random per
     /// engine); set it only if you know no two running bridges share it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use pinbus::nats::BridgeOptions;
+    /// let options = BridgeOptions::default().instance_id(0x5eed); // only if no other bridge uses it
+    /// # let _ = options;
+    /// ```
     pub fn instance_id(mut self, id: u64) -> Self {
         self.instance_id = Some(id);
         self
@@ -401,6 +598,15 @@ impl BridgeOptions {
 
     /// How long [`Bridge::close`](super::Bridge::close) waits for queued
     /// exports to be acknowledged and imports to finish.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pinbus::nats::BridgeOptions;
+    /// let options = BridgeOptions::default().close_timeout(Duration::from_secs(30));
+    /// # let _ = options;
+    /// ```
     pub fn close_timeout(mut self, timeout: Duration) -> Self {
         self.close_timeout = timeout;
         self

@@ -23,6 +23,21 @@ use hdrhistogram::Histogram;
 /// (`drain_batch` events per lane). An event that
 /// [`publish_and_wait`](crate::Topic::publish_and_wait) saw handled may
 /// therefore show up in a snapshot taken a moment later.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// jobs.subscribe(|_| ())?;
+/// jobs.publish_batch([1, 2, 3])?;
+/// engine.shutdown(); // settles the per-batch counts
+/// let m = engine.metrics();
+/// assert_eq!((m.topics.len(), m.subscriptions.len(), m.workers.len()), (1, 1, 1));
+/// assert_eq!(m.subscriptions[0].handled, 3);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Metrics {
@@ -40,6 +55,17 @@ pub struct Metrics {
 }
 
 /// How one worker spent its time.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = pinbus::Engine::builder().workers(2).build()?;
+/// let workers = engine.metrics().workers;
+/// assert_eq!(workers.iter().map(|w| w.index).collect::<Vec<_>>(), [0, 1]);
+/// assert!(workers.iter().all(|w| (0.0..=1.0).contains(&w.busy_share)));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct WorkerMetrics {
@@ -60,6 +86,22 @@ pub struct WorkerMetrics {
 /// Publish→handle latency percentiles of one subscription, from sampled
 /// events (see
 /// [`SubscribeOptions::latency_sampling`](crate::SubscribeOptions::latency_sampling)).
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::SubscribeOptions;
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// jobs.subscribe_with(|_| (), SubscribeOptions::new().latency_sampling(1))?;
+/// jobs.publish_batch(0..10)?;
+/// engine.shutdown();
+/// let latency = engine.metrics().subscriptions[0].latency.clone().ok_or("no samples")?;
+/// assert_eq!(latency.samples, 10);
+/// assert!(latency.p50_ns <= latency.max_ns);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct LatencyMetrics {
@@ -92,6 +134,20 @@ impl LatencyMetrics {
 }
 
 /// Counters of one topic, over the engine's whole life.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// jobs.publish_batch([1, 2])?;
+/// let refusing = jobs.intercept(|_: &mut u32| Err::<(), _>("closed"));
+/// assert!(refusing.publish(3).is_err());
+/// let topic = &engine.metrics().topics[0];
+/// assert_eq!((topic.name.as_str(), topic.published, topic.rejected), ("jobs", 2, 1));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct TopicMetrics {
@@ -125,6 +181,22 @@ pub struct TopicMetrics {
 
 /// Counters of one live subscription, as of the end of its worker's last
 /// batch (see [Lag](Metrics#lag)).
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::SubscribeOptions;
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// jobs.subscribe_with(|n| if **n > 1 { Err("too big") } else { Ok(()) }, SubscribeOptions::new().name("audit"))?;
+/// jobs.publish_batch([1, 2, 3])?;
+/// engine.shutdown();
+/// let sub = &engine.metrics().subscriptions[0];
+/// assert_eq!((sub.name.as_str(), sub.topic.as_str(), sub.group.as_deref()), ("audit", "jobs", None));
+/// assert_eq!((sub.handled, sub.failed), (1, 2));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct SubscriptionMetrics {

@@ -19,6 +19,17 @@ use crate::loom::thread;
 ///
 /// Every strategy first spins `IdleTuning::spins` empty passes, so a busy
 /// stream never pays the slow part.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), pinbus::ConfigError> {
+/// use pinbus::{Engine, IdleStrategy};
+/// assert_eq!(IdleStrategy::default(), IdleStrategy::Park);
+/// let engine = Engine::builder().idle(IdleStrategy::Backoff).build()?; // low idle CPU
+/// # drop(engine);
+/// # Ok(()) }
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum IdleStrategy {
     /// Poll without pause.
@@ -35,6 +46,15 @@ pub enum IdleStrategy {
 }
 
 /// Parameters of the idle strategies (see [`IdleStrategy`]).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use pinbus::IdleTuning;
+/// let tuning = IdleTuning { spins: 1_000, ..IdleTuning::default() };
+/// assert_eq!(tuning.max_sleep, Duration::from_micros(500)); // the default
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IdleTuning {
     /// Empty passes spent spinning before yielding (all strategies but

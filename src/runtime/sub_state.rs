@@ -8,6 +8,20 @@ use crate::loom::sync::Mutex;
 use crate::observe::metrics::{LatencyMetrics, SubscriptionMetrics};
 
 /// Counts for one subscription, as of the end of its worker's last batch.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// let sub = jobs.subscribe(|n| if **n == 0 { panic!("zero") } else { Ok::<(), &str>(()) })?;
+/// jobs.publish_batch([0, 1, 2])?;
+/// engine.shutdown(); // settles the per-batch counts
+/// let stats = sub.stats();
+/// assert_eq!((stats.handled, stats.failed, stats.panicked), (2, 1, 1));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SubscriptionStats {

@@ -46,6 +46,18 @@ pub struct SubscribeOptions<L = Identity> {
 
 impl SubscribeOptions {
     /// Default options: a generated name, placed by the engine, no layers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::SubscribeOptions;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let sub = jobs.subscribe_with(|_| (), SubscribeOptions::new())?;
+    /// assert!(sub.name().starts_with("jobs#")); // a generated name
+    /// # Ok(()) }
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -53,6 +65,18 @@ impl SubscribeOptions {
 
 impl<L> SubscribeOptions<L> {
     /// A name for the subscription (shown in stats and dead letters).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::SubscribeOptions;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let sub = jobs.subscribe_with(|_| (), SubscribeOptions::new().name("audit"))?;
+    /// assert_eq!(sub.name(), "audit");
+    /// # Ok(()) }
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -60,6 +84,18 @@ impl<L> SubscribeOptions<L> {
 
     /// Runs the handler on worker `worker` instead of the topic's home worker
     /// (plain subscriptions) or the next worker in turn (group members).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::SubscribeOptions;
+    /// let engine = pinbus::Engine::builder().workers(2).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let sub = jobs.subscribe_with(|_| (), SubscribeOptions::new().worker(1))?;
+    /// assert_eq!(sub.worker(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn worker(mut self, worker: usize) -> Self {
         self.worker = Some(worker);
         self
@@ -74,6 +110,22 @@ impl<L> SubscribeOptions<L> {
     /// and the event is not delivered again.
     ///
     /// [`Topic::dead_letters`]: crate::Topic::dead_letters
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use pinbus::{RetryPolicy, SubscribeError, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let retry = RetryPolicy::fixed(Duration::from_millis(1)).max_attempts(3);
+    /// jobs.subscribe_with(|_| Err::<(), _>("down"), SubscribeOptions::new().retry(retry))?;
+    /// let bad = RetryPolicy::fixed(Duration::from_millis(1)).max_attempts(0);
+    /// let err = jobs.subscribe_with(|_| (), SubscribeOptions::new().retry(bad)).unwrap_err();
+    /// assert!(matches!(err, SubscribeError::InvalidRetry { .. }));
+    /// # Ok(()) }
+    /// ```
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
         self
@@ -82,6 +134,22 @@ impl<L> SubscribeOptions<L> {
     /// Reports handler calls longer than `threshold`: counted in
     /// [`SubscriptionStats::slow`] and, with the `tracing` feature, logged as
     /// a warning. Costs two clock reads per call; off by default.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use pinbus::SubscribeOptions;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let opts = SubscribeOptions::new().slow_threshold(Duration::from_millis(1));
+    /// let sub = jobs.subscribe_with(|_| std::thread::sleep(Duration::from_millis(2)), opts)?;
+    /// jobs.publish(1)?;
+    /// engine.shutdown();
+    /// assert_eq!(sub.stats().slow, 1);
+    /// # Ok(()) }
+    /// ```
     pub fn slow_threshold(mut self, threshold: Duration) -> Self {
         self.slow = Some(threshold);
         self
@@ -411,6 +479,18 @@ pub(crate) trait Detach: Send + Sync {
 /// worker (that could deadlock): the handler is then never *started* again
 /// after the call, but a call already running on another worker may finish,
 /// and the handler is dropped when its worker next processes commands.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// drop(jobs.subscribe(|_| ())?); // dropping the handle keeps it subscribed
+/// jobs.publish(1)?;
+/// assert_eq!(engine.shutdown().handled, 1);
+/// # Ok(()) }
+/// ```
 pub struct Subscription {
     pub(crate) shared: Arc<SubShared>,
     pub(crate) runtime: Arc<Runtime>,
@@ -450,21 +530,66 @@ impl Subscription {
     }
 
     /// The subscription's name (given, or generated as `topic#id`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::SubscribeOptions;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// assert_eq!(jobs.subscribe_with(|_| (), SubscribeOptions::new().name("mailer"))?.name(), "mailer");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         &self.shared.name
     }
 
     /// The name of the topic subscribed to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let sub = engine.topic::<u32>("jobs")?.subscribe(|_| ())?;
+    /// assert_eq!(sub.topic(), "jobs");
+    /// # Ok(()) }
+    /// ```
     pub fn topic(&self) -> &str {
         self.shared.topic
     }
 
     /// The worker the handler runs on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Engine, TopicOptions};
+    /// let engine = Engine::builder().workers(2).build()?;
+    /// let jobs = engine.topic_with::<u32>("jobs", TopicOptions::default().worker(1))?;
+    /// assert_eq!(jobs.subscribe(|_| ())?.worker(), 1); // the topic's worker
+    /// # Ok(()) }
+    /// ```
     pub fn worker(&self) -> usize {
         self.worker
     }
 
     /// Handled/failed counts as of the end of the worker's last batch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let sub = jobs.subscribe(|n| if **n % 2 == 0 { Ok(()) } else { Err("odd") })?;
+    /// jobs.publish_batch(0..4)?;
+    /// engine.shutdown(); // settles the per-batch counts
+    /// assert_eq!((sub.stats().handled, sub.stats().failed), (2, 2));
+    /// # Ok(()) }
+    /// ```
     pub fn stats(&self) -> SubscriptionStats {
         self.detach.stats().unwrap_or_else(|| self.shared.stats())
     }

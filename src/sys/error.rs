@@ -29,6 +29,15 @@ fn timer_tick_fix(tick: Duration, min: Duration, max: Duration) -> String {
 }
 
 /// An engine configuration the builder (or `Engine::from_config`) refused.
+///
+/// # Examples
+///
+/// ```
+/// use pinbus::{ConfigError, Engine};
+/// let err = Engine::builder().lane_capacity(3000).build().unwrap_err();
+/// assert!(matches!(err, ConfigError::CapacityNotPowerOfTwo { capacity: 3000, suggestion: 4096 }));
+/// assert_eq!(err.to_string(), "lane_capacity 3000 is not a power of two; try 4096");
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -337,6 +346,19 @@ pub enum ConfigError {
 }
 
 /// Why a topic could not be created or opened.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::TopicError;
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let err = engine.topic::<u32>("bad name").unwrap_err();
+/// assert!(matches!(err, TopicError::InvalidName { .. }));
+/// engine.shutdown();
+/// assert_eq!(engine.topic::<u32>("jobs").unwrap_err(), TopicError::Closed);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TopicError {
@@ -398,6 +420,18 @@ pub enum TopicError {
 }
 
 /// Why a subscription could not be made.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::{SubscribeError, SubscribeOptions};
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<u32>("jobs")?;
+/// let err = jobs.subscribe_with(|_| (), SubscribeOptions::new().worker(3)).unwrap_err();
+/// assert_eq!(err, SubscribeError::NoSuchWorker { worker: 3, workers: 1 });
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SubscribeError {
@@ -458,6 +492,21 @@ pub enum SubscribeError {
 
 /// A publish that did not happen. The event comes back in the error, so
 /// nothing is lost: [`PublishError::into_inner`] returns it.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::PublishError;
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let jobs = engine.topic::<String>("jobs")?;
+/// engine.shutdown();
+/// match jobs.publish("job".to_owned()) {
+///     Err(PublishError::Closed(job)) => assert_eq!(job, "job"), // nothing is lost
+///     other => panic!("{other:?}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[non_exhaustive]
 pub enum PublishError<T> {
     /// A lane was full and the topic's backpressure is `Fail` (or the call was
@@ -486,6 +535,18 @@ pub enum PublishError<T> {
 
 impl<T> PublishError<T> {
     /// The event (or events) that were not published.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<Vec<u8>>("jobs")?;
+    /// engine.shutdown();
+    /// let back = jobs.publish(vec![1, 2]).unwrap_err().into_inner();
+    /// assert_eq!(back, [1, 2]);
+    /// # Ok(()) }
+    /// ```
     pub fn into_inner(self) -> T {
         match self {
             PublishError::Full(v)
@@ -498,22 +559,76 @@ impl<T> PublishError<T> {
     }
 
     /// Whether a lane was full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).lane_capacity(2).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// jobs.subscribe(move |_| { let _ = gate.recv(); })?; // stuck until released
+    /// let err = (0..10).find_map(|job| jobs.try_publish(job).err()).ok_or("never full")?;
+    /// assert!(err.is_full());
+    /// drop(release);
+    /// # engine.shutdown();
+    /// # Ok(()) }
+    /// ```
     pub fn is_full(&self) -> bool {
         matches!(self, PublishError::Full(_))
     }
 
     /// Whether the engine is shut down.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// engine.shutdown();
+    /// assert!(jobs.publish(1).unwrap_err().is_closed());
+    /// # Ok(()) }
+    /// ```
     pub fn is_closed(&self) -> bool {
         matches!(self, PublishError::Closed(_))
     }
 
     /// Whether a lane stayed full for the whole timeout
     /// ([`Topic::publish_timeout`](crate::Topic::publish_timeout)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let engine = pinbus::Engine::builder().workers(1).lane_capacity(2).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// jobs.subscribe(move |_| { let _ = gate.recv(); })?; // stuck until released
+    /// let wait = Duration::from_millis(5);
+    /// let err = (0..10).find_map(|job| jobs.publish_timeout(job, wait).err()).ok_or("never full")?;
+    /// assert!(err.is_timeout());
+    /// drop(release);
+    /// # engine.shutdown();
+    /// # Ok(()) }
+    /// ```
     pub fn is_timeout(&self) -> bool {
         matches!(self, PublishError::Timeout(_))
     }
 
     /// Whether an interceptor refused the event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let even = jobs.intercept(|n: &mut u32| if *n % 2 == 0 { Ok(()) } else { Err("odd") });
+    /// assert!(even.publish(3).unwrap_err().is_rejected());
+    /// # Ok(()) }
+    /// ```
     pub fn is_rejected(&self) -> bool {
         matches!(self, PublishError::Rejected { .. })
     }
@@ -572,6 +687,21 @@ impl<T> fmt::Display for PublishError<T> {
 impl<T> std::error::Error for PublishError<T> {}
 
 /// Why [`Receipt::wait`](crate::Receipt::wait) did not wait.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::WaitError;
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let (outer, inner) = (engine.topic::<u32>("outer")?, engine.topic::<u32>("inner")?);
+/// inner.subscribe(|_| ())?;
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// outer.subscribe(move |_| tx.send(inner.publish_tracked(1).unwrap().wait()).unwrap())?;
+/// outer.publish(1)?;
+/// assert_eq!(rx.recv()?, Err(WaitError::OnWorkerThread)); // use is_complete() there
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum WaitError {

@@ -56,6 +56,23 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// Publishes `event` at `at` on the engine's clock (at once if it has
     /// passed); as [`publish_after`](Topic::publish_after).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use pinbus::{Engine, ManualClock};
+    /// let clock = ManualClock::new();
+    /// let engine = Engine::builder().clock(clock.clone()).build()?;
+    /// let alarms = engine.topic::<&'static str>("alarms")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// alarms.subscribe(move |ev| tx.send(**ev).unwrap())?;
+    /// alarms.publish_at(clock.now() + Duration::from_secs(5), "wake up")?;
+    /// clock.advance(Duration::from_secs(5));
+    /// assert_eq!(rx.recv()?, "wake up");
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`publish_after`](Topic::publish_after).
@@ -139,6 +156,18 @@ impl<T: Clone + Send + 'static> TimerTask for DelayTask<T> {
 /// A delayed event ([`Topic::publish_after`], [`Topic::publish_at`]) that
 /// can be taken back until it fires. Dropping the `Timer` leaves the event
 /// scheduled.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use std::time::Duration;
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let emails = engine.topic::<u32>("emails")?;
+/// let timer = emails.publish_after(Duration::from_secs(60), 7)?;
+/// assert_eq!(timer.cancel(), Some(7)); // never published
+/// # Ok(()) }
+/// ```
 pub struct Timer<T> {
     pub(super) runtime: Arc<Runtime>,
     pub(super) topic: &'static TopicName,

@@ -259,11 +259,34 @@ pub struct Group<T> {
 
 impl<T: Clone + Send + 'static> Group<T> {
     /// The group's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let billing = engine.topic::<u32>("orders")?.group("billing");
+    /// assert_eq!(billing.name(), "billing");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Adds a member. Call it N times for N members.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::SubscribeError;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.group("workers").subscribe(|_| ())?;
+    /// let err = jobs.group("").subscribe(|_| ()).unwrap_err();
+    /// assert!(matches!(err, SubscribeError::InvalidGroupName { .. }));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -278,6 +301,20 @@ impl<T: Clone + Send + 'static> Group<T> {
     }
 
     /// [`subscribe`](Group::subscribe) with options (name, worker).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{SubscribeError, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(2).build()?;
+    /// let workers = engine.topic::<u32>("jobs")?.group("workers");
+    /// let member = workers.subscribe_with(|_| (), SubscribeOptions::new().name("w1").worker(1))?;
+    /// assert_eq!((member.name(), member.worker()), ("w1", 1));
+    /// let err = workers.subscribe_with(|_| (), SubscribeOptions::new().worker(5)).unwrap_err();
+    /// assert!(matches!(err, SubscribeError::NoSuchWorker { worker: 5, workers: 2 }));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -320,6 +357,20 @@ impl<T> fmt::Debug for Group<T> {
 impl<T: Clone + Send + 'static> Topic<T> {
     /// A consumer group of this topic: each event goes to exactly one of the
     /// group's members (subscriptions made through the returned handle).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(2).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let workers = jobs.group("workers");
+    /// workers.subscribe(|_| ())?;
+    /// workers.subscribe(|_| ())?;
+    /// jobs.publish_batch(0..10)?;
+    /// assert_eq!(engine.shutdown().handled, 10); // each event to one member only
+    /// # Ok(()) }
+    /// ```
     pub fn group(&self, name: &str) -> Group<T> {
         Group {
             topic: self.clone(),

@@ -74,6 +74,16 @@ impl<T> Topic<T> {
     }
 
     /// The topic's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u64>("orders.created")?;
+    /// assert_eq!(orders.name(), "orders.created");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         self.shared.name.as_str()
     }
@@ -82,6 +92,21 @@ impl<T> Topic<T> {
 impl<T: Clone + Send + 'static> Topic<T> {
     /// Publishes `event` to every subscription, waiting for room if a lane is
     /// full and the topic's backpressure is `Block`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe(|_| ())?;
+    /// jobs.publish(7)?;
+    /// engine.shutdown();
+    /// let err = jobs.publish(8).unwrap_err(); // after shutdown: handed back
+    /// assert!(err.is_closed());
+    /// assert_eq!(err.into_inner(), 8);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -96,6 +121,25 @@ impl<T: Clone + Send + 'static> Topic<T> {
     }
 
     /// Publishes `event` if every lane has room now; never waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{Engine, PublishError};
+    /// let engine = Engine::builder().workers(1).lane_capacity(2).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let (release, gate) = std::sync::mpsc::channel::<()>();
+    /// jobs.subscribe(move |_| { let _ = gate.recv(); })?; // stuck until released
+    /// let full = (0..10).find_map(|job| match jobs.try_publish(job) {
+    ///     Err(PublishError::Full(back)) => Some(back), // handed back, never waited
+    ///     _ => None,
+    /// });
+    /// assert!(full.is_some());
+    /// drop(release); // unblocks the handler
+    /// # engine.shutdown();
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -149,6 +193,19 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// Publishes many events with one ring claim per lane for each run that
     /// fits, and one clock read for the whole batch. Events keep their order.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// jobs.subscribe(move |ev| tx.send(**ev).unwrap())?;
+    /// jobs.publish_batch([1, 2, 3])?;
+    /// assert_eq!(rx.iter().take(3).collect::<Vec<_>>(), [1, 2, 3]); // in order
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// Under `Backpressure::Fail`, [`PublishError::Full`] with the events that
@@ -165,6 +222,19 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// Publishes `event` and returns a [`Receipt`] that completes when every
     /// subscription live now has handled it. Allocates the receipt.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe(|_| ())?;
+    /// let receipt = jobs.publish_tracked(1)?;
+    /// receipt.wait()?; // returns once the subscription has handled it
+    /// assert!(receipt.is_complete());
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`publish`](Topic::publish).
@@ -175,6 +245,21 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// Publishes `event` and returns once every subscription live now has
     /// handled it. Handlers still run on their workers (thread affinity is
     /// kept); only the caller waits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let sum = Arc::new(AtomicU32::new(0));
+    /// let s = sum.clone();
+    /// jobs.subscribe(move |ev| { s.fetch_add(**ev, Ordering::SeqCst); })?;
+    /// jobs.publish_and_wait(5)?;
+    /// assert_eq!(sum.load(Ordering::SeqCst), 5); // handled before it returned
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -218,22 +303,76 @@ impl<T: Clone + Send + 'static> Topic<T> {
     }
 
     /// Dead letters kept but not yet taken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{RetryPolicy, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe_with(|_| Err::<(), _>("no"), SubscribeOptions::new().retry(RetryPolicy::never()))?;
+    /// jobs.publish_and_wait(1)?;
+    /// assert_eq!(jobs.dead_letters_kept(), 1); // no subscriber on "jobs.dead_letters"
+    /// # Ok(()) }
+    /// ```
     pub fn dead_letters_kept(&self) -> usize {
         self.shared.dead.kept()
     }
 
     /// Dead letters produced for this topic so far (published or kept).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{RetryPolicy, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// jobs.subscribe_with(|_| Err::<(), _>("no"), SubscribeOptions::new().retry(RetryPolicy::never()))?;
+    /// jobs.publish_and_wait(1)?;
+    /// let _ = jobs.take_dead_letters();
+    /// assert_eq!(jobs.dead_letter_count(), 1); // still counted once taken
+    /// # Ok(()) }
+    /// ```
     pub fn dead_letter_count(&self) -> u64 {
         self.shared.dead.total()
     }
 
     /// Kept dead letters dropped because the store was full (oldest first).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{RetryPolicy, SubscribeOptions, DEAD_LETTER_KEEP};
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<usize>("jobs")?;
+    /// jobs.subscribe_with(|_| Err::<(), _>("no"), SubscribeOptions::new().retry(RetryPolicy::never()))?;
+    /// jobs.publish_batch(0..DEAD_LETTER_KEEP + 2)?;
+    /// jobs.publish_and_wait(usize::MAX)?;
+    /// assert_eq!(jobs.dead_letters_dropped(), 3);
+    /// assert_eq!(jobs.dead_letters_kept(), DEAD_LETTER_KEEP);
+    /// # Ok(()) }
+    /// ```
     pub fn dead_letters_dropped(&self) -> u64 {
         self.shared.dead.dropped()
     }
 
     /// Events publish interceptors refused on this topic, through any
     /// [`Intercepted`](crate::topic::intercept::Intercepted) handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let checked = jobs.intercept(|n: &mut u32| if *n == 0 { Err("zero") } else { Ok(()) });
+    /// assert!(checked.publish(0).unwrap_err().is_rejected());
+    /// assert_eq!(jobs.rejected_count(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn rejected_count(&self) -> u64 {
         self.shared.rejected.load(Ordering::Relaxed)
     }

@@ -64,6 +64,27 @@ use crate::topic::handle::Topic;
 ///
 /// Closures `Fn(&mut T) -> Result<(), E>` with `E: Into<Box<str>>` are
 /// interceptors.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::intercept::Interceptor;
+/// struct Clamp(u32);
+/// impl Interceptor<u32> for Clamp {
+///     fn admit(&self, event: &mut u32) -> Result<(), Box<str>> {
+///         *event = (*event).min(self.0);
+///         Ok(())
+///     }
+/// }
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let levels = engine.topic::<u32>("levels")?;
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// levels.subscribe(move |ev| tx.send(**ev).unwrap())?;
+/// levels.intercept(Clamp(10)).publish(99)?;
+/// assert_eq!(rx.recv()?, 10);
+/// # Ok(()) }
+/// ```
 pub trait Interceptor<T>: Send + Sync + 'static {
     /// `Ok(())` to go on (after changing `event` if need be), or the reason
     /// for refusing it.
@@ -82,6 +103,21 @@ where
 }
 
 /// Two interceptors, the first one first.
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let t = engine.topic::<u32>("t")?;
+/// // An Intercepted<u32, Chain<..>>: the doubling runs first, then the check.
+/// let both = t
+///     .intercept(|n: &mut u32| -> Result<(), &str> { *n *= 2; Ok(()) })
+///     .intercept(|n: &mut u32| if *n > 10 { Err("too big") } else { Ok(()) });
+/// assert!(both.publish(4).is_ok());
+/// assert!(both.publish(6).unwrap_err().is_rejected()); // 12 > 10
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct Chain<A, B>(A, B);
 
@@ -96,6 +132,19 @@ impl<T, A: Interceptor<T>, B: Interceptor<T>> Interceptor<T> for Chain<A, B> {
 /// A topic handle whose publishes pass an interceptor first; from
 /// [`Topic::intercept`]. Cloning it shares the interceptor (and its state,
 /// such as a rate limit's bucket).
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// let orders = engine.topic::<u32>("orders")?;
+/// let nonzero = orders.intercept(|n: &mut u32| if *n == 0 { Err("zero") } else { Ok(()) });
+/// let other = nonzero.clone(); // shares the interceptor
+/// assert!(other.publish(1).is_ok());
+/// assert!(other.publish(0).unwrap_err().is_rejected());
+/// # Ok(()) }
+/// ```
 pub struct Intercepted<T, I> {
     topic: Topic<T>,
     interceptor: Arc<I>,
@@ -121,6 +170,19 @@ impl<T, I> fmt::Debug for Intercepted<T, I> {
 impl<T: Clone + Send + 'static> Topic<T> {
     /// A handle whose publishes run `interceptor` first; see
     /// [`crate::topic::intercept`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::PublishError;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// let nonzero = orders.intercept(|n: &mut u32| if *n == 0 { Err("zero") } else { Ok(()) });
+    /// let err = nonzero.publish(0).unwrap_err();
+    /// assert!(matches!(err, PublishError::Rejected { event: 0, ref reason } if &**reason == "zero"));
+    /// # Ok(()) }
+    /// ```
     pub fn intercept<I: Interceptor<T>>(&self, interceptor: I) -> Intercepted<T, I> {
         Intercepted {
             topic: self.clone(),
@@ -131,6 +193,21 @@ impl<T: Clone + Send + 'static> Topic<T> {
 
 impl<T: Clone + Send + 'static, I: Interceptor<T>> Intercepted<T, I> {
     /// Adds `next` after this handle's interceptor(s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::intercept::RateLimit;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// let guarded = orders
+    ///     .intercept(|n: &mut u32| if *n == 0 { Err("zero") } else { Ok(()) })
+    ///     .intercept(RateLimit::per_second(1)); // runs after the first check
+    /// assert!(guarded.publish(0).unwrap_err().is_rejected());
+    /// assert!(guarded.publish(1).is_ok());
+    /// # Ok(()) }
+    /// ```
     pub fn intercept<J: Interceptor<T>>(self, next: J) -> Intercepted<T, Chain<ArcI<I>, J>> {
         Intercepted {
             topic: self.topic,
@@ -139,6 +216,18 @@ impl<T: Clone + Send + 'static, I: Interceptor<T>> Intercepted<T, I> {
     }
 
     /// The plain topic handle (no interceptor).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let checked = engine.topic::<u32>("orders")?.intercept(|_: &mut u32| Err::<(), _>("closed"));
+    /// assert!(checked.publish(1).is_err());
+    /// assert!(checked.topic().publish(1).is_ok()); // the plain handle skips the interceptor
+    /// assert_eq!(checked.topic().rejected_count(), 1);
+    /// # Ok(()) }
+    /// ```
     pub fn topic(&self) -> &Topic<T> {
         &self.topic
     }
@@ -164,6 +253,20 @@ impl<T: Clone + Send + 'static, I: Interceptor<T>> Intercepted<T, I> {
 
     /// [`Topic::publish`] after the interceptor.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// orders.subscribe(move |ev| tx.send(**ev).unwrap())?;
+    /// let plus_one = orders.intercept(|n: &mut u32| -> Result<(), &str> { *n += 1; Ok(()) });
+    /// plus_one.publish(1)?;
+    /// assert_eq!(rx.recv()?, 2);
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`PublishError::Rejected`] if the interceptor refused the event; else
@@ -173,6 +276,18 @@ impl<T: Clone + Send + 'static, I: Interceptor<T>> Intercepted<T, I> {
     }
 
     /// [`Topic::try_publish`] after the interceptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// let nonzero = orders.intercept(|n: &mut u32| if *n == 0 { Err("zero") } else { Ok(()) });
+    /// assert!(nonzero.try_publish(1).is_ok());
+    /// assert!(nonzero.try_publish(0).unwrap_err().is_rejected());
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -244,6 +359,19 @@ impl<T: Clone + Send + 'static, I: Interceptor<T>> Intercepted<T, I> {
 
     /// [`Topic::publish_tracked`] after the interceptor.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// orders.subscribe(|_| ())?;
+    /// let nonzero = orders.intercept(|n: &mut u32| if *n == 0 { Err("zero") } else { Ok(()) });
+    /// nonzero.publish_tracked(1)?.wait()?;
+    /// assert!(nonzero.publish_tracked(0).is_err());
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`PublishError::Rejected`], or as [`Topic::publish_tracked`].
@@ -252,6 +380,19 @@ impl<T: Clone + Send + 'static, I: Interceptor<T>> Intercepted<T, I> {
     }
 
     /// [`Topic::publish_and_wait`] after the interceptor.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// orders.subscribe(|_| ())?;
+    /// let nonzero = orders.intercept(|n: &mut u32| if *n == 0 { Err("zero") } else { Ok(()) });
+    /// nonzero.publish_and_wait(1)?;
+    /// assert!(nonzero.publish_and_wait(0).unwrap_err().is_rejected());
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -263,6 +404,20 @@ impl<T: Clone + Send + 'static, I: Interceptor<T>> Intercepted<T, I> {
     /// [`Topic::publish_after`] after the interceptor (which runs now, not
     /// when the event fires).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// let nonzero = orders.intercept(|n: &mut u32| if *n == 0 { Err("zero") } else { Ok(()) });
+    /// let timer = nonzero.publish_after(Duration::from_secs(60), 1)?;
+    /// assert_eq!(timer.cancel(), Some(1));
+    /// assert!(nonzero.publish_after(Duration::from_secs(60), 0).is_err()); // refused now
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`PublishError::Rejected`], or as [`Topic::publish_after`].
@@ -273,6 +428,19 @@ impl<T: Clone + Send + 'static, I: Interceptor<T>> Intercepted<T, I> {
     /// [`Topic::publish_batch`] after the interceptor: events it refuses are
     /// left out and returned with their reasons; the rest are published as
     /// one batch.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let orders = engine.topic::<u32>("orders")?;
+    /// let nonzero = orders.intercept(|n: &mut u32| if *n == 0 { Err("zero") } else { Ok(()) });
+    /// let refused = nonzero.publish_batch([1, 0, 2])?;
+    /// assert_eq!(refused.len(), 1);
+    /// assert_eq!((refused[0].0, &*refused[0].1), (0, "zero"));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -299,6 +467,21 @@ impl<T: Clone + Send + 'static, I: Interceptor<T>> Intercepted<T, I> {
 }
 
 /// An interceptor shared behind an `Arc` (the earlier part of a chain).
+///
+/// # Examples
+///
+/// ```
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use pinbus::intercept::{ArcI, Chain, Intercepted, RateLimit};
+/// let engine = pinbus::Engine::builder().workers(1).build()?;
+/// // The first part of a chain is kept as an `ArcI`.
+/// let limited: Intercepted<u32, Chain<ArcI<RateLimit>, RateLimit>> = engine
+///     .topic::<u32>("t")?
+///     .intercept(RateLimit::per_second(100))
+///     .intercept(RateLimit::per_second(100));
+/// # drop(limited);
+/// # Ok(()) }
+/// ```
 pub struct ArcI<I>(Arc<I>);
 
 impl<I> fmt::Debug for ArcI<I> {
@@ -339,16 +522,53 @@ pub struct RateLimit {
 impl RateLimit {
     /// `rate` events per second (at least 1), bursts of `rate / 10` (at
     /// least 1), refusing the excess.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::intercept::RateLimit;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let limited = engine.topic::<u32>("t")?.intercept(RateLimit::per_second(1)); // burst 1
+    /// assert!(limited.publish(1).is_ok());
+    /// assert!(limited.publish(2).unwrap_err().is_rejected()); // next token in a second
+    /// # Ok(()) }
+    /// ```
     pub fn per_second(rate: u32) -> Self {
         RateLimit::with(Gcra::new(rate, rate.max(1) / 10), false)
     }
 
     /// Lets up to `burst` (at least 1) events through back to back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::intercept::RateLimit;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let limited = engine.topic::<u32>("t")?.intercept(RateLimit::per_second(1).burst(3));
+    /// assert!((0..3).all(|n| limited.publish(n).is_ok()));
+    /// assert!(limited.publish(3).unwrap_err().is_rejected());
+    /// # Ok(()) }
+    /// ```
     pub fn burst(self, burst: u32) -> Self {
         RateLimit::with(Gcra::new(self.gcra.rate, burst), self.wait)
     }
 
     /// Waits for a token instead of refusing the event (a throttle).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::intercept::RateLimit;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let throttled = engine.topic::<u32>("t")?.intercept(RateLimit::per_second(1000).burst(1).wait());
+    /// for n in 0..3 {
+    ///     throttled.publish(n)?; // waits about 1 ms for a token instead of refusing
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub fn wait(self) -> Self {
         RateLimit::with(Gcra::new(self.gcra.rate, self.gcra.burst()), true)
     }

@@ -156,6 +156,15 @@ impl Hub {
 
 impl<T> Pattern<T> {
     /// The wildcard filter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// assert_eq!(engine.pattern::<u32>("orders.*")?.filter(), "orders.*");
+    /// # Ok(()) }
+    /// ```
     pub fn filter(&self) -> &str {
         self.filter
     }
@@ -392,12 +401,35 @@ pub struct PatternGroup<T> {
 
 impl<T: Clone + Send + 'static> PatternGroup<T> {
     /// The group's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let audit = engine.pattern::<u32>("orders.*")?.group("audit");
+    /// assert_eq!(audit.name(), "audit");
+    /// # Ok(()) }
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Adds a member. Call it N times for N members; they are spread over
     /// the workers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::SubscribeError;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let pattern = engine.pattern::<u32>("orders.*")?;
+    /// pattern.group("audit").subscribe(|_| ())?;
+    /// let err = pattern.group("").subscribe(|_| ()).unwrap_err();
+    /// assert!(matches!(err, SubscribeError::InvalidGroupName { .. }));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
@@ -415,6 +447,18 @@ impl<T: Clone + Send + 'static> PatternGroup<T> {
     /// policy, a failed event of topic X comes back to the member that
     /// failed it and is dead-lettered on X, as for a pattern subscription
     /// ([Retries and dead letters](Pattern#retries-and-dead-letters)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::SubscribeOptions;
+    /// let engine = pinbus::Engine::builder().workers(2).build()?;
+    /// let audit = engine.pattern::<u32>("orders.*")?.group("audit");
+    /// let member = audit.subscribe_with(|_| (), SubscribeOptions::new().worker(1))?;
+    /// assert_eq!(member.worker(), 1);
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///

@@ -334,6 +334,22 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// The handler may return `()` or `Result<(), E>` with `E: Display`; an
     /// `Err` or a panic counts as a failed delivery and never stops the worker.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::SubscribeError;
+    /// let engine = pinbus::Engine::builder().workers(1).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// jobs.subscribe(move |ev| tx.send(**ev).unwrap())?;
+    /// jobs.publish(3)?;
+    /// assert_eq!(rx.recv()?, 3);
+    /// engine.shutdown();
+    /// assert!(matches!(jobs.subscribe(|_| ()), Err(SubscribeError::Closed { .. })));
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`SubscribeError::Closed`] after shutdown started.
@@ -346,6 +362,20 @@ impl<T: Clone + Send + 'static> Topic<T> {
     }
 
     /// [`subscribe`](Topic::subscribe) with options (name, worker).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use pinbus::{SubscribeError, SubscribeOptions};
+    /// let engine = pinbus::Engine::builder().workers(2).build()?;
+    /// let jobs = engine.topic::<u32>("jobs")?;
+    /// let sub = jobs.subscribe_with(|_| (), SubscribeOptions::new().name("audit").worker(1))?;
+    /// assert_eq!((sub.name(), sub.worker()), ("audit", 1));
+    /// let err = jobs.subscribe_with(|_| (), SubscribeOptions::new().worker(2)).unwrap_err();
+    /// assert!(matches!(err, SubscribeError::NoSuchWorker { worker: 2, workers: 2 }));
+    /// # Ok(()) }
+    /// ```
     ///
     /// # Errors
     ///
