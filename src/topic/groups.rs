@@ -319,7 +319,11 @@ impl<T: Clone + Send + 'static> Group<T> {
     /// # Errors
     ///
     /// As [`subscribe`](Group::subscribe), plus
-    /// [`SubscribeError::NoSuchWorker`].
+    /// [`SubscribeError::NoSuchWorker`] for a worker index the engine lacks,
+    /// [`SubscribeError::InvalidRetry`] for a retry policy that cannot work,
+    /// and [`SubscribeError::DeadLetterTopic`] when a retry policy's
+    /// dead-letter topic cannot be opened (its name is taken by another
+    /// type, or too long).
     pub fn subscribe_with<F, R, L>(
         &self,
         handler: F,

@@ -380,7 +380,10 @@ impl<T: Clone + Send + 'static> Topic<T> {
     /// # Errors
     ///
     /// [`SubscribeError::Closed`] after shutdown started;
-    /// [`SubscribeError::NoSuchWorker`] for a worker index the engine lacks.
+    /// [`SubscribeError::NoSuchWorker`] for a worker index the engine lacks;
+    /// [`SubscribeError::InvalidRetry`] for a retry policy that cannot work;
+    /// [`SubscribeError::DeadLetterTopic`] when a retry policy's dead-letter
+    /// topic cannot be opened (its name is taken by another type, or too long).
     pub fn subscribe_with<F, R, L>(
         &self,
         handler: F,
