@@ -123,7 +123,7 @@ impl Engine {
             inflight: AtomicU64::new(0),
             retries_dropped: AtomicU64::new(0),
             waiters_spin: !(matches!(config.idle, IdleStrategy::BusySpin | IdleStrategy::Yield)
-                && config.workers >= crate::loom::core_count()),
+                && config.workers >= worker_cores(&resolved.cores)),
         });
         let gate = Arc::new(StartGate::new(config.workers));
         let mut joins = Vec::with_capacity(config.workers);
@@ -509,4 +509,65 @@ pub(crate) fn random_instance_id(seed: u64) -> u64 {
     h.write_u32(std::process::id());
     h.write_u64(seed);
     h.finish()
+}
+
+/// How many cores the workers placed as `cores` share with the threads that
+/// wait on them. Pinned workers each hold one of the machine's online cores,
+/// wherever the building thread runs; unpinned ones inherit the building
+/// thread's CPU affinity, so they share the cores it may use. (A waiter
+/// spinning beside busy-spinning workers on every core would take a core
+/// from them.)
+fn worker_cores(cores: &[Option<usize>]) -> usize {
+    if !cores.is_empty() && cores.iter().all(Option::is_some) {
+        crate::sys::pinning::available_cores().len()
+    } else {
+        crate::loom::core_count()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::worker_cores;
+    use crate::{Engine, IdleStrategy, Pinning};
+
+    #[test]
+    fn pinned_workers_count_the_machine_s_cores_unpinned_ones_the_builder_s() {
+        let online = crate::sys::pinning::available_cores().len();
+        assert_eq!(worker_cores(&[Some(0)]), online);
+        assert_eq!(worker_cores(&[Some(0), None]), crate::loom::core_count());
+        assert_eq!(worker_cores(&[]), crate::loom::core_count());
+    }
+
+    /// An engine built by a thread pinned to one core, with one spinning
+    /// worker pinned to another: the waiter has a core of its own, so it
+    /// spins (it used to count only the builder's one core, and every
+    /// `publish_and_wait` blocked and paid a wake-up).
+    #[test]
+    fn waiters_spin_beside_a_pinned_spinning_worker_whatever_the_builder_s_affinity() {
+        let cores = crate::sys::pinning::available_cores();
+        if cores.len() < 2 {
+            return; // nothing to place apart
+        }
+        let (first, last) = (cores[0], cores[cores.len() - 1]);
+        std::thread::spawn(move || {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: first }) {
+                return; // the OS refused: nothing to check
+            }
+            assert_eq!(crate::loom::core_count(), 1, "the builder runs on one core");
+            let spinning = |pinning| {
+                let engine = Engine::builder()
+                    .workers(1)
+                    .pinning(pinning)
+                    .idle(IdleStrategy::BusySpin)
+                    .build()
+                    .unwrap();
+                engine.inner.runtime.waiters_spin
+            };
+            assert!(spinning(Pinning::Cores(vec![last])));
+            // Unpinned, the worker shares the builder's one core: no spinning.
+            assert!(!spinning(Pinning::None));
+        })
+        .join()
+        .unwrap();
+    }
 }

@@ -219,7 +219,10 @@ impl Receipt {
     /// 50 µs in all, and only then sleeps on a condition variable: a running
     /// worker answers in well under a microsecond, a sleeping thread takes
     /// tens of microseconds to wake. It does not spin when the engine's
-    /// spinning workers (`BusySpin`, `Yield`) already take every core.
+    /// spinning workers (`BusySpin`, `Yield`) already take every core: every
+    /// core of the machine when they are pinned, every core the thread that
+    /// built the engine may use when they are not (they inherit its CPU
+    /// affinity).
     ///
     /// # Examples
     ///
