@@ -371,3 +371,33 @@ fn a_panic_payload_whose_drop_panics_is_contained_and_counted() {
         }
     }
 }
+
+/// A service member that panics with a payload whose own `Drop` panics:
+/// the caller gets a failed reply, the payload's panic is contained and
+/// counted as a stray panic, and the member serves the next call.
+#[test]
+fn a_service_member_s_panic_payload_whose_drop_panics_is_counted() {
+    quiet_expected_panics();
+    let _w = watchdog("service panic payload whose Drop panics", LIMIT);
+    for idle in [IdleStrategy::Park, IdleStrategy::BusySpin] {
+        let engine = engine(1, idle, 16);
+        let service = engine.service::<u64, u64>("payload-bomb").unwrap();
+        let _member = service
+            .serve(|q: &pinbus::Event<u64>| -> u64 {
+                if **q == 0 {
+                    std::panic::resume_unwind(Box::new(PanicOnDrop))
+                }
+                **q + 1
+            })
+            .unwrap();
+        let failed = service.call(0);
+        assert!(
+            matches!(failed, Err(pinbus::CallError::Failed(_))),
+            "{idle:?}: {failed:?}"
+        );
+        assert_eq!(service.call(41).unwrap(), 42, "{idle:?}: member dead");
+        let report = engine.shutdown();
+        assert!(report.complete, "{idle:?}");
+        assert_eq!(report.stray_panics, 1, "{idle:?}: {report:?}");
+    }
+}

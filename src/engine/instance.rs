@@ -122,6 +122,7 @@ impl Engine {
             timer_policy: config.timer_shutdown,
             inflight: AtomicU64::new(0),
             retries_dropped: AtomicU64::new(0),
+            stray_panics: AtomicU64::new(0),
             waiters_spin: !(matches!(config.idle, IdleStrategy::BusySpin | IdleStrategy::Yield)
                 && config.workers >= worker_cores(&resolved.cores)),
         });

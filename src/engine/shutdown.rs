@@ -184,7 +184,7 @@ impl Inner {
             handled: totals.handled,
             failed: totals.failed,
             panicked: totals.panicked,
-            stray_panics: totals.stray_panics,
+            stray_panics: totals.stray_panics + self.runtime.stray_panics.load(Ordering::Relaxed),
             discarded: totals.discarded
                 + sum(|c| c.discarded())
                 + freed.discarded.load(Ordering::Relaxed),

@@ -111,6 +111,8 @@ fn deliver<T>(handlers: &mut [HandlerEntry<T>], ev: &Event<T>) -> bool {
                         entry.record_panic(ev, &*payload);
                         drop_payload(payload, &mut entry.stray_panics);
                     }
+                    // Not reached: only a handler call panics here, and it
+                    // advanced `h` first. Contain it anyway, uncounted.
                     None => drop_payload(payload, &mut 0),
                 }
             }

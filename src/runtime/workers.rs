@@ -56,6 +56,9 @@ pub(crate) struct Runtime {
     /// Retries that never ran: dropped by the shutdown policy, or their
     /// subscription was gone.
     pub(crate) retries_dropped: AtomicU64,
+    /// Stray panics caught off the workers' own counts: the `Drop` of a
+    /// panic payload a service member turned into a failed reply.
+    pub(crate) stray_panics: AtomicU64,
     /// Whether a thread waiting for a receipt may spin before it blocks:
     /// not when spinning workers already take every core (the waiter would
     /// take CPU from the very worker it waits for).

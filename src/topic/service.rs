@@ -20,6 +20,7 @@ use crate::event::meta::Event;
 use crate::event::name::{invalid_topic_name, TopicName};
 use crate::event::reply::{self, ReplySlot, Request, Responder, Settled};
 use crate::layer::outcome::ReplyOutcome;
+use crate::loom::sync::atomic::{AtomicU64, Ordering};
 use crate::loom::sync::Arc;
 use crate::runtime::subscription::Subscription;
 use crate::runtime::workers::RUNNING;
@@ -134,6 +135,7 @@ impl<Q: Send + 'static, R: Send + 'static> Service<Q, R> {
         O: ReplyOutcome<R> + 'static,
     {
         let name = self.name;
+        let runtime = self.topic.shared.runtime.clone();
         self.topic.group(MEMBERS).subscribe(
             move |request: &Event<Request<Q, R>>| -> Result<(), Box<str>> {
                 let slot = &request.value.slot;
@@ -146,7 +148,7 @@ impl<Q: Send + 'static, R: Send + 'static> Service<Q, R> {
                     drop(event);
                     answer
                 }))
-                .unwrap_or_else(|panic| Err(panic_message(panic)));
+                .unwrap_or_else(|panic| Err(panic_message(panic, &runtime.stray_panics)));
                 let failed = answer.as_ref().err().map(|e| e.clone().into_boxed_str());
                 slot.answer(answer);
                 failed.map_or(Ok(()), Err)
@@ -328,17 +330,19 @@ impl<Q, R> Drop for Waiting<Q, R> {
     }
 }
 
-/// The text of a handler's panic.
-fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+/// The text of a handler's panic. A panic in the payload's `Drop` is
+/// contained and counted in `stray` (the engine's stray panics).
+fn panic_message(panic: Box<dyn std::any::Any + Send>, stray: &AtomicU64) -> String {
     let text = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
         (Some(s), _) => format!("the handler panicked: {s}"),
         (None, Some(s)) => format!("the handler panicked: {s}"),
         (None, None) => "the handler panicked".to_owned(),
     };
-    // A panic in the payload's `Drop` is contained, not counted: the member
-    // answers the caller with the text, and its subscription counts one
-    // failure for the call (the worker's stray count is not at hand here).
-    crate::sys::contain::drop_payload(panic, &mut 0);
+    let mut strays = 0;
+    crate::sys::contain::drop_payload(panic, &mut strays);
+    if strays > 0 {
+        stray.fetch_add(strays, Ordering::Relaxed);
+    }
     text
 }
 
