@@ -83,8 +83,9 @@ pub use crate::topic::stream::{EventStream, STREAM_BUFFER};
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod internals {
+    pub use crate::core::attach::{Attached, Settle};
     pub use crate::core::producer::{ProducerSlots, SlotKind};
-    pub use crate::core::ring::{channel, Consumer, Probe, Producer};
+    pub use crate::core::ring::{channel, channel_carrying, Consumer, Probe, Producer};
     pub use crate::core::snapshot::SnapshotCell;
     pub use crate::core::token::thread_token;
     pub use crate::event::model::receipt_with_shares;

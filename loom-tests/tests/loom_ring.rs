@@ -114,3 +114,65 @@ fn ring_drops_leftovers() {
         assert!(seen.is_empty() || seen == vec![0]);
     });
 }
+
+/// A share owner that counts its settlements (loom atomics).
+#[derive(Default)]
+struct Owner {
+    settled: loom::sync::atomic::AtomicUsize,
+}
+
+impl pinbus::internals::Settle for Owner {
+    fn settle(&self) {
+        self.settled
+            .fetch_add(1, loom::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Shares carried in stamps (`core/attach.rs`, A1–A2): capacity 2, the
+/// producer writes three entries, each carrying a share of one `Arc`, the
+/// third reusing slot 0 after the consumer frees it; the consumer takes two
+/// and then drops its end while the producer may still be writing. Every
+/// share is taken back exactly once — by the consumer with its value, or by
+/// the ring's `Drop` — and the values arrive with their tags: no share is
+/// lost (a receipt would wait forever) or settled twice (a use after free).
+#[test]
+fn ring_shares_settle_once_whether_consumed_or_left_behind() {
+    use loom::sync::atomic::Ordering;
+    use pinbus::internals::{channel_carrying, Attached};
+    loom::model(|| {
+        let owner = Arc::new(Owner::default());
+        let (mut p, mut c) = channel_carrying::<u32, Owner>(2);
+        let shares = owner.clone();
+        let producer = thread::spawn(move || {
+            for i in 0..3u32 {
+                let mut entry = (i, Attached::new(shares.clone()));
+                loop {
+                    if p.free(1) > 0 {
+                        match p.write_attached(u64::from(i), entry.1, entry.0) {
+                            Ok(()) => break,
+                            Err(back) => entry = back,
+                        }
+                    }
+                    thread::yield_now();
+                }
+            }
+        });
+        let mut next = 0u32;
+        while next < 2 {
+            let n = c.consume_attached(2 - next as usize, |tag, share, v, _| {
+                assert_eq!((tag, v), (u64::from(next), next));
+                assert!(share.is_some(), "entry {next} lost its share");
+                next += 1;
+                true
+            });
+            if n == 0 {
+                thread::yield_now();
+            }
+        }
+        drop(c);
+        producer.join().unwrap();
+        // Both ends are gone: the third share was settled by the ring's drop.
+        assert_eq!(owner.settled.load(Ordering::Relaxed), 3);
+        assert_eq!(Arc::strong_count(&owner), 1);
+    });
+}

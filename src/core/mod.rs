@@ -2,6 +2,7 @@
 //! ring, the snapshot cell, producer slots. They know nothing of topics or
 //! handlers.
 
+pub(crate) mod attach;
 pub(crate) mod producer;
 pub(crate) mod ring;
 pub(crate) mod snapshot;

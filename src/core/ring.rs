@@ -6,7 +6,11 @@
 //! shared state.
 //!
 //! Each slot carries a 64-bit *stamp* beside its value: the caller's 63-bit
-//! tag and one bit of lap parity. The producer publishes a slot by storing its
+//! tag and one bit of lap parity. A ring made with [`channel_carrying`] may
+//! carry an `Arc` share in the stamp instead of the tag's upper bits
+//! ([`attach`](crate::core::attach), invariants A1–A2): tags there are at
+//! most [`MAX_PLAIN_TAG`], and the ring's `Drop` settles the shares of the
+//! slots nobody consumed. The producer publishes a slot by storing its
 //! stamp; the consumer finds ready slots by reading stamps, in the cache line
 //! it reads anyway. No index is written per event that the other side polls
 //! (a tail index read by a polling consumer turns every publish into a cache
@@ -42,12 +46,33 @@ use std::mem::MaybeUninit;
 
 use crossbeam_utils::CachePadded;
 
+use crate::core::attach::{Attached, Loaded, NoAttachment, Settle, Stamp, ATTACHED_TAG_BITS};
 use crate::loom::cell::UnsafeCell;
-use crate::loom::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use crate::loom::sync::atomic::{AtomicUsize, Ordering};
 use crate::loom::sync::Arc;
 
-/// The largest tag a slot can carry (63 bits).
+/// The largest tag a slot can carry (63 bits) on a ring that carries no
+/// shares.
 pub const MAX_TAG: u64 = u64::MAX >> 1;
+
+/// The largest tag a slot can carry on a ring that carries shares: tag bit
+/// 62 says whether a share travels in the stamp ([`attach`]).
+///
+/// [`attach`]: crate::core::attach
+pub const MAX_PLAIN_TAG: u64 = MAX_TAG >> 1;
+
+/// The largest tag of an entry that carries a share
+/// ([`Producer::write_attached`]).
+pub const MAX_ATTACHED_TAG: u64 = (1 << ATTACHED_TAG_BITS) - 1;
+
+/// The largest tag `put` accepts on a ring whose share type is `X`.
+const fn max_tag<X: Settle>() -> u64 {
+    if X::CARRIED {
+        MAX_PLAIN_TAG
+    } else {
+        MAX_TAG
+    }
+}
 
 /// How far ahead of its writes (in slots) a producer asks for cache lines
 /// in writable state, on rings of at least [`PREFETCH_MIN_CAPACITY`] slots.
@@ -81,13 +106,15 @@ fn prefetch_for_write<T>(at: *const Slot<T>) {
 }
 
 struct Slot<T> {
-    /// `tag << 1 | lap parity` of the last write; starts at parity 1 (lap −1).
-    stamp: AtomicU64,
+    /// `tag << 1 | lap parity` of the last write, and the share it carries
+    /// if any ([`attach`](crate::core::attach)); starts at parity 1 (lap −1).
+    stamp: Stamp,
     value: UnsafeCell<MaybeUninit<T>>,
 }
 
-/// The shared part of a ring.
-struct Ring<T> {
+/// The shared part of a ring: values of type `T`, and shares of `Arc<X>`s
+/// carried in stamps (none for [`NoAttachment`]).
+struct Ring<T, X: Settle = NoAttachment> {
     /// Consumer-written: position of the next slot to read. Counts up forever,
     /// wrapping at `usize::MAX`; never more than `capacity` behind the
     /// producer's writes.
@@ -98,18 +125,21 @@ struct Ring<T> {
     mask: usize,
     /// `log2(capacity)`: `pos >> shift` is the lap of `pos`.
     shift: u32,
+    _shares: std::marker::PhantomData<Attached<X>>,
 }
 
 // SAFETY: the ring moves `T`s from the producer thread to the consumer thread,
 // so it needs `T: Send`. A value is accessed by one side at a time (module
 // invariants: the producer writes only outside `head..tail`, the consumer
 // reads only inside), so no `T` is ever shared and `T: Sync` is not needed.
-unsafe impl<T: Send> Send for Ring<T> {}
+// Shares are `Arc<X>` references with `X: Send + Sync` (`Settle`), moved
+// the same way.
+unsafe impl<T: Send, X: Settle> Send for Ring<T, X> {}
 // SAFETY: as above; `&Ring` only gives access through `Producer`/`Consumer`,
 // each of which is unique.
-unsafe impl<T: Send> Sync for Ring<T> {}
+unsafe impl<T: Send, X: Settle> Sync for Ring<T, X> {}
 
-impl<T> Ring<T> {
+impl<T, X: Settle> Ring<T, X> {
     /// The slots with their index arithmetic, as a copy a caller can keep in
     /// registers across calls that may write memory.
     #[inline(always)]
@@ -157,20 +187,43 @@ impl<'a, T> Shape<'a, T> {
         ((pos >> self.shift) & 1) as u64
     }
 
-    /// Whether the slot for `pos` holds the value written for `pos`.
-    /// `Acquire`: pairs with the producer's `Release` stamp store.
+    /// Whether the slot for `pos` holds the value written for `pos`: its
+    /// stamp as loaded if so. `Acquire`: pairs with the producer's `Release`
+    /// stamp store.
+    #[inline(always)]
+    fn loaded_if_ready(&self, pos: usize) -> Option<Loaded> {
+        let stamp = self.slot(pos).stamp.load(Ordering::Acquire);
+        (stamp.bits() & 1 == self.parity(pos)).then_some(stamp)
+    }
+
+    /// [`loaded_if_ready`](Shape::loaded_if_ready), as the stamp's bits
+    /// shifted past the parity bit (the tag, with any share's field).
     #[inline(always)]
     fn stamp_if_ready(&self, pos: usize) -> Option<u64> {
-        let stamp = self.slot(pos).stamp.load(Ordering::Acquire);
-        (stamp & 1 == self.parity(pos)).then_some(stamp >> 1)
+        self.loaded_if_ready(pos).map(|s| s.bits() >> 1)
     }
 }
 
-impl<T> Drop for Ring<T> {
+impl<T, X: Settle> Drop for Ring<T, X> {
     fn drop(&mut self) {
         // Both handles are gone (this is the last `Arc`), so no other thread
         // touches the ring; the `Arc` drop synchronizes with the handles'.
-        let mut pos = self.head.load(Ordering::Relaxed);
+        let head = self.head.load(Ordering::Relaxed);
+        // Shares first, so that a value's panicking `Drop` cannot keep a
+        // share from settling (a receipt would wait forever).
+        let mut pos = head;
+        while let Some(stamp) = self.shape().loaded_if_ready(pos) {
+            if X::CARRIED && stamp.is_attached() {
+                // SAFETY: the slot is ready and unconsumed (the consumer
+                // stopped at `head`), so its share was not taken (A2); the
+                // ring's share type is `X`; `pos` moves forward, so each is
+                // taken once. Clearing the stamp is not needed: the second
+                // loop below reads only the parity bit.
+                drop(unsafe { stamp.take_share::<X>() });
+            }
+            pos = pos.wrapping_add(1);
+        }
+        let mut pos = head;
         while self.stamp_if_ready(pos).is_some() {
             self.slot(pos).value.with_mut(|p| {
                 // SAFETY: the stamp for `pos` is ready, so the producer wrote
@@ -189,6 +242,12 @@ impl<T> Drop for Ring<T> {
 ///
 /// All slots are allocated here; pushing and popping never allocate.
 pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
+    channel_carrying(capacity)
+}
+
+/// [`channel`] for a ring whose entries may carry shares of `Arc<X>`s in
+/// their stamps ([`Producer::write_attached`]).
+pub fn channel_carrying<T, X: Settle>(capacity: usize) -> (Producer<T, X>, Consumer<T, X>) {
     assert!(
         capacity.is_power_of_two(),
         "ring capacity must be a power of two (validated by the engine builder)"
@@ -196,7 +255,7 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let slots = (0..capacity)
         .map(|_| Slot {
             // Parity 1 = lap −1: not ready for lap 0.
-            stamp: AtomicU64::new(1),
+            stamp: Stamp::new(1),
             value: UnsafeCell::new(MaybeUninit::uninit()),
         })
         .collect();
@@ -205,6 +264,7 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
         slots,
         mask: capacity - 1,
         shift: capacity.trailing_zeros(),
+        _shares: std::marker::PhantomData,
     });
     (
         Producer {
@@ -226,8 +286,8 @@ pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
 }
 
 /// The writing end. Unique: exactly one `Producer` exists per ring.
-pub struct Producer<T> {
-    ring: Arc<Ring<T>>,
+pub struct Producer<T, X: Settle = NoAttachment> {
+    ring: Arc<Ring<T, X>>,
     /// Positions written so far (the next one to write).
     tail: usize,
     /// A copy of `ring.head` plus the capacity: the position this producer
@@ -239,7 +299,7 @@ pub struct Producer<T> {
     ahead: usize,
 }
 
-impl<T> Producer<T> {
+impl<T, X: Settle> Producer<T, X> {
     /// The number of slots.
     pub fn capacity(&self) -> usize {
         self.ring.mask + 1
@@ -266,9 +326,10 @@ impl<T> Producer<T> {
         free
     }
 
-    /// Writes `value` with `tag` (at most [`MAX_TAG`]) into the next slot and
-    /// publishes it, or hands the value back if the cached view of the
-    /// consumer's index shows no room (call [`free`] first to refresh it).
+    /// Writes `value` with `tag` (at most [`MAX_TAG`], or [`MAX_PLAIN_TAG`]
+    /// on a ring that carries shares) into the next slot and publishes it,
+    /// or hands the value back if the cached view of the consumer's index
+    /// shows no room (call [`free`] first to refresh it).
     ///
     /// [`free`]: Producer::free
     #[inline(always)]
@@ -288,10 +349,64 @@ impl<T> Producer<T> {
     /// `tail != limit`: the cached view of the consumer's index shows room.
     #[inline(always)]
     unsafe fn put(&mut self, tag: u64, value: T) {
+        debug_assert!(tag <= max_tag::<X>());
+        // SAFETY: the caller's contract.
+        unsafe {
+            self.put_with(value, |stamp, parity| {
+                // Release: pairs with the Acquire in `Shape::loaded_if_ready`,
+                // so the value written before is visible to the consumer that
+                // sees the stamp.
+                stamp.store(tag << 1 | parity, Ordering::Release);
+            });
+        }
+    }
+
+    /// Writes `value`, with `tag` (at most [`MAX_ATTACHED_TAG`]) and
+    /// `share` carried in its stamp, into the next slot and publishes it.
+    /// Hands both back if the cached view of the consumer's index shows no
+    /// room (call [`free`] first to refresh it) or if `share` does not
+    /// [fit](Attached::fits) in a stamp.
+    ///
+    /// [`free`]: Producer::free
+    #[inline(always)]
+    #[allow(clippy::type_complexity)]
+    pub fn write_attached(
+        &mut self,
+        tag: u64,
+        share: Attached<X>,
+        value: T,
+    ) -> Result<(), (T, Attached<X>)> {
+        if self.tail == self.limit || !X::CARRIED || !share.fits() {
+            return Err((value, share));
+        }
+        debug_assert!(tag <= MAX_ATTACHED_TAG);
+        // SAFETY: room checked just above.
+        unsafe {
+            self.put_with(value, |stamp, parity| {
+                // Release: as in `put`; it publishes the share with the value
+                // (A1).
+                stamp.store_attached(
+                    (tag & MAX_ATTACHED_TAG) << 1 | parity,
+                    share,
+                    Ordering::Release,
+                );
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes `value` into the next slot, then has `publish` store the
+    /// slot's stamp (given the slot's lap parity), then counts the write.
+    ///
+    /// # Safety
+    ///
+    /// `tail != limit`: the cached view of the consumer's index shows room.
+    #[inline(always)]
+    unsafe fn put_with(&mut self, value: T, publish: impl FnOnce(&Stamp, u64)) {
         debug_assert!((1..=self.capacity()).contains(&self.limit.wrapping_sub(self.tail)));
-        debug_assert!(tag <= MAX_TAG);
         let pos = self.tail;
-        let slot = self.ring.slot(pos);
+        let shape = self.ring.shape();
+        let slot = shape.slot(pos);
         // Past the last slot this asks for lines after the array (harmless,
         // and only for the lap's last `ahead` writes): cheaper than wrapping.
         prefetch_for_write((slot as *const Slot<T>).wrapping_add(self.ahead));
@@ -308,10 +423,7 @@ impl<T> Producer<T> {
             // leaks nothing.
             unsafe { (*p).write(value) };
         });
-        // Release: pairs with the Acquire in `Shape::stamp_if_ready`, so the
-        // value written above is visible to the consumer that sees the stamp.
-        slot.stamp
-            .store(tag << 1 | self.ring.shape().parity(pos), Ordering::Release);
+        publish(&slot.stamp, shape.parity(pos));
         self.tail = pos.wrapping_add(1);
     }
 
@@ -358,14 +470,14 @@ impl<T> Producer<T> {
     }
 
     /// A read-only view of the ring's occupancy, for other threads.
-    pub fn probe(&self) -> Probe<T> {
+    pub fn probe(&self) -> Probe<T, X> {
         Probe {
             ring: self.ring.clone(),
         }
     }
 }
 
-impl<T> std::fmt::Debug for Producer<T> {
+impl<T, X: Settle> std::fmt::Debug for Producer<T, X> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
             .field("capacity", &self.capacity())
@@ -375,8 +487,8 @@ impl<T> std::fmt::Debug for Producer<T> {
 }
 
 /// The reading end. Unique: exactly one `Consumer` exists per ring.
-pub struct Consumer<T> {
-    ring: Arc<Ring<T>>,
+pub struct Consumer<T, X: Settle = NoAttachment> {
+    ring: Arc<Ring<T, X>>,
     /// Always in sync with `ring.head` (only this handle writes it).
     head: usize,
     /// The last [`ready`](Consumer::ready) found every slot it looked at
@@ -385,7 +497,7 @@ pub struct Consumer<T> {
     behind: bool,
 }
 
-impl<T> Consumer<T> {
+impl<T, X: Settle> Consumer<T, X> {
     /// The number of slots.
     pub fn capacity(&self) -> usize {
         self.ring.mask + 1
@@ -458,18 +570,31 @@ impl<T> Consumer<T> {
     }
 
     /// [`consume_while`](Consumer::consume_while), telling `f` whether the
-    /// value is the `max`-th (the last one asked for).
+    /// value is the `max`-th (the last one asked for). A share carried with
+    /// a value is dropped (settled) right after `f` returns.
     #[inline]
     pub fn consume_counted(
         &mut self,
         max: usize,
         mut f: impl FnMut(u64, T, bool) -> bool,
     ) -> usize {
-        struct Advance<'a, T> {
-            consumer: &'a mut Consumer<T>,
+        self.consume_attached(max, |tag, _share, value, last| f(tag, value, last))
+    }
+
+    /// [`consume_counted`](Consumer::consume_counted), handing `f` the
+    /// share each value carries too (`None` for entries written without
+    /// one). An entry's tag comes without the share's bits.
+    #[inline]
+    pub fn consume_attached(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(u64, Option<Attached<X>>, T, bool) -> bool,
+    ) -> usize {
+        struct Advance<'a, T, X: Settle> {
+            consumer: &'a mut Consumer<T, X>,
             done: usize,
         }
-        impl<T> Drop for Advance<'_, T> {
+        impl<T, X: Settle> Drop for Advance<'_, T, X> {
             #[inline(always)]
             fn drop(&mut self) {
                 if self.done > 0 {
@@ -490,8 +615,18 @@ impl<T> Consumer<T> {
         let shape = advance.consumer.ring.shape();
         while advance.done < max {
             let pos = start.wrapping_add(advance.done);
-            let Some(tag) = shape.stamp_if_ready(pos) else {
+            let Some(stamp) = shape.loaded_if_ready(pos) else {
                 break;
+            };
+            let (tag, share) = if X::CARRIED && stamp.is_attached() {
+                // SAFETY: the slot is ready and not yet consumed (it is at
+                // or past `head`, which moves past it below), so its share
+                // was not taken (A2); the ring's share type is `X`. It is
+                // taken once: `done` counts the slot right after.
+                let share = unsafe { stamp.take_share::<X>() };
+                (stamp.plain_bits() >> 1, Some(share))
+            } else {
+                (stamp.bits() >> 1, None)
             };
             let slot = shape.slot(pos);
             let value = slot.value.with_mut(|p| {
@@ -504,7 +639,7 @@ impl<T> Consumer<T> {
                 unsafe { (*p).assume_init_read() }
             });
             advance.done += 1;
-            if !f(tag, value, advance.done == max) {
+            if !f(tag, share, value, advance.done == max) {
                 break;
             }
         }
@@ -520,7 +655,7 @@ impl<T> Consumer<T> {
     }
 }
 
-impl<T> std::fmt::Debug for Consumer<T> {
+impl<T, X: Settle> std::fmt::Debug for Consumer<T, X> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
             .field("capacity", &self.capacity())
@@ -530,11 +665,11 @@ impl<T> std::fmt::Debug for Consumer<T> {
 }
 
 /// A read-only view of a ring's occupancy, usable from any thread.
-pub struct Probe<T> {
-    ring: Arc<Ring<T>>,
+pub struct Probe<T, X: Settle = NoAttachment> {
+    ring: Arc<Ring<T, X>>,
 }
 
-impl<T> Probe<T> {
+impl<T, X: Settle> Probe<T, X> {
     /// Whether the ring held no value at the moment of the loads.
     ///
     /// Racy by nature: it may stop being empty at any time. It is exact when
@@ -570,7 +705,7 @@ impl<T> Probe<T> {
     }
 }
 
-impl<T> Clone for Probe<T> {
+impl<T, X: Settle> Clone for Probe<T, X> {
     fn clone(&self) -> Self {
         Self {
             ring: self.ring.clone(),
@@ -578,7 +713,7 @@ impl<T> Clone for Probe<T> {
     }
 }
 
-impl<T> std::fmt::Debug for Probe<T> {
+impl<T, X: Settle> std::fmt::Debug for Probe<T, X> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Probe").finish_non_exhaustive()
     }
@@ -715,6 +850,117 @@ mod tests {
             assert_eq!(live.load(StdOrdering::Relaxed), 2);
         }
         assert_eq!(live.load(StdOrdering::Relaxed), 0);
+    }
+
+    /// A share owner that counts its settlements.
+    #[derive(Default)]
+    struct Owner {
+        settled: StdAtomicUsize,
+    }
+    impl Settle for Owner {
+        fn settle(&self) {
+            self.settled.fetch_add(1, StdOrdering::Relaxed);
+        }
+    }
+    fn settled(owner: &Arc<Owner>) -> usize {
+        owner.settled.load(StdOrdering::Relaxed)
+    }
+
+    #[test]
+    fn shares_travel_in_stamps_beside_plain_tags_and_settle_once() {
+        let owner = Arc::new(Owner::default());
+        let share = || Attached::new(owner.clone());
+        assert!(share().fits(), "a heap address fits on this target");
+        assert_eq!(settled(&owner), 1, "a dropped share settles");
+        let (mut p, mut c) = channel_carrying::<u64, Owner>(4);
+        for round in 0..5u64 {
+            // Plain tags up to the largest a carrying ring takes, shares with
+            // every attached tag bit set and clear.
+            p.write(MAX_PLAIN_TAG, round).unwrap();
+            p.write_attached(MAX_ATTACHED_TAG, share(), round + 100)
+                .ok()
+                .unwrap();
+            p.write_attached(0, share(), round + 200).ok().unwrap();
+            p.write(5, round + 300).unwrap();
+            assert!(p.write_attached(1, share(), 0).is_err(), "full");
+            let before = settled(&owner);
+            assert_eq!(before, 2 + round as usize * 3, "the refused share settled");
+            let mut got = Vec::new();
+            let n = c.consume_attached(usize::MAX, |tag, share, v, _| {
+                got.push((tag, share.is_some(), v));
+                drop(share);
+                true
+            });
+            assert_eq!(n, 4);
+            assert_eq!(
+                got,
+                [
+                    (MAX_PLAIN_TAG, false, round),
+                    (MAX_ATTACHED_TAG, true, round + 100),
+                    (0, true, round + 200),
+                    (5, false, round + 300)
+                ]
+            );
+            assert_eq!(settled(&owner), before + 2);
+            p.free(4);
+        }
+        drop((p, c));
+        assert_eq!(
+            Arc::strong_count(&owner),
+            1,
+            "every share's reference is gone"
+        );
+    }
+
+    #[test]
+    fn a_dropped_ring_settles_the_shares_it_still_carries() {
+        let owner = Arc::new(Owner::default());
+        let live = StdAtomicUsize::new(0);
+        {
+            let (mut p, mut c) = channel_carrying::<Tracked<'_>, Owner>(4);
+            for i in 0..3 {
+                let share = Attached::new(owner.clone());
+                p.write_attached(1, share, Tracked::new(i, &live))
+                    .ok()
+                    .unwrap();
+            }
+            // One consumed by a consumer that ignores shares (it settles).
+            assert_eq!(c.consume(1, |tag, t| drop((tag, t))), 1);
+            assert_eq!(settled(&owner), 1);
+            // Wrap around so leftovers straddle the end of the array.
+            p.free(2);
+            for i in 3..5 {
+                let share = Attached::new(owner.clone());
+                p.write_attached(0, share, Tracked::new(i, &live))
+                    .ok()
+                    .unwrap();
+            }
+            assert_eq!(live.load(StdOrdering::Relaxed), 4);
+        }
+        assert_eq!(live.load(StdOrdering::Relaxed), 0);
+        assert_eq!(settled(&owner), 5);
+        assert_eq!(Arc::strong_count(&owner), 1);
+    }
+
+    #[test]
+    fn a_value_whose_drop_panics_does_not_keep_shares_from_settling() {
+        struct Bomb;
+        impl Drop for Bomb {
+            fn drop(&mut self) {
+                panic!("value drop");
+            }
+        }
+        let owner = Arc::new(Owner::default());
+        let (mut p, c) = channel_carrying::<Bomb, Owner>(4);
+        for _ in 0..3 {
+            p.write_attached(0, Attached::new(owner.clone()), Bomb)
+                .ok()
+                .unwrap();
+        }
+        drop(c);
+        let unwound = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(p)));
+        assert!(unwound.is_err());
+        assert_eq!(settled(&owner), 3, "every share settled before the values");
     }
 
     #[test]
