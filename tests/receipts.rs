@@ -162,18 +162,34 @@ fn a_retry_dropped_at_shutdown_releases_its_receipt() {
     assert!(r.is_complete(), "nothing holds the receipt after shutdown");
 }
 
-/// A receipt share travels in the lane's side queue, which holds fewer
-/// entries than a large lane: more tracked events than it holds wait for
-/// room (`Block`) or come back (`Fail`, `try_publish`), none is lost, and
-/// every receipt completes once the handler runs again.
+/// A timestamped event's receipt share travels in the lane's side queue
+/// (the stamp's spare bits hold the publish time), which holds fewer entries
+/// than a large lane: more tracked events than it holds wait for room
+/// (`Block`) or come back (`Fail`, `try_publish`), none is lost, and every
+/// receipt completes once the handler runs again.
 #[test]
 fn more_tracked_events_than_the_side_queue_holds_wait_or_come_back() {
+    tracked_burst(true);
+}
+
+/// Without publish times a receipt share rides in the event's slot stamp:
+/// the side queue's room does not bound tracked events, the lane's does.
+#[test]
+fn untimestamped_tracked_events_are_bounded_by_the_lane_only() {
+    tracked_burst(false);
+}
+
+/// 2,000 tracked events into a 4,096-slot lane whose handler is held in
+/// its first call; with `timestamps`, more than the side queue holds.
+fn tracked_burst(timestamps: bool) {
     for backpressure in [pinbus::Backpressure::Fail, pinbus::Backpressure::Block] {
         let engine = engine(1, pinbus::IdleStrategy::Park, 4096);
         let topic = engine
             .topic_with::<u64>(
                 "tracked.many",
-                pinbus::TopicOptions::default().backpressure(backpressure),
+                pinbus::TopicOptions::default()
+                    .backpressure(backpressure)
+                    .timestamps(timestamps),
             )
             .unwrap();
         let (release, gate) = mpsc::channel::<()>();
@@ -207,8 +223,12 @@ fn more_tracked_events_than_the_side_queue_holds_wait_or_come_back() {
         });
         if backpressure == pinbus::Backpressure::Fail {
             let (receipts, refused) = publisher.join().unwrap();
-            assert!(refused > 0, "the side queue filled before the lane did");
-            assert!(receipts.len() < 4096, "fewer than the lane holds");
+            if timestamps {
+                assert!(refused > 0, "the side queue filled before the lane did");
+                assert!(receipts.len() < 4096, "fewer than the lane holds");
+            } else {
+                assert_eq!((receipts.len() as u64, refused), (N, 0), "all fit the lane");
+            }
             release.send(()).unwrap();
             for r in &receipts {
                 assert!(r.wait_timeout(Duration::from_secs(10)));

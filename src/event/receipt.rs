@@ -55,6 +55,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use crate::core::attach::{Attached, Settle};
 use crate::event::reuse;
 use crate::event::spin::{self, YIELD_UNTIL};
 use crate::loom::future::AtomicWaker;
@@ -81,7 +82,7 @@ pub(crate) struct Tracker {
 }
 
 /// One lane's share of a tracked event; dropping it counts that lane done.
-pub(crate) struct TrackerRef(Arc<Tracker>);
+pub(crate) struct TrackerRef(Attached<Tracker>);
 
 impl TrackerRef {
     /// One more share (a retry copy of the event): the receipt now also
@@ -89,23 +90,40 @@ impl TrackerRef {
     pub(crate) fn another(&self) -> TrackerRef {
         // Relaxed, as for an `Arc` clone: `self` is a live share, so the
         // count is at least 1 and cannot reach 0 (completion) meanwhile.
-        self.0.remaining.fetch_add(1, Ordering::Relaxed);
-        TrackerRef(self.0.clone())
+        self.0.get().remaining.fetch_add(1, Ordering::Relaxed);
+        TrackerRef(Attached::new(self.0.arc().clone()))
+    }
+
+    /// The share as a ring carries it in a slot's stamp.
+    pub(crate) fn into_share(self) -> Attached<Tracker> {
+        self.0
+    }
+
+    /// The share a ring carried in a slot's stamp.
+    pub(crate) fn from_share(share: Attached<Tracker>) -> TrackerRef {
+        TrackerRef(share)
+    }
+
+    /// Whether a ring can carry this share in a slot's stamp.
+    pub(crate) fn fits_in_stamp(&self) -> bool {
+        self.0.fits()
     }
 }
 
-impl Drop for TrackerRef {
-    fn drop(&mut self) {
-        if self.0.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+/// Dropping a share ([`TrackerRef`], or the share a ring carries for it)
+/// counts its lane's copy as done.
+impl Settle for Tracker {
+    fn settle(&self) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
             // The decrement, this fence, then the load: (R1).
             fence::light();
-            if self.0.blocked.load(fence::AFTER_LIGHT) {
-                *self.0.done.lock() = true;
-                self.0.cv.notify_all();
+            if self.blocked.load(fence::AFTER_LIGHT) {
+                *self.done.lock() = true;
+                self.cv.notify_all();
             }
             // After the decrement: pairs with the register-then-check in
             // `Receipt::poll`.
-            self.0.waker.wake();
+            self.waker.wake();
         }
     }
 }
@@ -190,7 +208,7 @@ pub struct Receipt {
 impl Receipt {
     /// One lane's share of the event (see [`tracked`]).
     pub(crate) fn share(&self) -> TrackerRef {
-        TrackerRef(self.tracker.clone())
+        TrackerRef(Attached::new(self.tracker.clone()))
     }
 
     /// Whether every subscription has handled the event.

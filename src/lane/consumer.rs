@@ -1,12 +1,14 @@
 //! The consuming end of one ring of a lane.
 
 use crate::core::ring::Consumer;
+use crate::event::receipt::{Tracker, TrackerRef};
 
 use crate::lane::tag::{flagged, Cursor, Delivered, SideItem};
 
 /// The consuming end of one ring of a lane.
 pub(crate) struct LaneConsumer<T> {
-    pub(crate) ring: Consumer<T>,
+    /// The events; a tracked one may carry its receipt share in its stamp.
+    pub(crate) ring: Consumer<T, Tracker>,
     /// The ring's side queue.
     pub(crate) side: Consumer<SideItem>,
     pub(crate) cursor: Cursor,
@@ -47,8 +49,9 @@ impl<T> LaneConsumer<T> {
         mut f: impl FnMut(T, Delivered) -> bool,
     ) -> usize {
         let LaneConsumer { ring, side, cursor } = self;
-        ring.consume_counted(max, |tag, value, last| {
-            let (tracker, lineage) = flagged(tag, side, cursor);
+        ring.consume_attached(max, |tag, share, value, last| {
+            let (side_tracker, lineage) = flagged(tag, side, cursor);
+            let tracker = share.map(TrackerRef::from_share).or(side_tracker);
             let mut d = cursor.advance(tag, tracker, lineage);
             d.end_of_batch = last;
             f(value, d)

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 use crate::core::ring::{self, Producer};
-use crate::event::receipt::TrackerRef;
+use crate::event::receipt::{Tracker, TrackerRef};
 use crate::event::trace::Lineage;
 use crate::lane::consumer::LaneConsumer;
 use crate::lane::rings::Lane;
@@ -29,7 +29,9 @@ pub(crate) struct Outgoing<T> {
 /// A producer slot's end of one lane.
 pub(crate) struct LaneProducer<T> {
     pub(crate) lane: Arc<Lane<T>>,
-    pub(crate) ring: Producer<T>,
+    /// The events; a tracked one carries its receipt share in its stamp
+    /// when the share fits and the event has no publish time.
+    pub(crate) ring: Producer<T, Tracker>,
     /// The ring's side queue (rare per-event data, [`lane`](crate::lane)).
     pub(crate) side: Producer<SideItem>,
     pub(crate) cursor: Cursor,
@@ -130,7 +132,11 @@ impl<T> LaneProducer<T> {
         if needs_time_base(c, ev.published) {
             flags |= SIDE_TIME_BASE;
         }
-        if ev.tracker.is_some() {
+        // The receipt share rides in the stamp when the tag's time bits are
+        // free and it fits; otherwise in the side queue.
+        let in_stamp =
+            ev.published == 0 && ev.tracker.as_ref().is_some_and(TrackerRef::fits_in_stamp);
+        if ev.tracker.is_some() && !in_stamp {
             flags |= SIDE_TRACKER;
         }
         if ev.lineage != Lineage::Root {
@@ -157,8 +163,13 @@ impl<T> LaneProducer<T> {
         if lineage != Lineage::Root {
             self.cursor.lineage = lineage;
         }
+        let (side_tracker, stamp_tracker) = if in_stamp {
+            (None, tracker)
+        } else {
+            (tracker, None)
+        };
         if flags & SIDE_MASK != 0 {
-            self.attach(flags, seq, version, published, tracker, lineage);
+            self.attach(flags, seq, version, published, side_tracker, lineage);
         }
         let c = &mut self.cursor;
         c.next_seq = seq.wrapping_add(1);
@@ -166,7 +177,18 @@ impl<T> LaneProducer<T> {
         if published != 0 {
             tag |= (published - c.time_base + 1) << TIME_SHIFT;
         }
-        let written = self.ring.write(tag, value);
+        let written = match stamp_tracker {
+            // `flags` fits the attached tag's bits (FLAG_MASK < 2^8), and
+            // the share fits (checked above).
+            Some(t) => self
+                .ring
+                .write_attached(tag, t.into_share(), value)
+                .map_err(|(value, share)| {
+                    drop(share);
+                    value
+                }),
+            None => self.ring.write(tag, value),
+        };
         // Room was checked above, and only this producer fills the ring.
         debug_assert!(written.is_ok(), "ring room changed under its only producer");
         drop(written);
@@ -237,7 +259,7 @@ impl<T> LaneProducer<T> {
     /// Creates a ring for a new producer slot, hands its consumer end to the
     /// lane, and returns the producer end. Allocates (once per slot and lane).
     pub(crate) fn new(this: &Arc<Lane<T>>) -> LaneProducer<T> {
-        let (producer, consumer) = ring::channel(this.capacity);
+        let (producer, consumer) = ring::channel_carrying(this.capacity);
         let (side, side_consumer) = ring::channel(side_capacity(this.capacity));
         this.probes.lock().push(producer.probe());
         this.fresh.lock().push(LaneConsumer {

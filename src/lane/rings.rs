@@ -39,7 +39,13 @@
 //! |---|---|
 //! | 0–4 | side items to pop, in this order: version, seq, time base, receipt share, lineage |
 //! | 5 | lineage step: the cursor's lineage one sequence number on (after the side items) |
-//! | 6–62 | publish time − time base + 1, or 0 = not stamped |
+//! | 6–61 | publish time − time base + 1, or 0 = not stamped |
+//! | 62 | the ring's: the stamp carries a receipt share ([`attach`](crate::core::attach)) |
+//!
+//! A tracked event without a publish time carries its receipt share in the
+//! stamp itself (tag bits 8–61 then hold the share, not a time), so a
+//! `publish_and_wait` touches no side-queue line; a timestamped one (or one
+//! whose share does not fit a stamp) sends it as a side item.
 //!
 //! # Orderings
 //!
@@ -63,6 +69,7 @@
 use std::collections::VecDeque;
 
 use crate::core::ring::Probe;
+use crate::event::receipt::Tracker;
 
 use crate::lane::consumer::LaneConsumer;
 use crate::lane::keyed::{Held, Partitions};
@@ -81,7 +88,7 @@ pub(crate) struct Lane<T> {
     pub(crate) fresh: Mutex<Vec<LaneConsumer<T>>>,
     pub(crate) has_fresh: AtomicBool,
     /// One probe per ring, for the shutdown emptiness check.
-    pub(crate) probes: Mutex<Vec<Probe<T>>>,
+    pub(crate) probes: Mutex<Vec<Probe<T, Tracker>>>,
     /// Whether anyone drains the lane: 1 for a worker lane until it is
     /// retired; the member count for a group lane. 0 = retired (a lane never
     /// comes back from 0: a group whose last member left gets a new lane).

@@ -20,9 +20,10 @@ pub(crate) const SIDE_MASK: u64 = 0x1f;
 pub(crate) const TRACE_STEP: u64 = 1 << 5;
 /// Every flag: an entry with none is plain.
 pub(crate) const FLAG_MASK: u64 = SIDE_MASK | TRACE_STEP;
-/// Publish time: tag bits 6–62.
+/// Publish time: tag bits 6–61 (tag bit 62 is the ring's: whether the
+/// stamp carries a receipt share, [`attach`](crate::core::attach)).
 pub(crate) const TIME_SHIFT: u32 = 6;
-pub(crate) const TIME_LIMIT: u64 = 1 << 57;
+pub(crate) const TIME_LIMIT: u64 = 1 << 56;
 
 /// Rare per-event data, carried beside the ring (module docs).
 pub(crate) enum SideItem {
@@ -275,6 +276,30 @@ mod tests {
         assert_eq!(got[1].1.lineage, Lineage::Root);
         assert!(got[1].1.tracker.is_none());
         got.clear(); // drops the share: this lane's copy is done
+        assert!(receipt.is_complete());
+    }
+
+    #[test]
+    fn a_receipt_share_rides_in_the_stamp_unless_the_event_has_a_publish_time() {
+        let (mut p, mut c) = pair(8);
+        let receipt = receipt::tracked(7, false, 3);
+        for (i, published) in [(0u32, 0u64), (1, 1_000), (2, 0)] {
+            p.write(Outgoing {
+                tracker: Some(receipt.share()),
+                ..out(i, u64::from(i), 0, published)
+            })
+            .ok()
+            .unwrap();
+        }
+        // Only the timestamped event's share goes on the side (its time
+        // fits the tag from the initial base).
+        assert_eq!(p.side.probe().len(), 1);
+        let got = take(&mut c);
+        assert!(got.iter().all(|(_, d)| d.tracker.is_some()));
+        let times: Vec<_> = got.iter().map(|(v, d)| (*v, d.seq, d.published)).collect();
+        assert_eq!(times, [(0, 0, 0), (1, 1, 1_000), (2, 2, 0)]);
+        assert!(!receipt.is_complete(), "the shares are still held");
+        drop(got);
         assert!(receipt.is_complete());
     }
 
