@@ -31,11 +31,17 @@ pub enum Pinning {
 }
 
 /// The cores this machine has online (Linux: `/sys/devices/system/cpu/online`),
-/// falling back to the cores the calling thread may use.
+/// falling back to the cores the calling thread may use. Read once per
+/// process: every engine's validation and placement see the same list.
 pub(crate) fn available_cores() -> Vec<usize> {
     if cfg!(loom) {
         return (0..crate::loom::core_count()).collect();
     }
+    static ONLINE: std::sync::OnceLock<Vec<usize>> = std::sync::OnceLock::new();
+    ONLINE.get_or_init(read_available_cores).clone()
+}
+
+fn read_available_cores() -> Vec<usize> {
     if let Ok(text) = std::fs::read_to_string("/sys/devices/system/cpu/online") {
         if let Some(cores) = parse_cpu_list(text.trim()) {
             if !cores.is_empty() {
