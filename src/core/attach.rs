@@ -239,7 +239,7 @@ impl Loaded {
     /// The stamp's bits without the share field (and without [`ATTACHED`]).
     #[inline(always)]
     pub fn plain_bits(self) -> u64 {
-        self.bits() & !(ATTACHED | SHARE_MAX << SHARE_SHIFT)
+        self.bits() & NOT_SHARE & !ATTACHED
     }
 
     /// Whether the stamp carries a share.
